@@ -1,0 +1,1 @@
+"""Univence gRPC services: one package per service, all built on services.common."""

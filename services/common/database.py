@@ -1,0 +1,97 @@
+"""SQL databases for services that keep state (accounts, media): engines and schema migrations.
+
+SQLite is the embedded default; PostgreSQL is used by URL when more than one replica shares state.
+Engines are synchronous SQLAlchemy; async servicers call them through asyncio.to_thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`. SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE transactions, so
+    concurrent writers queue on the database lock instead of failing when they upgrade a read lock."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            for pragma in ("journal_mode=WAL", "busy_timeout=60000", "foreign_keys=ON", "synchronous=NORMAL"):
+                cursor.execute(f"PRAGMA {pragma}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of a service's schema. `apply` runs inside the migration's transaction."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def sql(*statements: str) -> Callable[[Connection], None]:
+    """A migration step made of plain SQL statements that SQLite and PostgreSQL both accept."""
+
+    def apply(conn: Connection) -> None:
+        for statement in statements:
+            conn.execute(text(statement))
+
+    return apply
+
+
+def migrate(engine: Engine, service: str, migrations: list[Migration]) -> int:
+    """Applies the migrations `service` has not applied yet, in version order; returns the version.
+
+    Safe to run from several replicas at once: PostgreSQL takes an advisory lock per service,
+    SQLite's BEGIN IMMEDIATE serializes the writers.
+    """
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise ValueError(f"{service} migrations must have increasing, unique versions: {versions}")
+    with engine.begin() as conn:
+        if is_postgres(engine):
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(service.encode())})
+        conn.execute(text(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " service VARCHAR(64) NOT NULL, version INTEGER NOT NULL, description TEXT NOT NULL,"
+            " applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (service, version))"
+        ))
+        applied = {row[0] for row in conn.execute(
+            text("SELECT version FROM schema_migrations WHERE service = :s"), {"s": service})}
+        for m in migrations:
+            if m.version in applied:
+                continue
+            log.info("%s: applying migration %d (%s)", service, m.version, m.description)
+            m.apply(conn)
+            conn.execute(text("INSERT INTO schema_migrations (service, version, description)"
+                              " VALUES (:s, :v, :d)"), {"s": service, "v": m.version, "d": m.description})
+    return max(versions, default=0)

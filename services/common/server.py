@@ -1,0 +1,166 @@
+"""The aio gRPC server every service runs: health, reflection, telemetry, metrics, drain on SIGTERM.
+
+A service hands over a ServiceDefinition (its servicers and how to load its models); health stays
+NOT_SERVING, and RPCs answer MODEL_UNAVAILABLE, until `load` has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common.config import ServiceSettings
+from services.common.interceptor import RuntimeInterceptor
+from services.common.metrics import MODEL_READY, start_metrics_server
+from services.common.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass
+class GrpcService:
+    """One gRPC service a process serves: its full name and how to add its servicer to a server."""
+
+    full_name: str  # e.g. "univence.accounts.v1.AccountsService"
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+
+
+@dataclass
+class ServiceDefinition:
+    """What a service is: its name, its gRPC services, and how to load and close its models."""
+
+    name: str
+    services: list[GrpcService]
+    load: Callable[[], Awaitable[None]] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+    # Names the model(s) in log lines and MODEL_UNAVAILABLE messages.
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
+    size = settings.max_message_mb * 1024 * 1024
+    return [
+        ("grpc.max_receive_message_length", size),
+        ("grpc.max_send_message_length", size),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+class ServiceRuntime:
+    """Runs one ServiceDefinition: `await start()`, then `await wait_stopped()` or `await stop()`."""
+
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings):
+        self.definition = definition
+        self.settings = settings
+        self.port: int = 0
+        self.loaded = asyncio.Event()
+        self.load_error: str | None = None
+        self._stop_requested = asyncio.Event()
+        self._health = health.aio.HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self._load_task: asyncio.Task | None = None
+
+    def not_ready_reason(self) -> str | None:
+        if self.loaded.is_set():
+            return None
+        what = self.definition.description or self.definition.name
+        if self.load_error:
+            return f"{what} failed to load: {self.load_error}"
+        return f"{what} is still loading; retry shortly"
+
+    async def start(self) -> int:
+        d, s = self.definition, self.settings
+        setup_tracing(f"univence-{d.name}", s.otel_exporter)
+        server = grpc.aio.server(
+            interceptors=[RuntimeInterceptor(d.name, self.not_ready_reason)], options=server_options(s)
+        )
+        for svc in d.services:
+            svc.add_to_server(svc.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [svc.full_name for svc in d.services]
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
+        self.port = server.add_insecure_port(s.address)
+        if self.port == 0:
+            raise OSError(f"{d.name}: cannot listen on {s.address}")
+        await self._set_health(NOT_SERVING)
+        await server.start()
+        self._server = server
+        start_metrics_server(s.metrics_port, s.host)
+        log.info("%s listening on %s:%d (profile=%s)", d.name, s.host, self.port, d.extra.get("profile", "-"))
+        self._load_task = asyncio.create_task(self._load())
+        return self.port
+
+    async def _load(self) -> None:
+        try:
+            if self.definition.load is not None:
+                await self.definition.load()
+        except Exception as exc:  # noqa: BLE001 - a load failure is reported, not a crash
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("%s: %s", self.definition.name, self.not_ready_reason())
+            return
+        self.loaded.set()
+        MODEL_READY.labels(self.definition.name).set(1)
+        await self._set_health(SERVING)
+        log.info("%s is SERVING", self.definition.name)
+
+    async def _set_health(self, status: int) -> None:
+        await self._health.set("", status)
+        for svc in self.definition.services:
+            await self._health.set(svc.full_name, status)
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    async def wait_stopped(self) -> None:
+        """Serves until request_stop() (SIGTERM/SIGINT in `run`), then drains."""
+        await self._stop_requested.wait()
+        await self.stop()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING first (load balancers stop sending), then in-flight RPCs get `grace` to finish."""
+        if self._server is None:
+            return
+        grace = self.settings.drain_seconds if grace is None else grace
+        await self._set_health(NOT_SERVING)
+        log.info("%s draining (up to %.0fs)", self.definition.name, grace)
+        if self._load_task and not self._load_task.done():
+            self._load_task.cancel()
+        await self._server.stop(grace)
+        self._server = None
+        if self.definition.close is not None:
+            await self.definition.close()
+        MODEL_READY.labels(self.definition.name).set(0)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run(settings: ServiceSettings, definition: Callable[[ServiceSettings], ServiceDefinition]) -> None:
+    """A service process's entry point: builds the definition, serves, drains on SIGTERM/SIGINT."""
+    configure_logging(settings.log_level)
+
+    async def main() -> None:
+        runtime = ServiceRuntime(definition(settings), settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.request_stop)
+        await runtime.start()
+        await runtime.wait_stopped()
+
+    asyncio.run(main())

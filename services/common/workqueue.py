@@ -1,0 +1,188 @@
+"""Bounded model work: a queue that refuses at once when full, and a batcher on top of it.
+
+Model calls block, so they run on the queue's own threads; `concurrency` of them at a time. Items
+past `max_pending` (waiting plus running) get RESOURCE_EXHAUSTED straight away instead of growing
+memory; items whose deadline passes while they wait are dropped before any work is done for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from services.common.errors import Reason, ServiceError
+from services.common.metrics import BATCH_SIZE, QUEUE_DEPTH, QUEUE_REJECTED
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def deadline_exceeded() -> ServiceError:
+    return ServiceError(Reason.ERROR_REASON_DEADLINE_EXCEEDED, "the deadline passed before the work started")
+
+
+class WorkQueue:
+    def __init__(self, name: str, *, max_pending: int, concurrency: int = 1):
+        if max_pending < 1 or concurrency < 1:
+            raise ValueError("max_pending and concurrency must be at least 1")
+        self.name = name
+        self.max_pending = max_pending
+        self.pending = 0
+        self._slots = asyncio.Semaphore(concurrency)
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{name}-work")
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Counts one item as pending for the block's duration, or refuses it when the queue is full."""
+        if self.pending >= self.max_pending:
+            QUEUE_REJECTED.labels(self.name).inc()
+            raise ServiceError(
+                Reason.ERROR_REASON_QUEUE_FULL,
+                f"the {self.name} queue is full ({self.max_pending} requests waiting or running); "
+                "retry later",
+            )
+        self.pending += 1
+        QUEUE_DEPTH.labels(self.name).set(self.pending)
+        try:
+            yield
+        finally:
+            self.pending -= 1
+            QUEUE_DEPTH.labels(self.name).set(self.pending)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, timeout: float | None = None) -> AsyncIterator[None]:
+        """Holds one of the `concurrency` slots; `timeout` bounds the wait (DEADLINE_EXCEEDED after)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise deadline_exceeded() from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def in_thread(self, fn: Callable[..., R], *args: Any) -> R:
+        """Runs fn(*args) on one of the queue's work threads (call it while holding a slot)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def execute(self, fn: Callable[..., R], *args: Any, timeout: float | None = None) -> R:
+        """Runs fn(*args) on a work thread once a slot is free; `timeout` bounds the wait for the slot."""
+        async with self.slot(timeout):
+            return await self.in_thread(fn, *args)
+
+    async def run(self, fn: Callable[..., R], *args: Any, timeout: float | None = None) -> R:
+        """admit() + execute(): one unbatched work item."""
+        with self.admit():
+            return await self.execute(fn, *args, timeout=timeout)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class _Entry(Generic[T, R]):
+    item: T
+    future: asyncio.Future[R]
+    deadline: float | None  # loop time
+
+
+@dataclass
+class _Group:
+    entries: list[_Entry] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+
+class Batcher(Generic[T, R]):
+    """Gathers compatible items (same `key`) into one model call of up to `max_batch_size` items,
+    waiting at most `max_wait_s` for a batch to fill.
+
+    `process(items)` runs on a work thread and returns one result per item, in order; a result that
+    is an exception fails only its own item.
+    """
+
+    def __init__(
+        self,
+        queue: WorkQueue,
+        process: Callable[[list[T]], Sequence[R | BaseException]],
+        *,
+        max_batch_size: int,
+        max_wait_s: float,
+        key: Callable[[T], Hashable] = lambda item: None,
+    ):
+        self._queue = queue
+        self._process = process
+        self._max_batch_size = max(1, max_batch_size)
+        self._max_wait_s = max_wait_s
+        self._key = key
+        self._groups: dict[Hashable, _Group] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    async def submit(self, item: T, *, timeout: float | None = None) -> R:
+        loop = asyncio.get_running_loop()
+        with self._queue.admit():
+            entry = _Entry(item, loop.create_future(), None if timeout is None else loop.time() + timeout)
+            key = self._key(item)
+            group = self._groups.setdefault(key, _Group())
+            group.entries.append(entry)
+            if len(group.entries) >= self._max_batch_size:
+                self._flush(key)
+            elif group.timer is None:
+                group.timer = loop.call_later(self._max_wait_s, self._flush, key)
+            return await entry.future
+
+    def _flush(self, key: Hashable) -> None:
+        group = self._groups.pop(key, None)
+        if group is None:
+            return
+        if group.timer is not None:
+            group.timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._run(group.entries))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, entries: list[_Entry]) -> None:
+        loop = asyncio.get_running_loop()
+        deadlines = [e.deadline for e in entries if e.deadline is not None]
+        wait = None if len(deadlines) < len(entries) else max(deadlines) - loop.time()
+        try:
+            async with self._queue.slot(timeout=wait):
+                live = self._live(entries, loop.time())
+                if not live:
+                    return
+                results = await self._queue.in_thread(self._call, [e.item for e in live])
+        except BaseException as exc:  # noqa: BLE001 - the whole batch failed: every waiter hears it
+            for e in entries:
+                if not e.future.done():
+                    e.future.set_exception(exc if isinstance(exc, Exception) else deadline_exceeded())
+            return
+        for e, result in zip(live, results, strict=True):
+            if e.future.done():
+                continue
+            if isinstance(result, BaseException):
+                e.future.set_exception(result)
+            else:
+                e.future.set_result(result)
+
+    def _live(self, entries: list[_Entry], now: float) -> list[_Entry]:
+        """Entries still wanted: not cancelled by their caller and not past their deadline."""
+        live = []
+        for e in entries:
+            if e.future.done():
+                continue
+            if e.deadline is not None and e.deadline <= now:
+                e.future.set_exception(deadline_exceeded())
+                continue
+            live.append(e)
+        return live
+
+    def _call(self, items: list[T]) -> Sequence[R | BaseException]:
+        BATCH_SIZE.labels(self._queue.name).observe(len(items))
+        results = self._process(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"batch of {len(items)} returned {len(results)} results")
+        return results
