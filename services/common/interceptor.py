@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("univence.services")
 
 # RPCs that answer whether or not the models are loaded.
-_ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+_ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/univence.common.v1.ServiceInfoService/")
 
 
 class RuntimeInterceptor(grpc.aio.ServerInterceptor):

@@ -7,6 +7,7 @@ NOT_SERVING, and RPCs answer MODEL_UNAVAILABLE, until `load` has finished.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from services.common.config import ServiceSettings
 from services.common.interceptor import RuntimeInterceptor
 from services.common.metrics import MODEL_READY, start_metrics_server
 from services.common.telemetry import setup_tracing
+from univence.common.v1 import common_pb2, common_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -46,7 +48,12 @@ class ServiceDefinition:
     close: Callable[[], Awaitable[None]] | None = None
     # Names the model(s) in log lines and MODEL_UNAVAILABLE messages.
     description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    # `full` or `tiny` for modality services; empty for services without models.
+    profile: str = ""
+    # Where the models run; empty for services without models.
+    device: str = ""
+    # The models served, for GetServiceInfo (filled in by `load` where they are only known then).
+    models: list[common_pb2.ModelInfo] = field(default_factory=list)
 
 
 def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
@@ -86,10 +93,14 @@ class ServiceRuntime:
         server = grpc.aio.server(
             interceptors=[RuntimeInterceptor(d.name, self.not_ready_reason)], options=server_options(s)
         )
-        for svc in d.services:
+        services = [*d.services, GrpcService(
+            common_pb2.DESCRIPTOR.services_by_name["ServiceInfoService"].full_name,
+            common_pb2_grpc.add_ServiceInfoServiceServicer_to_server, _ServiceInfoServicer(self),
+        )]
+        for svc in services:
             svc.add_to_server(svc.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = [svc.full_name for svc in d.services]
+        names = [svc.full_name for svc in services]
         reflection.enable_server_reflection(
             [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
             server,
@@ -101,7 +112,8 @@ class ServiceRuntime:
         await server.start()
         self._server = server
         start_metrics_server(s.metrics_port, s.host)
-        log.info("%s listening on %s:%d (profile=%s)", d.name, s.host, self.port, d.extra.get("profile", "-"))
+        log.info("%s listening on %s:%d%s", d.name, s.host, self.port,
+                 f" (profile {d.profile}, device {d.device})" if d.profile else "")
         self._load_task = asyncio.create_task(self._load())
         return self.port
 
@@ -145,6 +157,28 @@ class ServiceRuntime:
         if self.definition.close is not None:
             await self.definition.close()
         MODEL_READY.labels(self.definition.name).set(0)
+
+
+class _ServiceInfoServicer(common_pb2_grpc.ServiceInfoServiceServicer):
+    """Answers GetServiceInfo from the runtime's definition and load state (open before load ends)."""
+
+    def __init__(self, runtime: ServiceRuntime):
+        self._runtime = runtime
+
+    async def GetServiceInfo(self, request, context) -> common_pb2.GetServiceInfoResponse:
+        d = self._runtime.definition
+        return common_pb2.GetServiceInfoResponse(
+            service=d.name, profile=d.profile, device=d.device, models=d.models,
+            ready=self._runtime.loaded.is_set(), load_error=self._runtime.load_error or "",
+            version=_version(),
+        )
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("univence")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def configure_logging(level: str) -> None:

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from univence.common.v1 import common_pb2 as univence_dot_common_dot_v1_dot_common__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,82 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class ServiceInfoServiceStub:
+    """ServiceInfoService is served by every Univence service (the shared runtime registers it), so the
+    edge and operators can ask what a service serves and in which profile.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetServiceInfo = channel.unary_unary(
+                '/univence.common.v1.ServiceInfoService/GetServiceInfo',
+                request_serializer=univence_dot_common_dot_v1_dot_common__pb2.GetServiceInfoRequest.SerializeToString,
+                response_deserializer=univence_dot_common_dot_v1_dot_common__pb2.GetServiceInfoResponse.FromString,
+                _registered_method=True)
+
+
+class ServiceInfoServiceServicer:
+    """ServiceInfoService is served by every Univence service (the shared runtime registers it), so the
+    edge and operators can ask what a service serves and in which profile.
+    """
+
+    def GetServiceInfo(self, request, context):
+        """What the service is, where it runs and which models it serves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ServiceInfoServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetServiceInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServiceInfo,
+                    request_deserializer=univence_dot_common_dot_v1_dot_common__pb2.GetServiceInfoRequest.FromString,
+                    response_serializer=univence_dot_common_dot_v1_dot_common__pb2.GetServiceInfoResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'univence.common.v1.ServiceInfoService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('univence.common.v1.ServiceInfoService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ServiceInfoService:
+    """ServiceInfoService is served by every Univence service (the shared runtime registers it), so the
+    edge and operators can ask what a service serves and in which profile.
+    """
+
+    @staticmethod
+    def GetServiceInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.common.v1.ServiceInfoService/GetServiceInfo',
+            univence_dot_common_dot_v1_dot_common__pb2.GetServiceInfoRequest.SerializeToString,
+            univence_dot_common_dot_v1_dot_common__pb2.GetServiceInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
