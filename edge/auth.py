@@ -1,0 +1,80 @@
+"""Who is calling: the authentication dependency (X-API-Key, `Authorization: Bearer sk-…` or a JWT),
+resolved by the accounts service and reused for a few seconds, then the per-key rate limit."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from edge.clients import ServiceClients, call
+from edge.errors import APIError
+from univence.accounts.v1 import accounts_pb2
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: str
+    premium: bool
+    # The API key's id, or "" for a JWT; rate limits are per key (per user for JWTs).
+    key_id: str
+
+    @property
+    def limit_key(self) -> str:
+        return self.key_id or self.user_id
+
+
+def credential_from(request: Request) -> str | None:
+    """The API key or JWT the request carries: X-API-Key first, then a Bearer token."""
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return api_key.strip()
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+class Authenticator:
+    """Resolves credentials through the accounts service, caching successes for `cache_seconds`
+    (keyed by a digest, so secrets are not kept around). Failures are never cached."""
+
+    def __init__(self, clients: ServiceClients, cache_seconds: float, max_entries: int = 100_000):
+        self._clients = clients
+        self._cache_seconds = cache_seconds
+        self._max_entries = max_entries
+        self._cache: dict[bytes, tuple[float, Principal]] = {}
+
+    async def authenticate(self, credential: str) -> Principal:
+        digest = hashlib.sha256(credential.encode()).digest()
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        response = await call("accounts", self._clients.accounts.Authenticate,
+                              accounts_pb2.AuthenticateRequest(credential=credential), timeout=10)
+        principal = Principal(response.user.user_id, response.user.premium, response.key_id)
+        if self._cache_seconds > 0:
+            if len(self._cache) >= self._max_entries:
+                self._cache.clear()
+            self._cache[digest] = (now + self._cache_seconds, principal)
+        return principal
+
+
+async def require_principal(request: Request) -> Principal:
+    """FastAPI dependency for every authenticated endpoint."""
+    credential = credential_from(request)
+    if not credential:
+        raise APIError(401, "Missing API key: send `X-API-Key: sk-…` or `Authorization: Bearer <key or JWT>`",
+                       "authentication_error", code="missing_api_key")
+    if len(credential) > 8192:
+        raise APIError(401, "Invalid API key or token", "authentication_error", code="invalid_api_key")
+    principal = await request.app.state.authenticator.authenticate(credential)
+    request.app.state.rate_limiter.check(principal.limit_key, request)
+    request.state.principal = principal
+    return principal

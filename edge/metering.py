@@ -1,0 +1,141 @@
+"""The metering flow around every priced request: reserve → run → store → commit, release on failure.
+
+    async with meter.hold(request, principal, [item]) as hold:
+        if hold.replay is not None:
+            return hold.replay                      # same Idempotency-Key, already charged once
+        ...run the work, store the media...
+        await hold.commit(actual_items, response_bytes)
+
+Leaving the block without a commit (an error, a cancelled request, a client that went away) releases
+the hold, so a failed request never costs credits. The release runs in its own task, so cancellation
+of the request cannot cut it short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
+
+from fastapi import Request, Response
+
+from edge.auth import Principal
+from edge.clients import ServiceClients, call
+from edge.errors import APIError
+from univence.accounts.v1 import accounts_pb2
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class Hold:
+    def __init__(self, meter: Meter, hold: accounts_pb2.Hold, replay: Response | None):
+        self._meter = meter
+        self.hold = hold
+        self.replay = replay
+        self.settled = replay is not None
+
+    async def commit(self, items: list[accounts_pb2.ChargeItem] | None = None, response_body: bytes = b"",
+                     content_type: str = "application/json") -> accounts_pb2.CommitResponse:
+        """Charges the real cost (items as actually done; None charges the quote) and keeps the
+        response for replays of the same Idempotency-Key."""
+        result = await call("accounts", self._meter.clients.accounts.Commit, accounts_pb2.CommitRequest(
+            hold_id=self.hold.hold_id, items=items or [], response_body=response_body,
+            response_content_type=content_type), timeout=30)
+        self.settled = True
+        return result
+
+    async def release(self, reason: str) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        task = asyncio.ensure_future(self._meter.release(self.hold.hold_id, reason))
+        self._meter.background.add(task)
+        task.add_done_callback(self._meter.background.discard)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+
+
+class Meter:
+    def __init__(self, clients: ServiceClients):
+        self.clients = clients
+        self.background: set[asyncio.Task] = set()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, request: Request, principal: Principal,
+                   items: list[accounts_pb2.ChargeItem]) -> AsyncIterator[Hold]:
+        key = request.headers.get("idempotency-key", "")
+        if len(key) > MAX_IDEMPOTENCY_KEY:
+            raise APIError(400, f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters",
+                           param="Idempotency-Key")
+        reserved = await call("accounts", self.clients.accounts.Reserve, accounts_pb2.ReserveRequest(
+            user_id=principal.user_id, items=items, idempotency_key=key,
+            request_fingerprint=fingerprint(request) if key else ""), timeout=30)
+        replay = None
+        if reserved.replayed:
+            replay = Response(reserved.stored_response, media_type=reserved.stored_response_content_type
+                              or "application/json", headers={"Idempotent-Replayed": "true"})
+            if not reserved.stored_response:
+                raise APIError(409, "This Idempotency-Key was already used for a request that completed; its "
+                               "response is not stored, so it cannot be replayed", code="idempotency_conflict",
+                               param="Idempotency-Key")
+        hold = Hold(self, reserved.hold, replay)
+        try:
+            yield hold
+        except BaseException as exc:
+            await hold.release(_reason(exc))
+            raise
+        if not hold.settled:
+            await hold.release("not_committed")
+
+    async def release(self, hold_id: str, reason: str) -> None:
+        try:
+            await call("accounts", self.clients.accounts.Release,
+                       accounts_pb2.ReleaseRequest(hold_id=hold_id, reason=reason), timeout=30)
+        except APIError as exc:  # the hold still expires by itself; say so and go on
+            log.warning("release of %s failed (%s); it will expire on its own", hold_id, exc.message)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "client_disconnected"
+    if isinstance(exc, APIError):
+        return exc.type
+    return "processing_error"
+
+
+def fingerprint(request: Request) -> str:
+    """A digest of what the request asks for: method, path, query and the body (hashed as it streamed
+    in, by the edge middleware), so one Idempotency-Key cannot be reused for different work."""
+    h = hashlib.sha256()
+    h.update(f"{request.method} {request.url.path}?{request.url.query}\n".encode())
+    h.update(request.scope.get("state", {}).get("body_sha256", b""))
+    return h.hexdigest()
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Runs `work`, cancelling it if the client disconnects first (the request then raises
+    CancelledError, which releases its hold)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        raise asyncio.CancelledError("client disconnected")
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

@@ -1,0 +1,135 @@
+"""One pure-ASGI middleware for what every request shares: a request id, maintenance mode, the body
+size limit, the body digest an Idempotency-Key needs, extra response headers, and HTTP metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edge.config import EdgeSettings
+
+REQUESTS = Counter("univence_edge_requests_total", "HTTP requests, by route and status.",
+                   ["method", "route", "status"])
+LATENCY = Histogram("univence_edge_request_seconds", "HTTP request time to the last byte, by route.",
+                    ["method", "route"],
+                    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60))
+# Paths that answer even in maintenance mode.
+ALWAYS_OPEN = ("/healthz", "/readyz", "/metrics")
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+tracer = trace.get_tracer("univence.edge")
+
+
+class Maintenance:
+    """Maintenance is on when configured, or while the maintenance file exists (checked once a second),
+    so an operator can switch it with `univence maintenance on|off` without restarting anything."""
+
+    def __init__(self, settings: EdgeSettings):
+        self._forced = settings.maintenance
+        self._file = settings.maintenance_file
+        self._checked_at = 0.0
+        self._on = False
+
+    def on(self) -> bool:
+        if self._forced:
+            return True
+        now = time.monotonic()
+        if now - self._checked_at > 1.0:
+            self._on = bool(self._file) and os.path.exists(self._file)
+            self._checked_at = now
+        return self._on
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, settings: EdgeSettings):
+        self.app = app
+        self.max_body = settings.max_body_mb * 1024 * 1024
+        self.maintenance = Maintenance(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        client_id = headers.get("x-request-id", "")
+        request_id = client_id if _CLIENT_REQUEST_ID.match(client_id) else f"req_{secrets.token_hex(12)}"
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                extra = [(b"x-request-id", request_id.encode())]
+                extra += [(k.encode(), v.encode()) for k, v in state.get("extra_headers", {}).items()]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        span = tracer.start_as_current_span(
+            f"{scope['method']} {scope['path']}", context=propagate.extract(headers), kind=SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"],
+                        "univence.request_id": request_id})
+        try:
+            with span:
+                await self._handle(scope, receive, send_with_headers, headers, state)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            REQUESTS.labels(scope["method"], template, str(status)).inc()
+            LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+    async def _handle(self, scope: Scope, receive: Receive, send_with_headers: Send, headers: dict[str, str],
+                      state: dict) -> None:
+        if self.maintenance.on() and not scope["path"].startswith(ALWAYS_OPEN):
+            await _send_error(send_with_headers, 503, "The API is under maintenance; retry later.",
+                              "maintenance_mode", retry_after="60")
+            return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            await _send_error(send_with_headers, 413, f"Request body is larger than the "
+                              f"{self.max_body // (1024 * 1024)} MiB limit", "invalid_request_error")
+            return
+        await self.app(scope, self._receive(receive, state, "idempotency-key" in headers), send_with_headers)
+
+    def _receive(self, receive: Receive, state: dict, digest: bool) -> Receive:
+        """Counts body bytes against the limit (chunked bodies have no Content-Length) and, for requests
+        with an Idempotency-Key, hashes the body as it streams in."""
+        hasher = hashlib.sha256() if digest else None
+        seen = 0
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                seen += len(body)
+                if seen > self.max_body:
+                    raise HTTPException(413, f"Request body is larger than the "
+                                             f"{self.max_body // (1024 * 1024)} MiB limit")
+                if hasher is not None:
+                    hasher.update(body)
+                    if not message.get("more_body", False):
+                        state["body_sha256"] = hasher.digest()
+            return message
+
+        return wrapped
+
+
+async def _send_error(send: Send, status: int, message: str, type_: str, retry_after: str | None = None) -> None:
+    body = json.dumps({"error": {"message": message, "type": type_, "param": None, "code": None}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after:
+        headers.append((b"retry-after", retry_after.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
