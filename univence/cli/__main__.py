@@ -1,0 +1,5 @@
+import sys
+
+from univence.cli import main
+
+sys.exit(main())
