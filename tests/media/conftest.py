@@ -1,0 +1,21 @@
+"""Fixtures: a real media service (aio gRPC server in-process) on a temp folder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.media.config import MediaSettings
+from tests.media.helpers import Media, serve, settings_for
+
+
+@pytest.fixture
+def media_settings(tmp_path) -> MediaSettings:
+    return settings_for(tmp_path)
+
+
+@pytest.fixture
+async def media(media_settings) -> AsyncIterator[Media]:
+    async with serve(media_settings) as service:
+        yield service
