@@ -92,7 +92,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             target = _target_mime(request.format, record)
             if target != record.mime_type:
                 variant = await self.transcoder.variant(
-                    record.media_id, target, lambda: asyncio.to_thread(read_all, self.store, record.media_id))
+                    record.media_id, target, lambda: asyncio.to_thread(self._read_all, record.media_id))
                 record = record.variant(target, len(variant.data), variant.sha256)
         start, end = _byte_range(request.offset, request.length, record.size_bytes)
         yield media_pb2.GetMediaResponse(media=record.to_proto())
@@ -106,8 +106,7 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         try:
             reader = await asyncio.to_thread(self.store.open_range, record.media_id, start, end - start)
         except BlobNotFound:
-            log.error("media %s is in the index but its blob is missing", record.media_id)
-            raise not_found("the media file's bytes are missing", "media_id") from None
+            raise _missing_blob(record.media_id) from None
         try:
             while data := await asyncio.to_thread(reader.read, chunk):
                 yield media_pb2.GetMediaResponse(chunk=data)
@@ -146,12 +145,23 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
         await asyncio.to_thread(self.store.delete, media_id)
         return media_pb2.DeleteMediaResponse()
 
+    def _read_all(self, media_id: str) -> bytes:
+        try:
+            return read_all(self.store, media_id)
+        except BlobNotFound:
+            raise _missing_blob(media_id) from None
+
     async def _record(self, media_id: str) -> MediaRecord:
         check_media_id(media_id)
         record = await asyncio.to_thread(self.index.get, media_id)
         if record is None:
             raise not_found("no media file with this id", "media_id")
         return record
+
+
+def _missing_blob(media_id: str) -> Exception:
+    log.error("media %s is in the index but its blob is missing", media_id)
+    return not_found("the media file's bytes are missing", "media_id")
 
 
 def _target_mime(image_format: int, record: MediaRecord) -> str:

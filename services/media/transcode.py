@@ -183,14 +183,17 @@ class Transcoder:
         return await self._queue.run(transcode, data, target_mime, self._max_pixels)
 
     def _finished(self, key: tuple[str, str], task: asyncio.Task[Variant]) -> None:
-        self._running.pop(key, None)
-        if not task.cancelled() and task.exception() is None:  # exception() also marks it retrieved
+        current = self._running.get(key) is task  # False once `forget` dropped it
+        if current:
+            del self._running[key]
+        if not task.cancelled() and task.exception() is None and current:  # exception() marks it seen
             self.cache.put(key, task.result())
 
     def forget(self, media_id: str) -> None:
-        """Drops a deleted file's variants."""
+        """Drops a deleted file's variants, and keeps transcodes still running for it out of the cache."""
         for mime in FORMAT_MIMES.values():
             self.cache.discard((media_id, mime))
+            self._running.pop((media_id, mime), None)
 
     def close(self) -> None:
         for task in self._running.values():

@@ -218,3 +218,10 @@ async def test_files_survive_a_restart(media_settings):
     async with serve(media_settings) as media:
         meta, data, _ = await get(media.stub, created.media_id)
     assert (meta, data) == (created, BLOB)
+
+
+async def test_a_missing_blob_is_not_found_not_a_crash(media):
+    created = await create(media.stub, png())
+    media.servicer.store.path(created.media_id).unlink()
+    await not_found(get(media.stub, created.media_id))
+    await not_found(get(media.stub, created.media_id, format=WEBP))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
 from PIL import Image
 
 from services.common.errors import Reason, ServiceError
-from services.media.transcode import transcode
+from services.common.workqueue import WorkQueue
+from services.media.transcode import TranscodeCache, Transcoder, transcode
 from tests.media.helpers import png
 
 
@@ -59,3 +61,22 @@ def test_undecodable_stored_image_is_invalid():
     with pytest.raises(ServiceError) as caught:
         transcode(truncated, "image/jpeg", 10**6)
     assert caught.value.reason == Reason.ERROR_REASON_INVALID_REQUEST
+
+
+async def test_a_file_deleted_while_transcoding_stays_out_of_the_cache():
+    transcoder = Transcoder(WorkQueue("test", max_pending=4), TranscodeCache(10**6, 3600), 10**6)
+    release = asyncio.Event()
+
+    async def load() -> bytes:
+        await release.wait()
+        return png()
+
+    pending = asyncio.create_task(transcoder.variant("id", "image/webp", load))
+    await asyncio.sleep(0)
+    transcoder.forget("id")
+    release.set()
+    assert (await pending).data
+    assert len(transcoder.cache) == 0
+    assert (await transcoder.variant("id", "image/webp", load)).data
+    assert len(transcoder.cache) == 1
+    transcoder.close()
