@@ -113,6 +113,13 @@ def install_error_handlers(app: FastAPI) -> None:
         type_ = "processing_error" if exc.status_code >= 500 else "invalid_request_error"
         return error_response(exc.status_code, str(exc.detail), type_, headers=getattr(exc, "headers", None))
 
+    from edge.metering import ClientDisconnected
+
+    @app.exception_handler(ClientDisconnected)
+    async def _gone(_: Request, exc: ClientDisconnected) -> JSONResponse:
+        # Nobody reads this: the client closed the connection (499, as nginx logs it).
+        return error_response(499, "client closed the request", "invalid_request_error", code="client_closed")
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)

@@ -32,6 +32,10 @@ T = TypeVar("T")
 MAX_IDEMPOTENCY_KEY = 255
 
 
+class ClientDisconnected(Exception):
+    """The client went away before the work finished; the work was cancelled and nothing is charged."""
+
+
 class Hold:
     def __init__(self, meter: Meter, hold: accounts_pb2.Hold, replay: Response | None):
         self._meter = meter
@@ -101,7 +105,7 @@ class Meter:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.CancelledError):
+    if isinstance(exc, asyncio.CancelledError | ClientDisconnected):
         return "client_disconnected"
     if isinstance(exc, APIError):
         return exc.type
@@ -119,7 +123,7 @@ def fingerprint(request: Request) -> str:
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Runs `work`, cancelling it if the client disconnects first (the request then raises
-    CancelledError, which releases its hold)."""
+    ClientDisconnected, which releases its hold)."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_wait_disconnect(request))
     try:
@@ -127,7 +131,7 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
         if task in done:
             return task.result()
         task.cancel()
-        raise asyncio.CancelledError("client disconnected")
+        raise ClientDisconnected()
     finally:
         watcher.cancel()
         if not task.done():

@@ -49,7 +49,7 @@ def parse_range(header: str) -> tuple[int | None, int | None] | None:
     return start, end
 
 
-@router.api_route("/v1/media/{media_id}", methods=["GET", "HEAD"], summary="Get a media file by id (public)",
+@router.get("/v1/media/{media_id}", summary="Get a media file by id (public; HEAD works too)",
                   responses={**error_responses(400, 404), 206: {"description": "Partial content"},
                              304: {"description": "Not modified"}, 416: {"description": "Range not satisfiable"}},
                   response_class=Response)
@@ -107,6 +107,9 @@ async def get_media(media_id: str, request: Request,
     return StreamingResponse(_chunks(call), status_code=status, headers=headers, media_type=media.mime_type)
 
 
+router.add_api_route("/v1/media/{media_id}", get_media, methods=["HEAD"], include_in_schema=False)
+
+
 async def _metadata(stub, media_id: str, image_format: int) -> media_pb2.Media:
     call = stub.GetMedia(media_pb2.GetMediaRequest(media_id=media_id, format=image_format, metadata_only=True),
                          timeout=60, metadata=trace_metadata())
@@ -125,8 +128,9 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 
 async def _chunks(call) -> AsyncIterator[bytes]:
+    """The rest of the stream after the metadata (read() only: grpc forbids mixing it with iteration)."""
     try:
-        async for message in call:
+        while (message := await call.read()) is not grpc.aio.EOF:
             yield message.chunk
     finally:
         call.cancel()

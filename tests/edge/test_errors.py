@@ -1,0 +1,108 @@
+"""Every failure answers in the envelope: unknown routes, validation, maintenance, size limits,
+rate limits; and every response carries a request id."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from tests.edge.test_auth import assert_envelope
+from tests.support.platform import running_platform
+
+
+async def test_unknown_route_and_wrong_method(http):
+    error = assert_envelope(await http.get("/v1/nothing-here"), 404, "invalid_request_error")
+    assert "/v1/nothing-here" in error["message"]
+    assert_envelope(await http.delete("/v1/models"), 405, "invalid_request_error")
+
+
+async def test_validation_errors_name_the_param(platform, http):
+    _, secret = await platform.user_with_key("v@example.com")
+    response = await http.get("/v1/images/user-videos", params={"limit": 0}, headers={"X-API-Key": secret})
+    error = assert_envelope(response, 400, "invalid_request_error")
+    assert error["param"] == "limit"
+    response = await http.get("/v1/images/user-videos", params={"sortOrder": "sideways"},
+                              headers={"X-API-Key": secret})
+    assert assert_envelope(response, 400, "invalid_request_error")["param"] == "sortOrder"
+
+
+async def test_request_ids_are_returned_and_client_ids_kept(http):
+    response = await http.get("/healthz")
+    assert response.headers["x-request-id"].startswith("req_")
+    response = await http.get("/healthz", headers={"X-Request-ID": "trace-123"})
+    assert response.headers["x-request-id"] == "trace-123"
+
+
+async def test_maintenance_mode_switches_with_its_file(platform, http):
+    _, secret = await platform.user_with_key("m@example.com")
+    flag = Path(platform.edge_settings.maintenance_file)
+    flag.write_text("on")
+    try:
+        import asyncio
+
+        await asyncio.sleep(1.1)  # the flag is checked once a second
+        assert_envelope(await http.get("/v1/models", headers={"X-API-Key": secret}), 503, "maintenance_mode")
+        assert (await http.get("/healthz")).status_code == 200  # probes still answer
+    finally:
+        flag.unlink()
+    await asyncio.sleep(1.1)
+    assert (await http.get("/v1/models", headers={"X-API-Key": secret})).status_code == 200
+
+
+async def test_bodies_over_the_limit_get_413(tmp_path):
+    async with running_platform(tmp_path, max_body_mb=1) as platform, \
+            httpx.AsyncClient(base_url=platform.base_url) as http:
+        big = b"x" * (2 * 1024 * 1024)
+        response = await http.post("/v1/images/generations", content=big, headers={"Content-Type": "application/json"})
+        assert_envelope(response, 413, "invalid_request_error")
+
+        async def chunks():
+            for _ in range(3):
+                yield b"y" * (512 * 1024)
+
+        response = await http.post("/v1/media-upload-probe", content=chunks())  # chunked: no Content-Length
+        assert response.status_code in (404, 413)
+
+
+async def test_rate_limit_per_key_with_retry_after(tmp_path):
+    async with running_platform(tmp_path, rate_limit_per_minute=60, rate_limit_burst=3) as platform, \
+            httpx.AsyncClient(base_url=platform.base_url) as http:
+        _, secret = await platform.user_with_key("r@example.com")
+        _, other = await platform.user_with_key("r2@example.com")
+        statuses = []
+        for _ in range(4):
+            response = await http.get("/v1/models", headers={"X-API-Key": secret})
+            statuses.append(response.status_code)
+        assert statuses == [200, 200, 200, 429]
+        assert int(response.headers["retry-after"]) >= 1
+        assert response.headers["x-ratelimit-limit-requests"] == "60"
+        assert assert_envelope(response, 429, "rate_limit_error")["code"] == "rate_limit_exceeded"
+        ok = await http.get("/v1/models", headers={"X-API-Key": other})  # limits are per key
+        assert ok.status_code == 200 and ok.headers["x-ratelimit-remaining-requests"] == "2"
+
+
+async def test_readyz_reports_the_services(http):
+    response = await http.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["services"] == {"accounts": "SERVING", "media": "SERVING"}
+
+
+async def test_openapi_document_matches_the_served_routes(platform, http):
+    from fastapi.routing import APIRoute
+
+    def api_routes(routes):
+        for route in routes:
+            if hasattr(route, "original_router"):  # an included router (our routers carry no prefix)
+                yield from api_routes(route.original_router.routes)
+            elif isinstance(route, APIRoute) and route.include_in_schema:
+                yield route
+
+    document = (await http.get("/openapi.json")).json()
+    served = {(re.sub(r":\w+}", "}", route.path), method.lower())  # OpenAPI drops {x:path} converters
+              for route in api_routes(platform.app.routes) for method in route.methods}
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert served == documented
+    envelope = document["components"]["schemas"]["ErrorResponse"]
+    assert envelope["properties"]["error"]
