@@ -1,0 +1,186 @@
+"""The AccountsService RPCs: validate, run the synchronous store code in a thread, answer."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass
+
+import grpc
+
+from services.accounts import messages
+from services.accounts.config import AccountsSettings
+from services.accounts.jwt_auth import JwtVerifier
+from services.accounts.keys import SECRET_PREFIX, ApiKeys, authentication_failed
+from services.accounts.ledger import EntryKind, Ledger
+from services.accounts.pricing import PriceTable, purchase
+from services.accounts.store import User, Users
+from services.common.errors import Reason, ServiceError, invalid
+from univence.accounts.v1 import accounts_pb2 as pb
+from univence.accounts.v1 import accounts_pb2_grpc
+
+ADMIN_TOKEN_METADATA = "x-univence-admin-token"
+# Far beyond any real purchase, and far inside int64 once turned into milli-credits.
+MAX_PAID_CENTS = 10**10
+MAX_GRANT_MC = 10**15
+
+
+@dataclass
+class Backend:
+    """What the RPCs work with; built by the service's `load` once the database is ready."""
+
+    users: Users
+    keys: ApiKeys
+    ledger: Ledger
+    jwt: JwtVerifier
+    prices: PriceTable
+
+
+def dollars(cents: int) -> str:
+    return f"${cents // 100}.{cents % 100:02d}"
+
+
+class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
+    def __init__(self, settings: AccountsSettings):
+        self._settings = settings
+        self._backend: Backend | None = None
+
+    def attach(self, backend: Backend) -> None:
+        self._backend = backend
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:  # the runtime's readiness gate keeps RPCs out until load is done
+            raise ServiceError(Reason.ERROR_REASON_MODEL_UNAVAILABLE, "the accounts database is not ready yet")
+        return self._backend
+
+    def _require_admin(self, context: grpc.aio.ServicerContext) -> None:
+        expected = self._settings.admin_token
+        if not expected:
+            return
+        sent = next((value for key, value in context.invocation_metadata() or ()
+                     if key == ADMIN_TOKEN_METADATA), "")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise ServiceError(Reason.ERROR_REASON_PERMISSION_DENIED,
+                               f"this RPC needs the admin token in the {ADMIN_TOKEN_METADATA} metadata")
+
+    # -- for the edge --------------------------------------------------------------------------------
+
+    async def Authenticate(self, request: pb.AuthenticateRequest, context) -> pb.AuthenticateResponse:
+        credential = request.credential.strip()
+        if not credential:
+            raise authentication_failed("no credential: send an API key (sk-...) or a JWT")
+        if credential.startswith(SECRET_PREFIX):
+            user, key_id = await asyncio.to_thread(self.backend.keys.authenticate, credential)
+            return pb.AuthenticateResponse(user=messages.user_message(user), kind=pb.CREDENTIAL_KIND_API_KEY,
+                                           key_id=key_id)
+        user = await asyncio.to_thread(self._authenticate_jwt, credential)
+        return pb.AuthenticateResponse(user=messages.user_message(user), kind=pb.CREDENTIAL_KIND_JWT)
+
+    def _authenticate_jwt(self, token: str) -> User:
+        claims = self.backend.jwt.verify(token)
+        try:
+            return self.backend.users.get_by_id(claims.subject, "credential")
+        except ServiceError as error:
+            if error.reason == Reason.ERROR_REASON_NOT_FOUND:
+                raise authentication_failed("the JWT's subject is not a known user") from None
+            raise
+
+    async def Quote(self, request: pb.QuoteRequest, context) -> pb.QuoteResponse:
+        quote = self.backend.prices.quote(request.items)
+        if request.user_id:
+            user = await asyncio.to_thread(self.backend.users.get_by_id, request.user_id)
+            quote = quote.for_user(user.premium)
+        return pb.QuoteResponse(amount_mc=quote.total_mc, item_amounts_mc=quote.item_amounts_mc)
+
+    async def Reserve(self, request: pb.ReserveRequest, context) -> pb.ReserveResponse:
+        quote = self.backend.prices.quote(request.items)
+        r = await asyncio.to_thread(self.backend.ledger.reserve, request.user_id, quote,
+                                    request.idempotency_key, request.request_fingerprint, request.ttl_seconds)
+        return pb.ReserveResponse(hold=messages.hold_message(r.hold), replayed=r.replayed,
+                                  stored_response=r.stored_response,
+                                  stored_response_content_type=r.stored_response_content_type)
+
+    async def Commit(self, request: pb.CommitRequest, context) -> pb.CommitResponse:
+        quote = self.backend.prices.quote(request.items) if request.items else None
+        s = await asyncio.to_thread(self.backend.ledger.commit, request.hold_id, quote,
+                                    request.response_body, request.response_content_type)
+        return pb.CommitResponse(hold=messages.hold_message(s.hold), balance_mc=s.balance_mc)
+
+    async def Release(self, request: pb.ReleaseRequest, context) -> pb.ReleaseResponse:
+        hold = await asyncio.to_thread(self.backend.ledger.release, request.hold_id, request.reason)
+        return pb.ReleaseResponse(hold=messages.hold_message(hold))
+
+    async def GetBalance(self, request: pb.GetBalanceRequest, context) -> pb.GetBalanceResponse:
+        b = await asyncio.to_thread(self.backend.ledger.balance, request.user_id)
+        return pb.GetBalanceResponse(balance_mc=b.balance_mc, held_mc=b.held_mc,
+                                     available_mc=b.balance_mc - b.held_mc, premium=b.premium)
+
+    async def ListLedgerEntries(self, request: pb.ListLedgerEntriesRequest,
+                                context) -> pb.ListLedgerEntriesResponse:
+        entries, token = await asyncio.to_thread(self.backend.ledger.entries, request.user_id,
+                                                 request.page_size, request.page_token)
+        return pb.ListLedgerEntriesResponse(entries=[messages.entry_message(e) for e in entries],
+                                            next_page_token=token)
+
+    # -- admin ---------------------------------------------------------------------------------------
+
+    async def CreateUser(self, request: pb.CreateUserRequest, context) -> pb.CreateUserResponse:
+        self._require_admin(context)
+        user = await asyncio.to_thread(self.backend.users.create, request.email, request.premium)
+        return pb.CreateUserResponse(user=messages.user_message(user))
+
+    async def GetUser(self, request: pb.GetUserRequest, context) -> pb.GetUserResponse:
+        self._require_admin(context)
+        user = await asyncio.to_thread(self.backend.users.get, request.user)
+        return pb.GetUserResponse(user=messages.user_message(user))
+
+    async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
+        self._require_admin(context)
+        users, token = await asyncio.to_thread(self.backend.users.list, request.page_size, request.page_token)
+        return pb.ListUsersResponse(users=[messages.user_message(u) for u in users], next_page_token=token)
+
+    async def UpdateUser(self, request: pb.UpdateUserRequest, context) -> pb.UpdateUserResponse:
+        self._require_admin(context)
+        premium = request.premium if request.HasField("premium") else None
+        user = await asyncio.to_thread(self.backend.users.update, request.user, premium)
+        return pb.UpdateUserResponse(user=messages.user_message(user))
+
+    async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context) -> pb.CreateApiKeyResponse:
+        self._require_admin(context)
+        key, secret = await asyncio.to_thread(self.backend.keys.create, request.user, request.name)
+        return pb.CreateApiKeyResponse(api_key=messages.api_key_message(key), secret=secret)
+
+    async def ListApiKeys(self, request: pb.ListApiKeysRequest, context) -> pb.ListApiKeysResponse:
+        self._require_admin(context)
+        keys = await asyncio.to_thread(self.backend.keys.list, request.user)
+        return pb.ListApiKeysResponse(api_keys=[messages.api_key_message(k) for k in keys])
+
+    async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context) -> pb.RevokeApiKeyResponse:
+        self._require_admin(context)
+        key = await asyncio.to_thread(self.backend.keys.revoke, request.key_id)
+        return pb.RevokeApiKeyResponse(api_key=messages.api_key_message(key))
+
+    async def GrantCredits(self, request: pb.GrantCreditsRequest, context) -> pb.GrantCreditsResponse:
+        self._require_admin(context)
+        note = request.note.strip()
+        if request.paid_cents:
+            if not 0 < request.paid_cents <= MAX_PAID_CENTS:
+                raise invalid(f"paid_cents must be between 1 and {MAX_PAID_CENTS}, got {request.paid_cents}",
+                              "paid_cents")
+            bought = purchase(request.paid_cents, self._settings.pricing.bulk_discount_percent)
+            description = f"purchase of {bought.credits} credits for {dollars(bought.price_cents)}"
+            if bought.discount_percent:
+                description += f" ({bought.discount_percent}% bulk discount)"
+            if bought.price_cents != request.paid_cents:
+                description += f", paid {dollars(request.paid_cents)}"
+            description += f"; {note}" if note else ""
+            entry = await asyncio.to_thread(self.backend.ledger.grant, request.user, bought.credits * 1000,
+                                            EntryKind.PURCHASE, description)
+            return pb.GrantCreditsResponse(entry=messages.entry_message(entry),
+                                           discount_percent=bought.discount_percent)
+        if request.amount_mc > MAX_GRANT_MC:
+            raise invalid(f"amount_mc must be at most {MAX_GRANT_MC}", "amount_mc")
+        entry = await asyncio.to_thread(self.backend.ledger.grant, request.user, request.amount_mc,
+                                        EntryKind.GRANT, note or "grant")
+        return pb.GrantCreditsResponse(entry=messages.entry_message(entry))
