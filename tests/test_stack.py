@@ -1,0 +1,136 @@
+"""The whole stack as an operator runs it: `univence up` (each service its own process, real gRPC),
+keys made with the `univence accounts` CLI, the official openai SDK against the edge, reflection and
+health on every service, and the supervisor restarting a service that dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import openai
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from tests.support.platform import free_port
+
+SERVICE_NAMES = {"accounts": "univence.accounts.v1.AccountsService", "media": "univence.media.v1.MediaService"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("stack")
+    ports = {name: free_port() for name in ("accounts", "media", "edge", "accounts_metrics", "media_metrics")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "UNIVENCE_ACCOUNTS_PORT": str(ports["accounts"]), "UNIVENCE_MEDIA_PORT": str(ports["media"]),
+           "UNIVENCE_ACCOUNTS_METRICS_PORT": str(ports["accounts_metrics"]),
+           "UNIVENCE_MEDIA_METRICS_PORT": str(ports["media_metrics"]),
+           "UNIVENCE_EDGE_PORT": str(ports["edge"]),
+           "UNIVENCE_EDGE_ACCOUNTS_ADDRESS": f"127.0.0.1:{ports['accounts']}",
+           "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}"}
+    log = (workdir / "up.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "univence.cli", "up", "--drain-seconds", "3"],
+                               cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{ports['edge']}"
+    try:
+        wait_ready(base_url, process, workdir)
+        yield {"base_url": base_url, "ports": ports, "env": env, "workdir": workdir, "process": process}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def wait_ready(base_url: str, process: subprocess.Popen, workdir: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"univence up exited:\n{(workdir / 'up.log').read_text()}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the stack was not ready in {timeout}s:\n{(workdir / 'up.log').read_text()}")
+
+
+def cli(stack, *args: str) -> dict:
+    address = f"127.0.0.1:{stack['ports']['accounts']}"
+    done = subprocess.run([sys.executable, "-m", "univence.cli", "accounts", "--address", address, "--json", *args],
+                          capture_output=True, text=True, timeout=60, env=stack["env"], cwd=stack["workdir"])
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_operator_creates_a_key_and_the_openai_sdk_uses_it(stack):
+    user = cli(stack, "create-user", "ops@example.com")
+    assert user["user_id"].startswith("usr_") and user["premium"] is False
+    key = cli(stack, "create-key", "ops@example.com", "--name", "laptop")
+    secret = key["secret"]
+    assert secret.startswith("sk-")
+    client = openai.OpenAI(api_key=secret, base_url=f"{stack['base_url']}/v1", max_retries=0)
+    assert client.models.list().object == "list"
+
+    wrong = openai.OpenAI(api_key="sk-wrong", base_url=f"{stack['base_url']}/v1", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as failed:
+        wrong.models.list()
+    assert failed.value.status_code == 401 and failed.value.body["type"] == "authentication_error"
+
+    response = httpx.get(f"{stack['base_url']}/v1/not-a-route", headers={"X-API-Key": secret})
+    assert response.status_code == 404
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_cli_manages_premium_credits_ledger_and_revocation(stack):
+    cli(stack, "create-user", "buyer@example.com")
+    granted = cli(stack, "grant", "buyer@example.com", "--paid-cents", "900", "--note", "invoice 7")
+    assert granted["entry"]["amount_mc"] == str(1000 * 1000) and granted["discount_percent"] == 10
+    cli(stack, "grant", "buyer@example.com", "--credits", "2.5")
+    balance = cli(stack, "balance", "buyer@example.com")
+    assert balance["balance_mc"] == str(1_002_500) and balance["available_mc"] == str(1_002_500)
+    ledger = cli(stack, "ledger", "buyer@example.com")
+    assert [e["kind"] for e in ledger["entries"]] == ["grant", "purchase"]
+    assert cli(stack, "set-premium", "buyer@example.com", "on")["premium"] is True
+    key = cli(stack, "create-key", "buyer@example.com")
+    headers = {"Authorization": f"Bearer {key['secret']}"}
+    assert httpx.get(f"{stack['base_url']}/v1/models", headers=headers).status_code == 200
+    cli(stack, "revoke-key", key["api_key"]["key_id"])
+    time.sleep(5.5)  # the edge reuses a successful authentication for up to 5 s
+    assert httpx.get(f"{stack['base_url']}/v1/models", headers=headers).status_code == 401
+    listed = cli(stack, "list-keys", "buyer@example.com")["api_keys"]
+    assert listed[0]["revoke_time"] and "secret" not in listed[0]
+
+
+def test_every_service_is_healthy_and_reflectable(stack):
+    for name, full_name in SERVICE_NAMES.items():
+        with grpc.insecure_channel(f"127.0.0.1:{stack['ports'][name]}") as channel:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=full_name))
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+            services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+            assert {full_name, "grpc.health.v1.Health", "univence.common.v1.ServiceInfoService"} <= services
+        metrics = httpx.get(f"http://127.0.0.1:{stack['ports'][name + '_metrics']}/metrics").text
+        assert "univence_grpc_server_handled_total" in metrics
+
+
+def test_the_supervisor_restarts_a_service_that_dies(stack):
+    children = subprocess.run(["pgrep", "-P", str(stack["process"].pid), "-f", "serve accounts"],
+                              capture_output=True, text=True).stdout.split()
+    assert len(children) == 1
+    os.kill(int(children[0]), signal.SIGKILL)
+    time.sleep(0.5)
+    wait_ready(stack["base_url"], stack["process"], stack["workdir"], timeout=30)
+    again = subprocess.run(["pgrep", "-P", str(stack["process"].pid), "-f", "serve accounts"],
+                           capture_output=True, text=True).stdout.split()
+    assert again and again != children
+    assert cli(stack, "get-user", "ops@example.com")["email"] == "ops@example.com"  # state survived
