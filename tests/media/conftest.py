@@ -1,4 +1,5 @@
-"""Fixtures: a real media service (aio gRPC server in-process) on a temp folder."""
+"""Fixtures: a real media service (aio gRPC server in-process) on a temp folder, and PostgreSQL for
+the listing test that runs on each index backend (skipped where its binaries are missing)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import pytest
 
 from services.media.config import MediaSettings
 from tests.media.helpers import Media, serve, settings_for
+from tests.support.postgres import postgres_server, postgres_url
+
+__all__ = ["media", "media_settings", "postgres_server", "postgres_url"]
 
 
 @pytest.fixture

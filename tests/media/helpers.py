@@ -1,4 +1,4 @@
-"""Small helpers for the media tests: images, stream reading, and the ErrorInfo of a failed call."""
+"""Small helpers for the media tests: a running service, images, and reading GetMedia streams."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 from PIL import Image
 
 from services.media.config import MediaSettings
@@ -51,18 +50,6 @@ def png(width: int = 40, height: int = 30, mode: str = "RGBA", color=(200, 30, 3
     out = io.BytesIO()
     Image.new(mode, (width, height), color).save(out, format="PNG")
     return out.getvalue()
-
-
-def error_info(error: grpc.aio.AioRpcError) -> tuple[str, str]:
-    """(ErrorInfo.reason, its "param") from the status details in the trailing metadata."""
-    for key, value in error.trailing_metadata() or ():
-        if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info):
-                    return info.reason, info.metadata.get("param", "")
-    raise AssertionError(f"no ErrorInfo in {error!r}")
 
 
 async def create(stub: media_pb2_grpc.MediaServiceStub, data: bytes, *, owner: str = "user-1",

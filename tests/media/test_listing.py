@@ -6,7 +6,8 @@ import grpc
 import pytest
 
 from services.media.index import MediaRecord
-from tests.media.helpers import AUDIO, IMAGE, VIDEO, create, error_info, png
+from tests.media.helpers import AUDIO, IMAGE, VIDEO, create, png, serve, settings_for
+from tests.support.grpc_errors import error_info
 from univence.media.v1 import media_pb2
 
 NEWEST, OLDEST = media_pb2.SORT_ORDER_NEWEST_FIRST, media_pb2.SORT_ORDER_OLDEST_FIRST
@@ -104,8 +105,8 @@ async def test_page_size_default_and_maximum(media):
 async def test_bad_listing_requests(media, fields, param):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await list_media(media.stub, **fields)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error_info(caught.value) == ("INVALID_REQUEST", param)
+    info = error_info(caught.value)
+    assert (info.code, info.reason, info.param) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", param)
 
 
 async def test_a_token_only_continues_its_own_listing(media, library):
@@ -113,4 +114,19 @@ async def test_a_token_only_continues_its_own_listing(media, library):
     for other in ({"owner": "bob"}, {"kind": IMAGE}, {"order": OLDEST}):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await list_media(media.stub, page_token=token, **other)
-        assert error_info(caught.value) == ("INVALID_REQUEST", "page_token")
+        info = error_info(caught.value)
+        assert (info.reason, info.param) == ("INVALID_REQUEST", "page_token")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_listing_on_each_index_backend(request, tmp_path, backend):
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    async with serve(settings_for(tmp_path, database_url=url)) as media:
+        made = [(await create(media.stub, png(), owner="erin")).media_id for _ in range(5)]
+        await create(media.stub, b"RIFF", owner="erin", kind=AUDIO, mime="audio/wav")
+        await create(media.stub, png(), owner="frank")
+        first = await list_media(media.stub, "erin", kind=IMAGE, order=OLDEST, page_size=3)
+        rest = await list_media(media.stub, "erin", kind=IMAGE, order=OLDEST, page_size=3,
+                                page_token=first.next_page_token)
+        assert (ids(first) + ids(rest), first.total_size, rest.next_page_token) == (made, 5, "")
+        assert (await list_media(media.stub, "erin")).total_size == 6

@@ -14,7 +14,8 @@ from PIL import Image
 
 from services.media import transcode as transcode_module
 from services.media.transcode import TranscodeCache
-from tests.media.helpers import AUDIO, VIDEO, create, error_info, get, png, serve, settings_for
+from tests.media.helpers import AUDIO, VIDEO, create, get, png, serve, settings_for
+from tests.support.grpc_errors import error_info
 from univence.common.v1 import common_pb2
 from univence.media.v1 import media_pb2
 
@@ -25,11 +26,10 @@ BLOB = os.urandom(5000)  # 5 chunks of 1 KiB in the test settings
 async def expect_error(call, code: grpc.StatusCode, reason: str, param: str | None = None) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
-    assert caught.value.code() == code, caught.value.details()
-    got_reason, got_param = error_info(caught.value)
-    assert got_reason == reason
+    info = error_info(caught.value)
+    assert (info.code, info.reason) == (code, reason), info.message
     if param is not None:
-        assert got_param == param
+        assert info.param == param
 
 
 def not_found(call):
