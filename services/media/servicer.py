@@ -95,19 +95,22 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
                     record.media_id, target, lambda: asyncio.to_thread(self._read_all, record.media_id))
                 record = record.variant(target, len(variant.data), variant.sha256)
         start, end = _byte_range(request.offset, request.length, record.size_bytes)
-        yield media_pb2.GetMediaResponse(media=record.to_proto())
-        if request.metadata_only:
-            return
         chunk = self.settings.chunk_bytes
+        if request.metadata_only:
+            yield media_pb2.GetMediaResponse(media=record.to_proto())
+            return
         if variant is not None:
+            yield media_pb2.GetMediaResponse(media=record.to_proto())
             for pos in range(start, end, chunk):
                 yield media_pb2.GetMediaResponse(chunk=variant.data[pos:min(pos + chunk, end)])
             return
+        # Opened before the metadata goes out, so a missing blob is an error status, not a cut stream.
         try:
             reader = await asyncio.to_thread(self.store.open_range, record.media_id, start, end - start)
         except BlobNotFound:
             raise _missing_blob(record.media_id) from None
         try:
+            yield media_pb2.GetMediaResponse(media=record.to_proto())
             while data := await asyncio.to_thread(reader.read, chunk):
                 yield media_pb2.GetMediaResponse(chunk=data)
         finally:

@@ -223,5 +223,7 @@ async def test_files_survive_a_restart(media_settings):
 async def test_a_missing_blob_is_not_found_not_a_crash(media):
     created = await create(media.stub, png())
     media.servicer.store.path(created.media_id).unlink()
+    call = media.stub.GetMedia(media_pb2.GetMediaRequest(media_id=created.media_id))
+    await not_found(call.read())  # the error comes instead of the metadata, not after it
     await not_found(get(media.stub, created.media_id))
     await not_found(get(media.stub, created.media_id, format=WEBP))
