@@ -199,7 +199,7 @@ def _decode_page_token(token: str, query: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         offset, fingerprint = raw.split(".", 1)
-        if fingerprint == query and offset.isdigit():
+        if fingerprint == query and offset.isdigit() and int(offset) < 2**31:
             return int(offset)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

@@ -101,6 +101,7 @@ async def test_page_size_default_and_maximum(media):
     ({"order": 9}, "order"),
     ({"page_token": "not a token!"}, "page_token"),
     ({"page_token": "MTAuZGVhZGJlZWY"}, "page_token"),  # well formed, for another listing
+    ({"page_token": "OTk5OTk5OTk5OTk5OTk5OTk5OTkuZGVhZGJlZWY"}, "page_token"),  # offset out of range
 ])
 async def test_bad_listing_requests(media, fields, param):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
