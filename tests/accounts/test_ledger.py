@@ -81,6 +81,7 @@ async def test_unknown_holds_and_users_are_not_found(accounts):
     await expect_error(accounts.stub.Release(pb.ReleaseRequest(hold_id="hold_nope")), "NOT_FOUND")
     await expect_error(accounts.stub.Reserve(pb.ReserveRequest(user_id="usr_nope", items=[EDIT])), "NOT_FOUND")
     await expect_error(accounts.balance("usr_nope"), "NOT_FOUND")
+    await expect_error(accounts.stub.Quote(pb.QuoteRequest(user_id="usr_nope", items=[EDIT])), "NOT_FOUND")
     info = await expect_error(accounts.stub.Reserve(pb.ReserveRequest(items=[EDIT])), "INVALID_REQUEST")
     assert info.param == "user_id"
     user = await accounts.new_user()
