@@ -74,6 +74,6 @@ class JwtVerifier:
         except jwt.InvalidTokenError as exc:
             raise authentication_failed(f"invalid JWT: {exc}") from None
         subject = payload["sub"]
-        if not isinstance(subject, str) or not subject:
+        if not isinstance(subject, str) or not subject or not subject.isprintable():
             raise authentication_failed("the JWT's sub claim must be a user id")
         return Claims(subject, payload)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from services.accounts import messages
 from services.accounts.config import AccountsSettings
@@ -23,6 +27,30 @@ ADMIN_TOKEN_METADATA = "x-univence-admin-token"
 # Far beyond any real purchase, and far inside int64 once turned into milli-credits.
 MAX_PAID_CENTS = 10**10
 MAX_GRANT_MC = 10**15
+
+
+def reject_nul_characters(message: Message, prefix: str = "") -> None:
+    """PostgreSQL cannot store NUL in text, so it is refused up front in every string of a request
+    (protobuf strings may carry it) instead of failing deep in the database."""
+    for field, value in message.ListFields():
+        name = f"{prefix}{field.name}"
+        items = [(f"{name}[{i}]", item) for i, item in enumerate(value)] if field.is_repeated else [(name, value)]
+        for item_name, item in items:
+            if field.type == field.TYPE_STRING and "\x00" in item:
+                raise invalid(f"{item_name} must not contain NUL characters", item_name)
+            if field.type == field.TYPE_MESSAGE:
+                reject_nul_characters(item, f"{item_name}.")
+
+
+def validated(method: Callable[[Any, Message, Any], Awaitable[Message]]):
+    """Wraps an RPC with the checks every request gets."""
+
+    @functools.wraps(method)
+    async def rpc(self: Any, request: Message, context: Any) -> Message:
+        reject_nul_characters(request)
+        return await method(self, request, context)
+
+    return rpc
 
 
 @dataclass
@@ -66,6 +94,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
 
     # -- for the edge --------------------------------------------------------------------------------
 
+    # Not @validated: any malformed credential, NUL included, is an authentication failure.
     async def Authenticate(self, request: pb.AuthenticateRequest, context) -> pb.AuthenticateResponse:
         credential = request.credential.strip()
         if not credential:
@@ -86,6 +115,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
                 raise authentication_failed("the JWT's subject is not a known user") from None
             raise
 
+    @validated
     async def Quote(self, request: pb.QuoteRequest, context) -> pb.QuoteResponse:
         quote = self.backend.prices.quote(request.items)
         if request.user_id:
@@ -93,6 +123,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             quote = quote.for_user(user.premium)
         return pb.QuoteResponse(amount_mc=quote.total_mc, item_amounts_mc=quote.item_amounts_mc)
 
+    @validated
     async def Reserve(self, request: pb.ReserveRequest, context) -> pb.ReserveResponse:
         quote = self.backend.prices.quote(request.items)
         r = await asyncio.to_thread(self.backend.ledger.reserve, request.user_id, quote,
@@ -101,21 +132,25 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
                                   stored_response=r.stored_response,
                                   stored_response_content_type=r.stored_response_content_type)
 
+    @validated
     async def Commit(self, request: pb.CommitRequest, context) -> pb.CommitResponse:
         quote = self.backend.prices.quote(request.items) if request.items else None
         s = await asyncio.to_thread(self.backend.ledger.commit, request.hold_id, quote,
                                     request.response_body, request.response_content_type)
         return pb.CommitResponse(hold=messages.hold_message(s.hold), balance_mc=s.balance_mc)
 
+    @validated
     async def Release(self, request: pb.ReleaseRequest, context) -> pb.ReleaseResponse:
         hold = await asyncio.to_thread(self.backend.ledger.release, request.hold_id, request.reason)
         return pb.ReleaseResponse(hold=messages.hold_message(hold))
 
+    @validated
     async def GetBalance(self, request: pb.GetBalanceRequest, context) -> pb.GetBalanceResponse:
         b = await asyncio.to_thread(self.backend.ledger.balance, request.user_id)
         return pb.GetBalanceResponse(balance_mc=b.balance_mc, held_mc=b.held_mc,
                                      available_mc=b.balance_mc - b.held_mc, premium=b.premium)
 
+    @validated
     async def ListLedgerEntries(self, request: pb.ListLedgerEntriesRequest,
                                 context) -> pb.ListLedgerEntriesResponse:
         entries, token = await asyncio.to_thread(self.backend.ledger.entries, request.user_id,
@@ -125,42 +160,50 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
 
     # -- admin ---------------------------------------------------------------------------------------
 
+    @validated
     async def CreateUser(self, request: pb.CreateUserRequest, context) -> pb.CreateUserResponse:
         self._require_admin(context)
         user = await asyncio.to_thread(self.backend.users.create, request.email, request.premium)
         return pb.CreateUserResponse(user=messages.user_message(user))
 
+    @validated
     async def GetUser(self, request: pb.GetUserRequest, context) -> pb.GetUserResponse:
         self._require_admin(context)
         user = await asyncio.to_thread(self.backend.users.get, request.user)
         return pb.GetUserResponse(user=messages.user_message(user))
 
+    @validated
     async def ListUsers(self, request: pb.ListUsersRequest, context) -> pb.ListUsersResponse:
         self._require_admin(context)
         users, token = await asyncio.to_thread(self.backend.users.list, request.page_size, request.page_token)
         return pb.ListUsersResponse(users=[messages.user_message(u) for u in users], next_page_token=token)
 
+    @validated
     async def UpdateUser(self, request: pb.UpdateUserRequest, context) -> pb.UpdateUserResponse:
         self._require_admin(context)
         premium = request.premium if request.HasField("premium") else None
         user = await asyncio.to_thread(self.backend.users.update, request.user, premium)
         return pb.UpdateUserResponse(user=messages.user_message(user))
 
+    @validated
     async def CreateApiKey(self, request: pb.CreateApiKeyRequest, context) -> pb.CreateApiKeyResponse:
         self._require_admin(context)
         key, secret = await asyncio.to_thread(self.backend.keys.create, request.user, request.name)
         return pb.CreateApiKeyResponse(api_key=messages.api_key_message(key), secret=secret)
 
+    @validated
     async def ListApiKeys(self, request: pb.ListApiKeysRequest, context) -> pb.ListApiKeysResponse:
         self._require_admin(context)
         keys = await asyncio.to_thread(self.backend.keys.list, request.user)
         return pb.ListApiKeysResponse(api_keys=[messages.api_key_message(k) for k in keys])
 
+    @validated
     async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context) -> pb.RevokeApiKeyResponse:
         self._require_admin(context)
         key = await asyncio.to_thread(self.backend.keys.revoke, request.key_id)
         return pb.RevokeApiKeyResponse(api_key=messages.api_key_message(key))
 
+    @validated
     async def GrantCredits(self, request: pb.GrantCreditsRequest, context) -> pb.GrantCreditsResponse:
         self._require_admin(context)
         note = request.note.strip()

@@ -93,7 +93,7 @@ def find_user(conn: Connection, ref: str, param: str = "user") -> User:
         raise invalid(f"{param} (a user id or email) is required", param)
     row = conn.execute(select(users).where(users.c.id == ref)).first()
     if row is None:
-        row = conn.execute(select(users).where(func.lower(users.c.email) == ref.lower())).first()
+        row = conn.execute(select(users).where(func.lower(users.c.email) == func.lower(ref))).first()
     if row is None:
         raise not_found(f"no user with id or email {ref!r}", param)
     return user_from_row(row)
@@ -115,7 +115,7 @@ class Users:
         duplicate = invalid(f"a user with email {email!r} already exists", "email")
         try:
             with self.engine.begin() as conn:
-                taken = conn.execute(select(users.c.id).where(func.lower(users.c.email) == email.lower()))
+                taken = conn.execute(select(users.c.id).where(func.lower(users.c.email) == func.lower(email)))
                 if taken.first() is not None:
                     raise duplicate
                 conn.execute(insert(users).values(

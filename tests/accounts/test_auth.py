@@ -90,6 +90,8 @@ async def test_unknown_keys_and_empty_credentials_fail(accounts):
     await expect_error(authenticate(accounts, "sk-" + "x" * 43), "AUTHENTICATION_FAILED")
     await expect_error(authenticate(accounts, ""), "AUTHENTICATION_FAILED")
     await expect_error(authenticate(accounts, "not a token"), "AUTHENTICATION_FAILED")
+    await expect_error(authenticate(accounts, "sk-\x00"), "AUTHENTICATION_FAILED")
+    await expect_error(authenticate(accounts, "eyJ\x00.x.y"), "AUTHENTICATION_FAILED")
 
 
 async def test_the_secret_is_stored_only_as_a_hash(accounts, engine, database_url):

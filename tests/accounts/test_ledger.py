@@ -90,6 +90,14 @@ async def test_unknown_holds_and_users_are_not_found(accounts):
     info = await expect_error(accounts.stub.Reserve(pb.ReserveRequest(user_id=user, items=[EDIT], ttl_seconds=-5)),
                               "INVALID_REQUEST")
     assert info.param == "ttl_seconds"
+    info = await expect_error(accounts.stub.Reserve(pb.ReserveRequest(user_id=user, items=[EDIT],
+                                                                      idempotency_key="a\x00b")), "INVALID_REQUEST")
+    assert info.param == "idempotency_key"
+    info = await expect_error(accounts.stub.Reserve(pb.ReserveRequest(
+        user_id=user, items=[pb.ChargeItem(operation=Op.OPERATION_IMAGE_GENERATION, model="\x00")])),
+        "INVALID_REQUEST")
+    assert info.param == "items[0].model"
+    await expect_error(accounts.stub.GetUser(pb.GetUserRequest(user="\x00")), "INVALID_REQUEST")
 
 
 async def test_insufficient_credits_says_what_is_needed_and_available(accounts):
