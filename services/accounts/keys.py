@@ -15,6 +15,7 @@ from sqlalchemy import Engine, Row, insert, select, update
 
 from services.accounts.store import User, find_user, new_id, now_us, user_from_row
 from services.accounts.tables import api_keys, users
+from services.common.database import reading
 from services.common.errors import Reason, ServiceError, invalid, not_found
 
 SECRET_PREFIX = "sk-"
@@ -69,7 +70,7 @@ class ApiKeys:
 
     def list(self, user_ref: str) -> list[ApiKey]:
         """Oldest first, revoked keys included."""
-        with self.engine.begin() as conn:
+        with reading(self.engine) as conn:
             user = find_user(conn, user_ref)
             rows = conn.execute(select(api_keys).where(api_keys.c.user_id == user.id)
                                 .order_by(api_keys.c.created_us, api_keys.c.id)).all()
@@ -93,7 +94,7 @@ class ApiKeys:
                         api_keys.c.revoked_us)
                  .select_from(api_keys.join(users, users.c.id == api_keys.c.user_id))
                  .where(api_keys.c.secret_hash == self.hash_secret(secret)))
-        with self.engine.begin() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(query).first()
         if row is None:
             raise authentication_failed("invalid API key")

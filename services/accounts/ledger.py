@@ -31,6 +31,7 @@ from services.accounts.store import (
     page_size,
 )
 from services.accounts.tables import holds, ledger_entries, users
+from services.common.database import reading
 from services.common.errors import Reason, ServiceError, invalid, not_found
 
 log = logging.getLogger(__name__)
@@ -322,7 +323,7 @@ class Ledger:
                  .order_by(ledger_entries.c.seq.desc()).limit(size + 1))
         if before is not None:
             query = query.where(ledger_entries.c.seq < before)
-        with self.engine.begin() as conn:
+        with reading(self.engine) as conn:
             if not user_id:
                 raise invalid("user_id is required", "user_id")
             if conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is None:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.accounts.tables import users
+from services.common.database import reading
 from services.common.errors import invalid, not_found
 
 DEFAULT_PAGE_SIZE = 50
@@ -126,13 +127,13 @@ class Users:
         return user
 
     def get(self, ref: str) -> User:
-        with self.engine.begin() as conn:
+        with reading(self.engine) as conn:
             return find_user(conn, ref)
 
     def get_by_id(self, user_id: str, param: str = "user_id") -> User:
         if not user_id:
             raise invalid(f"{param} is required", param)
-        with self.engine.begin() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
         if row is None:
             raise not_found(f"no user with id {user_id!r}", param)
@@ -145,7 +146,7 @@ class Users:
         query = select(users).order_by(users.c.seq).limit(size + 1)
         if after is not None:
             query = query.where(users.c.seq > after)
-        with self.engine.begin() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query).all()
         more = len(rows) > size
         rows = rows[:size]

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine, text
 
-from services.common.database import Migration, make_engine, migrate, sql
+from services.common.database import Migration, make_engine, migrate, reading, sql
 from univence.media.v1 import media_pb2
 
 SERVICE = "media"
@@ -88,7 +88,7 @@ class MediaIndex:
                          asdict(record))
 
     def get(self, media_id: str) -> MediaRecord | None:
-        with self.engine.begin() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(text(f"SELECT {_COLUMNS} FROM media WHERE media_id = :id"),
                                {"id": media_id}).first()
         return None if row is None else MediaRecord(*row)
@@ -110,7 +110,7 @@ class MediaIndex:
         where = "owner_id = :owner" + (" AND kind = :kind" if kind else "")
         direction = "DESC" if newest_first else "ASC"
         params = {"owner": owner_id, "kind": kind, "limit": limit, "offset": offset}
-        with self.engine.begin() as conn:  # one transaction: the page and the count agree
+        with reading(self.engine) as conn:  # one transaction: the page and the count agree
             total = conn.execute(text(f"SELECT COUNT(*) FROM media WHERE {where}"), params).scalar_one()
             rows = conn.execute(text(
                 f"SELECT {_COLUMNS} FROM media WHERE {where}"

@@ -16,7 +16,6 @@ from services.accounts.config import AccountsSettings
 from services.accounts.server import definition
 from services.common.database import make_engine
 from services.common.server import ServiceRuntime
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures used by name
 from tests.support.runtime import running_service
 from univence.accounts.v1 import accounts_pb2 as pb
 from univence.accounts.v1 import accounts_pb2_grpc

@@ -9,9 +9,8 @@ import pytest
 
 from services.media.config import MediaSettings
 from tests.media.helpers import Media, serve, settings_for
-from tests.support.postgres import postgres_server, postgres_url
 
-__all__ = ["media", "media_settings", "postgres_server", "postgres_url"]
+__all__ = ["media", "media_settings"]
 
 
 @pytest.fixture
