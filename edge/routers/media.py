@@ -21,6 +21,7 @@ from univence.media.v1 import media_pb2
 router = APIRouter(tags=["media"])
 MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 CACHE_CONTROL = "public, max-age=3600"
+BUFFER_BELOW_BYTES = 1024 * 1024
 FORMATS = {"png": common_pb2.IMAGE_FORMAT_PNG, "jpeg": common_pb2.IMAGE_FORMAT_JPEG,
            "jpg": common_pb2.IMAGE_FORMAT_JPEG, "webp": common_pb2.IMAGE_FORMAT_WEBP}
 KINDS = {media_pb2.MEDIA_KIND_IMAGE: "image", media_pb2.MEDIA_KIND_VIDEO: "video",
@@ -104,6 +105,9 @@ async def get_media(media_id: str, request: Request,
     if request.method == "HEAD":
         call.cancel()
         return Response(status_code=status, headers=headers, media_type=media.mime_type)
+    if body_length <= BUFFER_BELOW_BYTES:  # small files: one plain response, no streaming machinery
+        body = b"".join([chunk async for chunk in _chunks(call)])
+        return Response(body, status_code=status, headers=headers, media_type=media.mime_type)
     return StreamingResponse(_chunks(call), status_code=status, headers=headers, media_type=media.mime_type)
 
 
