@@ -4,16 +4,19 @@ per-process objects (gRPC clients, authenticator, rate limiter, meter) on app.st
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
+import pkgutil
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from prometheus_client import make_asgi_app
 
+import edge.routers
 from edge.auth import Authenticator
 from edge.clients import ServiceClients
 from edge.config import EdgeSettings
@@ -21,7 +24,6 @@ from edge.errors import install_error_handlers
 from edge.metering import Meter
 from edge.middleware import EdgeMiddleware
 from edge.ratelimit import RateLimiter
-from edge.routers import health, media, models
 from edge.routers.models import ModelCatalog
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,14 @@ def setup_tracing(exporter: str) -> None:
     trace.set_tracer_provider(provider)
 
 
+def discover_routers() -> list[APIRouter]:
+    """Every module in edge/routers/ contributes its `router`, so an endpoint group lands as one file."""
+    found = []
+    for module in sorted(pkgutil.iter_modules(edge.routers.__path__), key=lambda m: m.name):
+        found.append(importlib.import_module(f"edge.routers.{module.name}").router)
+    return found
+
+
 def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     settings = settings or EdgeSettings()
     setup_tracing(settings.otel_exporter)
@@ -67,7 +77,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Univence API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for router in (health.router, models.router, media.router):
+    for router in discover_routers():
         app.include_router(router)
     app.mount("/metrics", make_asgi_app())
     app.add_middleware(EdgeMiddleware, settings=settings)

@@ -25,6 +25,12 @@ class ModelCatalog:
 
     def __init__(self) -> None:
         self._cached: tuple[float, list[ModelObject]] | None = None
+        self._profiles: dict[str, str] = {}
+
+    async def profile(self, request: Request, service: str) -> str:
+        """The profile a modality service reported (refreshed with the model list)."""
+        await self.models(request)
+        return self._profiles.get(service, "")
 
     async def models(self, request: Request) -> list[ModelObject]:
         now = time.monotonic()
@@ -33,6 +39,7 @@ class ModelCatalog:
         clients = request.app.state.clients
         names = list(clients.settings.modalities)
         infos = await asyncio.gather(*(self._info(clients, n) for n in names))
+        self._profiles = {info.service: info.profile for info in infos if info is not None}
         models = [
             ModelObject(id=m.id, created=_STARTED, service=info.service, task=m.task, profile=info.profile,
                         aliases=list(m.aliases), ready=info.ready)
