@@ -104,17 +104,31 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             for pos in range(start, end, chunk):
                 yield media_pb2.GetMediaResponse(chunk=variant.data[pos:min(pos + chunk, end)])
             return
-        # Opened before the metadata goes out, so a missing blob is an error status, not a cut stream.
+        # Opened (and the first chunk read, in the same thread hop) before the metadata goes out, so a
+        # missing blob is an error status, not a cut stream.
+        remaining = end - start
         try:
-            reader = await asyncio.to_thread(self.store.open_range, record.media_id, start, end - start)
+            reader, data = await asyncio.to_thread(self._open_and_read, record.media_id, start, remaining, chunk)
         except BlobNotFound:
             raise _missing_blob(record.media_id) from None
         try:
             yield media_pb2.GetMediaResponse(media=record.to_proto())
-            while data := await asyncio.to_thread(reader.read, chunk):
+            while data:
                 yield media_pb2.GetMediaResponse(chunk=data)
+                remaining -= len(data)
+                if remaining <= 0:
+                    break
+                data = await asyncio.to_thread(reader.read, min(chunk, remaining))
         finally:
             reader.close()
+
+    def _open_and_read(self, media_id: str, start: int, length: int, chunk: int):
+        reader = self.store.open_range(media_id, start, length)
+        try:
+            return reader, reader.read(min(chunk, length))
+        except BaseException:
+            reader.close()
+            raise
 
     async def ListMedia(self, request: media_pb2.ListMediaRequest, context) -> media_pb2.ListMediaResponse:
         owner = check_owner(request.owner_id)
