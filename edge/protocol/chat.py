@@ -1,0 +1,378 @@
+"""POST /v1/chat/completions: OpenAI's request, completion and chunk shapes, and the request turned
+into the LLM service's CreateChatCompletionRequest.
+
+Messages are checked by hand so each refusal names the exact field the way OpenAI spells it
+(`messages[0].content[1].type`); the pydantic models below describe the same shapes for the
+OpenAPI document and check the scalar fields."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.errors import APIError
+from univence.llm.v1 import llm_pb2
+
+ROLES = {"system": llm_pb2.ROLE_SYSTEM, "developer": llm_pb2.ROLE_DEVELOPER, "user": llm_pb2.ROLE_USER,
+         "assistant": llm_pb2.ROLE_ASSISTANT, "tool": llm_pb2.ROLE_TOOL}
+DATA_URL = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,(?P<data>.*)$", re.S)
+IMAGE_MIMES = {"image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif", "image/bmp", "image/tiff"}
+UNSUPPORTED = {"tools": "tool calling", "tool_choice": "tool calling", "functions": "function calling",
+               "function_call": "function calling", "audio": "audio output", "prediction": "predicted outputs"}
+
+
+# -- request ---------------------------------------------------------------------------------------
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(BaseModel):
+    url: str = Field(description="A data URL (`data:image/png;base64,...`); http(s) URLs only where the "
+                                 "server enables fetching")
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(BaseModel):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart | ImagePart] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool | None = None
+
+
+class JSONSchemaFormat(BaseModel):
+    name: str = "response"
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat completion request (the fields this server honours; others are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(default=None, description="Accepted for compatibility and ignored: the served model "
+                                                        "answers (Qwen 3.5-4B)")
+    messages: list[ChatMessage] = Field(min_length=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(default=None, ge=-(2 ** 63), lt=2 ** 63)
+    n: int | None = Field(default=None, ge=1)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    response_format: ResponseFormat | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    user: str | None = None
+    logprobs: bool | None = None
+
+
+# -- response --------------------------------------------------------------------------------------
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str | None
+    reasoning_content: str | None = None
+
+
+class Choice(BaseModel):
+    index: int
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"] | None
+    logprobs: None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    reasoning_content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int
+    delta: ChunkDelta
+    finish_reason: Literal["stop", "length"] | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One `data:` event of a stream (`text/event-stream`, ending with `data: [DONE]`)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+# -- request → gRPC --------------------------------------------------------------------------------
+
+
+def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest, bool, bool]:
+    """(the gRPC request, stream?, include_usage?) or an APIError naming the offending field."""
+    if not isinstance(body, dict):
+        raise APIError(400, "The request body must be a JSON object", param=None, code="invalid_json")
+    for field, what in UNSUPPORTED.items():
+        if body.get(field) not in (None, [], {}):
+            raise APIError(400, f"{field}: {what} is not supported by this server", param=field,
+                           code="unsupported_parameter")
+    messages = [parse_message(m, i) for i, m in enumerate(_messages(body))]
+    response_format = parse_response_format(body.get("response_format"))
+    scalars = {k: v for k, v in body.items() if k not in ("messages", "response_format")}
+    try:
+        request = ChatCompletionRequest.model_validate({**scalars, "messages": [{"role": "user"}]})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        param = _param(error.get("loc", ()))
+        raise APIError(400, f"{param}: {error.get('msg', 'invalid value')}" if param else error.get("msg", ""),
+                       param=param, code="invalid_value") from None
+    if request.logprobs:
+        raise APIError(400, "logprobs are not supported by this server", param="logprobs",
+                       code="unsupported_parameter")
+    if request.max_tokens is not None and request.max_completion_tokens is not None \
+            and request.max_tokens != request.max_completion_tokens:
+        raise APIError(400, "max_tokens and max_completion_tokens disagree; send one of them", param="max_tokens")
+    stream = bool(request.stream)
+    if request.stream_options is not None and not stream:
+        raise APIError(400, "stream_options is only allowed when stream is true", param="stream_options")
+    stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+    grpc_request = llm_pb2.CreateChatCompletionRequest(
+        messages=messages, model=request.model or "", stop=stop, n=request.n or 1, user=request.user or "",
+        response_format=response_format, include_usage=stream)
+    for field in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
+        value = getattr(request, field)
+        if value is not None:
+            setattr(grpc_request, field, value)
+    max_tokens = request.max_completion_tokens if request.max_completion_tokens is not None else request.max_tokens
+    if max_tokens is not None:
+        grpc_request.max_tokens = min(max_tokens, 2 ** 31 - 1)
+    include_usage = bool(stream and request.stream_options and request.stream_options.include_usage)
+    return grpc_request, stream, include_usage
+
+
+def _param(loc: tuple) -> str | None:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("str", "list[str]"):
+            out += f".{part}" if out else str(part)
+    return out or None
+
+
+def _messages(body: dict) -> list:
+    messages = body.get("messages")
+    if messages is None:
+        raise APIError(400, "messages is required", param="messages", code="missing_required_parameter")
+    if not isinstance(messages, list) or not messages:
+        raise APIError(400, "messages must be a non-empty array of messages", param="messages")
+    return messages
+
+
+def parse_message(message: Any, i: int) -> llm_pb2.ChatMessage:
+    where = f"messages[{i}]"
+    if not isinstance(message, dict):
+        raise APIError(400, f"{where} must be an object with a role and content", param=where)
+    role = message.get("role")
+    if role is None:
+        raise APIError(400, f"{where}.role is required", param=f"{where}.role", code="missing_required_parameter")
+    if role not in ROLES:
+        raise APIError(400, f"{where}.role must be one of {', '.join(ROLES)}; got {role!r}", param=f"{where}.role")
+    name = message.get("name")
+    if name is not None and not isinstance(name, str):
+        raise APIError(400, f"{where}.name must be a string", param=f"{where}.name")
+    content = message.get("content")
+    parts: list[llm_pb2.ContentPart] = []
+    if isinstance(content, str):
+        parts.append(llm_pb2.ContentPart(text=content))
+    elif isinstance(content, list):
+        parts = [parse_part(part, f"{where}.content[{j}]") for j, part in enumerate(content)]
+    elif content is None:
+        if role != "assistant":
+            raise APIError(400, f"{where}.content is required for {role} messages", param=f"{where}.content",
+                           code="missing_required_parameter")
+    else:
+        raise APIError(400, f"{where}.content must be a string or an array of content parts",
+                       param=f"{where}.content")
+    return llm_pb2.ChatMessage(role=ROLES[role], content=parts, name=name or "")
+
+
+def parse_part(part: Any, where: str) -> llm_pb2.ContentPart:
+    if not isinstance(part, dict):
+        raise APIError(400, f"{where} must be an object with a type", param=where)
+    kind = part.get("type")
+    if kind is None:
+        raise APIError(400, f"{where}.type is required", param=f"{where}.type", code="missing_required_parameter")
+    if kind == "text":
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise APIError(400, f"{where}.text must be a string", param=f"{where}.text")
+        return llm_pb2.ContentPart(text=text)
+    if kind == "image_url":
+        image_url = part.get("image_url")
+        if isinstance(image_url, str):  # some clients send the URL directly
+            image_url = {"url": image_url}
+        if not isinstance(image_url, dict) or not isinstance(image_url.get("url"), str):
+            raise APIError(400, f"{where}.image_url.url is required", param=f"{where}.image_url.url")
+        detail = image_url.get("detail") or ""
+        if detail not in ("", "auto", "low", "high"):
+            raise APIError(400, f"{where}.image_url.detail must be auto, low or high",
+                           param=f"{where}.image_url.detail")
+        return llm_pb2.ContentPart(image=parse_image_url(image_url["url"], f"{where}.image_url.url", detail))
+    raise APIError(400, f"{where}.type {kind!r} is not supported; use text or image_url", param=f"{where}.type",
+                   code="unsupported_content_type")
+
+
+def parse_image_url(url: str, param: str, detail: str = "") -> llm_pb2.ImageInput:
+    if url.startswith(("http://", "https://")):
+        return llm_pb2.ImageInput(url=url, detail=detail)
+    match = DATA_URL.match(url)
+    if not match:
+        raise APIError(400, "The image URL must be a data URL (data:image/png;base64,...) or an http(s) URL",
+                       param=param, code="invalid_image_url")
+    mime = (match["mime"] or "").lower()
+    if mime not in IMAGE_MIMES:
+        raise APIError(400, f"The data URL's type must be an image type (image/png, image/jpeg, image/webp, "
+                            f"image/gif); got {mime or 'none'!r}", param=param, code="invalid_image_url")
+    if not match["b64"]:
+        raise APIError(400, "The data URL must be base64-encoded (data:image/png;base64,...)", param=param,
+                       code="invalid_image_url")
+    try:
+        data = base64.b64decode(re.sub(r"\s+", "", match["data"]), validate=True)
+    except (binascii.Error, ValueError):
+        raise APIError(400, "The data URL's base64 payload is malformed", param=param,
+                       code="invalid_image_url") from None
+    if not data:
+        raise APIError(400, "The data URL holds no image", param=param, code="invalid_image_url")
+    return llm_pb2.ImageInput(data=data, mime_type=mime, detail=detail)
+
+
+def parse_response_format(value: Any) -> llm_pb2.ResponseFormat:
+    if value is None:
+        return llm_pb2.ResponseFormat()
+    if not isinstance(value, dict):
+        raise APIError(400, "response_format must be an object with a type", param="response_format")
+    kind = value.get("type")
+    if kind == "text":
+        return llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_TEXT)
+    if kind == "json_object":
+        return llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT)
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict):
+            raise APIError(400, "response_format.json_schema is required for type json_schema",
+                           param="response_format.json_schema")
+        schema = spec.get("schema")
+        if not isinstance(schema, dict):
+            raise APIError(400, "response_format.json_schema.schema must be a JSON schema object",
+                           param="response_format.json_schema.schema")
+        strict = spec.get("strict")
+        return llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, json_schema=json.dumps(schema),
+                                      schema_name=str(spec.get("name") or ""), strict=bool(strict))
+    raise APIError(400, "response_format.type must be text, json_object or json_schema",
+                   param="response_format.type")
+
+
+# -- gRPC → response -------------------------------------------------------------------------------
+
+FINISH = {llm_pb2.FINISH_REASON_STOP: "stop", llm_pb2.FINISH_REASON_LENGTH: "length"}
+
+
+def usage_dict(usage: llm_pb2.Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def completion_dict(response: llm_pb2.CreateChatCompletionResponse) -> dict[str, Any]:
+    choices = []
+    for choice in response.choices:
+        message: dict[str, Any] = {"role": "assistant", "content": choice.content}
+        if choice.reasoning_content:
+            message["reasoning_content"] = choice.reasoning_content
+        choices.append({"index": choice.index, "message": message, "logprobs": None,
+                        "finish_reason": FINISH.get(choice.finish_reason)})
+    return {"id": response.id, "object": "chat.completion", "created": response.created, "model": response.model,
+            "choices": choices, "usage": usage_dict(response.usage)}
+
+
+class ChunkWriter:
+    """Service chunks → OpenAI `chat.completion.chunk` events. The service's first chunk (empty deltas)
+    becomes the `role: assistant` chunk; its usage chunk goes out only when the client asked for it."""
+
+    def __init__(self, include_usage: bool):
+        self.include_usage = include_usage
+        self.started = False
+
+    def event(self, chunk: llm_pb2.ChatCompletionChunk) -> bytes | None:
+        head: dict[str, Any] = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created,
+                                "model": chunk.model}
+        if not chunk.choices:
+            if not (self.include_usage and chunk.HasField("usage")):
+                return None
+            return sse({**head, "choices": [], "usage": usage_dict(chunk.usage)})
+        choices = []
+        for delta in chunk.choices:
+            out: dict[str, Any] = {}
+            if not self.started:
+                out["role"] = "assistant"
+            if delta.content or not self.started:
+                out["content"] = delta.content
+            if delta.reasoning_content:
+                out["reasoning_content"] = delta.reasoning_content
+            choices.append({"index": delta.index, "delta": out, "logprobs": None,
+                            "finish_reason": FINISH.get(delta.finish_reason)})
+        self.started = True
+        event = {**head, "choices": choices}
+        if self.include_usage:
+            event["usage"] = None
+        return sse(event)
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"

@@ -1,0 +1,152 @@
+"""A CreateChatCompletionRequest checked and turned into what the backends take: messages with decoded
+images, and sampling options. Every refusal names the field the way the HTTP API spells it
+(`messages[0].content[1].image_url`), so the edge can pass it on unchanged."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import urllib.request
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+from services.common.errors import invalid, too_large
+from services.llm.backends.base import Message, ResponseFormat, SamplingOptions
+from services.llm.config import LlmSettings
+from univence.llm.v1 import llm_pb2
+
+ROLES = {
+    llm_pb2.ROLE_SYSTEM: "system",
+    llm_pb2.ROLE_DEVELOPER: "system",
+    llm_pb2.ROLE_USER: "user",
+    llm_pb2.ROLE_ASSISTANT: "assistant",
+    llm_pb2.ROLE_TOOL: "tool",
+}
+MAX_STOP = 4
+
+
+def parse_options(request: llm_pb2.CreateChatCompletionRequest, settings: LlmSettings) -> SamplingOptions:
+    options = SamplingOptions()
+    if request.HasField("temperature"):
+        options.temperature = _bounded(request.temperature, 0.0, 2.0, "temperature")
+    if request.HasField("top_p"):
+        options.top_p = _bounded(request.top_p, 0.0, 1.0, "top_p")
+    if request.HasField("max_tokens"):
+        if request.max_tokens < 1:
+            raise invalid("max_tokens must be at least 1", "max_tokens")
+        options.max_tokens = request.max_tokens
+    if len(request.stop) > MAX_STOP:
+        raise invalid(f"stop takes at most {MAX_STOP} sequences", "stop")
+    for i, stop in enumerate(request.stop):
+        if not stop:
+            raise invalid("stop sequences must not be empty", f"stop[{i}]")
+    options.stop = list(request.stop)
+    if request.HasField("seed"):
+        options.seed = request.seed
+    n = request.n or 1
+    if not 1 <= n <= settings.max_n:
+        raise invalid(f"n must be between 1 and {settings.max_n}", "n")
+    options.n = n
+    if request.HasField("presence_penalty"):
+        options.presence_penalty = _bounded(request.presence_penalty, -2.0, 2.0, "presence_penalty")
+    if request.HasField("frequency_penalty"):
+        options.frequency_penalty = _bounded(request.frequency_penalty, -2.0, 2.0, "frequency_penalty")
+    options.response_format = _response_format(request.response_format)
+    return options
+
+
+def _bounded(value: float, low: float, high: float, param: str) -> float:
+    if not math.isfinite(value) or not low <= value <= high:
+        raise invalid(f"{param} must be between {low:g} and {high:g}", param)
+    return float(value)
+
+
+def _response_format(fmt: llm_pb2.ResponseFormat) -> ResponseFormat | None:
+    kind = fmt.type
+    if kind in (llm_pb2.RESPONSE_FORMAT_TYPE_UNSPECIFIED, llm_pb2.RESPONSE_FORMAT_TYPE_TEXT):
+        return None
+    if kind == llm_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT:
+        return ResponseFormat("json_object")
+    if kind == llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
+        try:
+            schema = json.loads(fmt.json_schema)
+        except ValueError:
+            schema = None
+        if not isinstance(schema, dict):
+            raise invalid("response_format.json_schema.schema must be a JSON schema object",
+                          "response_format.json_schema.schema")
+        return ResponseFormat("json_schema", schema=schema, strict=fmt.strict)
+    raise invalid(f"unknown response_format type {kind}", "response_format.type")
+
+
+def parse_messages(request: llm_pb2.CreateChatCompletionRequest, settings: LlmSettings) -> list[Message]:
+    """Blocking (image decoding, and fetching where allowed): call it off the event loop."""
+    if not request.messages:
+        raise invalid("messages must hold at least one message", "messages")
+    messages: list[Message] = []
+    images = 0
+    for i, message in enumerate(request.messages):
+        role = ROLES.get(message.role)
+        if role is None:
+            raise invalid("each message needs a role: system, developer, user, assistant or tool",
+                          f"messages[{i}].role")
+        parts: list[str | Image.Image] = []
+        for j, part in enumerate(message.content):
+            which = part.WhichOneof("part")
+            if which == "text":
+                parts.append(part.text)
+            elif which == "image":
+                if role != "user":
+                    raise invalid("images are only accepted in user messages", f"messages[{i}].content[{j}]")
+                images += 1
+                if images > settings.max_images:
+                    raise invalid(f"at most {settings.max_images} images per request", f"messages[{i}].content[{j}]")
+                parts.append(load_image(part.image, settings, f"messages[{i}].content[{j}].image_url"))
+            else:
+                raise invalid("a content part must be text or an image", f"messages[{i}].content[{j}]")
+        messages.append(Message(role, parts))
+    return messages
+
+
+def load_image(image: llm_pb2.ImageInput, settings: LlmSettings, param: str) -> Image.Image:
+    data = image.data
+    if not data:
+        if not image.url:
+            raise invalid("the image has neither data nor a URL", param)
+        data = fetch_image(image.url, settings, param + ".url")
+    if len(data) > settings.max_image_bytes:
+        raise too_large(f"the image is {len(data)} bytes; at most {settings.max_image_bytes}", param)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.width * img.height > settings.max_image_pixels:
+                raise too_large(f"the image is {img.width}x{img.height} pixels; at most "
+                                f"{settings.max_image_pixels} pixels", param)
+            img.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise invalid(f"the image cannot be decoded ({type(exc).__name__}); send PNG, JPEG, WebP or GIF",
+                      param) from None
+    if img.width < 1 or img.height < 1:
+        raise invalid("the image is empty", param)
+    return img.convert("RGB")
+
+
+def fetch_image(url: str, settings: LlmSettings, param: str) -> bytes:
+    if not url.startswith(("http://", "https://")):
+        raise invalid("image URLs must be data: URLs (or http(s) URLs where fetching is enabled)", param)
+    if not settings.allow_remote_images:
+        raise invalid("Fetching images from http(s) URLs is disabled on this server; send the image inline as a "
+                      "data URL (data:image/png;base64,...)", param)
+    request = urllib.request.Request(url, headers={"User-Agent": "univence-llm/1"})
+    try:
+        with urllib.request.urlopen(request, timeout=settings.remote_image_timeout_seconds) as response:
+            data = response.read(settings.max_image_bytes + 1)
+    except (OSError, ValueError) as exc:
+        raise invalid(f"the image URL could not be fetched: {exc}", param) from None
+    if len(data) > settings.max_image_bytes:
+        raise too_large(f"the image at the URL is larger than {settings.max_image_bytes} bytes", param)
+    return data

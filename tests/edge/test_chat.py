@@ -1,0 +1,262 @@
+"""POST /v1/chat/completions end to end: the official openai SDK and plain HTTP against the real edge,
+accounts and media services and the LLM service in the tiny profile (a real Qwen3.5 model class with
+random weights: the text is noise, the counts, streams, limits and metering are real)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass
+
+import httpx
+import openai
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.edge.test_auth import assert_envelope
+from tests.llm.helpers import png_bytes, serve_llm
+from tests.support.platform import Platform, running_platform
+
+MODEL = "qwen3.5"  # any name: the model is accepted and ignored
+PNG_DATA_URL = "data:image/png;base64," + base64.b64encode(png_bytes(48, 32)).decode()
+
+
+@dataclass
+class ChatStack:
+    platform: Platform
+    http: httpx.AsyncClient
+    client: openai.AsyncOpenAI
+    key: str
+    user_id: str
+
+
+@pytest.fixture
+async def stack(tmp_path):
+    async with serve_llm() as (_, llm), \
+            running_platform(tmp_path, modalities=["llm"], modality_addresses={"llm": f"127.0.0.1:{llm.port}"}) \
+            as platform, httpx.AsyncClient(base_url=platform.base_url, timeout=60) as http:
+        user_id, key = await platform.user_with_key("vip@example.com", premium=True)
+        client = openai.AsyncOpenAI(api_key=key, base_url=f"{platform.base_url}/v1", max_retries=0, timeout=60)
+        yield ChatStack(platform, http, client, key, user_id)
+        await client.close()
+
+
+def generated() -> float:
+    return REGISTRY.get_sample_value("univence_llm_generated_tokens_total", {"backend": "transformers"}) or 0.0
+
+
+def active() -> float:
+    return REGISTRY.get_sample_value("univence_llm_active_generations", {"backend": "transformers"}) or 0.0
+
+
+async def test_sdk_completion_has_usage_and_names_the_served_model(stack):
+    raw = await stack.client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "system", "content": "You are a helpful assistant."},
+                                  {"role": "user", "content": "Hello, how are you?"}], max_tokens=16)
+    assert raw.headers["x-univence-profile"] == "tiny"
+    completion = raw.parse()
+    assert completion.object == "chat.completion" and completion.id.startswith("chatcmpl-")
+    assert completion.model == "Qwen/Qwen3.5-4B"
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant" and isinstance(choice.message.content, str)
+    assert choice.finish_reason in ("stop", "length")
+    usage = completion.usage
+    assert usage.prompt_tokens > 0 and 1 <= usage.completion_tokens <= 16
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+async def test_sdk_stream_chunks_concatenate_to_the_message_and_the_last_carries_usage(stack):
+    messages = [{"role": "user", "content": "Count to ten."}]
+    whole = await stack.client.chat.completions.create(model=MODEL, messages=messages, max_tokens=24, temperature=0)
+    stream = await stack.client.chat.completions.create(model=MODEL, messages=messages, max_tokens=24, temperature=0,
+                                                        stream=True, stream_options={"include_usage": True})
+    chunks = [chunk async for chunk in stream]
+    assert all(c.object == "chat.completion.chunk" and c.id == chunks[0].id for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == [whole.choices[0].finish_reason]
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None
+    assert last.usage.model_dump() == whole.usage.model_dump()
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+async def test_sdk_stream_without_include_usage_has_no_usage(stack):
+    stream = await stack.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                                        max_tokens=4, stream=True)
+    chunks = [chunk async for chunk in stream]
+    assert chunks and all(c.choices and c.usage is None for c in chunks)
+
+
+async def test_sdk_vision_message_with_a_base64_png(stack):
+    completion = await stack.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is in this image?"},
+        {"type": "image_url", "image_url": {"url": PNG_DATA_URL, "detail": "low"}}]}], max_tokens=8)
+    text_only = await stack.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "What is in this image?"}]}], max_tokens=1)
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.usage.prompt_tokens == text_only.usage.prompt_tokens + 6 + 2  # 3x2 patches + markers
+
+
+async def test_sdk_json_schema_response_format(stack):
+    completion = await stack.client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Is it raining?"}], max_tokens=40, temperature=0,
+        response_format={"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": {
+            "type": "object", "properties": {"raining": {"type": "boolean"}}, "required": ["raining"],
+            "additionalProperties": False}}})
+    assert isinstance(json.loads(completion.choices[0].message.content)["raining"], bool)
+
+
+async def test_the_reference_curl_examples_work_as_written(stack):
+    headers = {"Content-Type": "application/json", "X-API-Key": stack.key}
+    text = await stack.http.post("/v1/chat/completions", headers=headers, json={
+        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": "Hello, how are you?"}],
+        "temperature": 0.7, "max_tokens": 1000})
+    assert text.status_code == 200, text.text
+    body = text.json()
+    assert set(body) >= {"id", "object", "created", "model", "choices", "usage"}
+    assert body["object"] == "chat.completion" and body["model"] == "Qwen/Qwen3.5-4B"
+    assert body["choices"][0]["message"]["role"] == "assistant" and body["choices"][0]["index"] == 0
+    assert set(body["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    # The reference abbreviates the base64 ("iVBORw0KGgo..."); a whole PNG goes in its place.
+    vision = await stack.http.post("/v1/chat/completions", headers=headers, json={
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is in this image?"},
+            {"type": "image_url", "image_url": {"url": PNG_DATA_URL}}]}],
+        "max_tokens": 500})
+    assert vision.status_code == 200, vision.text
+    assert vision.json()["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+async def test_sse_wire_format(stack):
+    async with stack.http.stream("POST", "/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
+            "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "stream": True,
+            "stream_options": {"include_usage": True}}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = (await response.aread()).decode()
+    events = [e for e in body.split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events)
+    assert events[-1] == "data: [DONE]"
+    usage = json.loads(events[-2].removeprefix("data: "))
+    assert usage["choices"] == [] and usage["usage"]["total_tokens"] > 0
+
+
+async def test_non_premium_gets_the_403_envelope(stack):
+    _, key = await stack.platform.user_with_key("free@example.com", credits_mc=100_000)
+    response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": key},
+                                     json={"messages": [{"role": "user", "content": "hi"}]})
+    assert assert_envelope(response, 403, "premium_required")["code"] == "premium_required"
+    free = openai.AsyncOpenAI(api_key=key, base_url=f"{stack.platform.base_url}/v1", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        await free.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
+    await free.close()
+
+
+async def test_over_long_input_is_a_400_envelope_streamed_or_not(stack):
+    before = generated()
+    for stream in (False, True):
+        response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
+            "messages": [{"role": "user", "content": "word " * 2000}], "stream": stream})
+        error = assert_envelope(response, 400, "invalid_request_error")
+        assert error["param"] == "messages" and "maximum context length" in error["message"]
+    response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
+        "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 100_000})
+    assert assert_envelope(response, 400, "invalid_request_error")["param"] == "max_tokens"
+    with pytest.raises(openai.BadRequestError):
+        await stack.client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x" * 5000}])
+    assert generated() == before
+    assert (await stack.platform.balance(stack.user_id)).held_mc == 0
+
+
+@pytest.mark.parametrize(("messages", "param"), [
+    ([{"content": "no role"}], "messages[0].role"),
+    ([{"role": "wizard", "content": "hi"}], "messages[0].role"),
+    ([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "input_audio", "input_audio": {}}]}],
+     "messages[0].content[1].type"),
+    ([{"role": "user", "content": [{"type": "text", "text": "a"}, {"text": "no type"}]}],
+     "messages[0].content[1].type"),
+    ([{"role": "user", "content": [{"type": "text", "text": "a"},
+                                   {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}]}],
+     "messages[0].content[1].image_url.url"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}}]}],
+     "messages[0].content[0].image_url.url"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://host/cat.png"}}]}],
+     "messages[0].content[0].image_url.url"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {
+        "url": "data:image/png;base64," + base64.b64encode(b"not a png").decode()}}]}],
+     "messages[0].content[0].image_url"),
+    ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}],
+     "messages[0].content[0].image_url.url"),
+    ([{"role": "user", "content": 42}], "messages[0].content"),
+    ([{"role": "user"}], "messages[0].content"),
+    ([], "messages"),
+    ("hello", "messages"),
+])
+async def test_malformed_messages_are_400_with_param(stack, messages, param):
+    response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key},
+                                     json={"messages": messages, "max_tokens": 2})
+    assert assert_envelope(response, 400, "invalid_request_error")["param"] == param
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"temperature": 5}, "temperature"),
+    ({"n": 0}, "n"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+])
+async def test_malformed_parameters_are_400_with_param(stack, fields, param):
+    response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key},
+                                     json={"messages": [{"role": "user", "content": "hi"}], **fields})
+    assert assert_envelope(response, 400, "invalid_request_error")["param"] == param
+
+
+async def test_a_disconnected_stream_stops_generating(stack):
+    # Greedy decoding of the tiny random weights never picks the end token: without the disconnect
+    # this would run for 3000 tokens.
+    async with stack.http.stream("POST", "/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
+            "messages": [{"role": "user", "content": "write forever"}], "max_tokens": 3000, "temperature": 0,
+            "stream": True}) as response:
+        assert response.status_code == 200
+        lines = response.aiter_lines()
+        for _ in range(6):
+            await anext(lines)
+        running = generated()
+        await asyncio.sleep(0.3)
+        assert generated() > running
+    # leaving the block closed the connection mid-stream
+    for _ in range(100):
+        if active() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert active() == 0, "the model is still generating for a client that left"
+    stopped = generated()
+    await asyncio.sleep(0.5)
+    assert generated() == stopped
+    for _ in range(50):
+        if (await stack.platform.balance(stack.user_id)).held_mc == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert (await stack.platform.balance(stack.user_id)).held_mc == 0
+
+
+async def test_idempotency_key_replays_a_completion(stack):
+    headers = {"X-API-Key": stack.key, "Idempotency-Key": "chat-1"}
+    body = {"messages": [{"role": "user", "content": "once"}], "max_tokens": 4, "temperature": 1.0}
+    first = await stack.http.post("/v1/chat/completions", headers=headers, json=body)
+    again = await stack.http.post("/v1/chat/completions", headers=headers, json=body)
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+
+
+async def test_openapi_documents_the_chat_request(stack):
+    spec = (await stack.http.get("/openapi.json")).json()
+    operation = spec["paths"]["/v1/chat/completions"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"messages", "temperature", "max_tokens", "stream", "response_format"} <= set(schema["properties"])
+    assert "text/event-stream" in operation["responses"]["200"]["content"]

@@ -1,0 +1,260 @@
+"""ChatService over real gRPC, on the tiny profile: a real Qwen3_5ForConditionalGeneration (gated
+DeltaNet + attention layers and a vision tower) with random weights, so the text is noise but every
+count, limit, stop and stream is the real code path."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import threading
+
+import grpc
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.llm.helpers import chat, png_bytes, serve_llm, servicer_of, user
+from tests.support.grpc_errors import expect_error
+from univence.common.v1 import common_pb2, common_pb2_grpc
+from univence.llm.v1 import llm_pb2
+
+# "<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n": one token per byte
+# (the tiny tokenizer has no merges) and one per special token.
+TEMPLATE_TOKENS = 1 + len("user\n") + 1 + 1 + 1 + len("assistant\n") + 1 + 2 + 1 + 2
+
+
+def prompt_tokens(text: str) -> int:
+    return TEMPLATE_TOKENS + len(text.encode())
+
+
+def generated() -> float:
+    return REGISTRY.get_sample_value("univence_llm_generated_tokens_total", {"backend": "transformers"}) or 0.0
+
+
+def active() -> float:
+    return REGISTRY.get_sample_value("univence_llm_active_generations", {"backend": "transformers"}) or 0.0
+
+
+async def test_unary_completion_names_the_served_model_and_counts_tokens_exactly(llm):
+    stub, _ = llm
+    response = await stub.CreateChatCompletion(chat(user("Hello, how are you?"), model="gpt-4o", max_tokens=8))
+    assert response.id.startswith("chatcmpl-") and response.model == "Qwen/Qwen3.5-4B"
+    assert response.created > 0 and len(response.choices) == 1
+    choice = response.choices[0]
+    assert choice.finish_reason in (llm_pb2.FINISH_REASON_STOP, llm_pb2.FINISH_REASON_LENGTH)
+    if choice.finish_reason == llm_pb2.FINISH_REASON_LENGTH:
+        assert response.usage.completion_tokens == 8
+    assert response.usage.prompt_tokens == prompt_tokens("Hello, how are you?")
+    assert response.usage.total_tokens == response.usage.prompt_tokens + response.usage.completion_tokens
+
+
+async def test_n_choices_each_counted(llm):
+    stub, _ = llm
+    response = await stub.CreateChatCompletion(chat(user("hi"), n=3, max_tokens=5, temperature=1.0, seed=1))
+    assert [c.index for c in response.choices] == [0, 1, 2]
+    assert 3 <= response.usage.completion_tokens <= 15
+
+
+async def test_greedy_n_choices_are_identical(llm):
+    stub, _ = llm
+    response = await stub.CreateChatCompletion(chat(user("hi"), n=2, max_tokens=6, temperature=0))
+    assert response.choices[0].content == response.choices[1].content
+    assert response.usage.completion_tokens % 2 == 0
+
+
+async def test_seed_makes_sampling_reproducible(llm):
+    stub, _ = llm
+    request = chat(user("tell me"), max_tokens=12, temperature=1.0, top_p=0.9, seed=1234)
+    first = await stub.CreateChatCompletion(request)
+    again = await stub.CreateChatCompletion(request)
+    assert first.choices[0].content == again.choices[0].content
+
+
+async def test_stop_sequences_cut_the_text_and_are_not_sent(llm):
+    stub, _ = llm
+    free = await stub.CreateChatCompletion(chat(user("go"), max_tokens=40, temperature=0))
+    text = free.choices[0].content
+    if len(text) < 4:
+        pytest.skip("the random model ended at once")
+    stop = text[2:4]
+    cut = await stub.CreateChatCompletion(chat(user("go"), max_tokens=40, temperature=0, stop=[stop, "\x00never"]))
+    assert cut.choices[0].content == text[:text.find(stop)]
+    assert cut.choices[0].finish_reason == llm_pb2.FINISH_REASON_STOP
+    chunks = [c async for c in stub.StreamChatCompletion(chat(user("go"), max_tokens=40, temperature=0, stop=[stop]))]
+    assert "".join(d.content for c in chunks for d in c.choices) == cut.choices[0].content
+
+
+async def test_stream_sends_start_deltas_finish_and_usage_last(llm):
+    stub, _ = llm
+    chunks = [c async for c in stub.StreamChatCompletion(chat(user("stream please"), max_tokens=10, n=2,
+                                                              temperature=0.8, include_usage=True))]
+    assert len({c.id for c in chunks}) == 1
+    assert [d.index for d in chunks[0].choices] == [0, 1] and not any(d.content for d in chunks[0].choices)
+    usage = chunks[-1]
+    assert not usage.choices and usage.usage.prompt_tokens == prompt_tokens("stream please")
+    finishes = [d for c in chunks for d in c.choices if d.finish_reason]
+    assert sorted(d.index for d in finishes) == [0, 1]
+    assert all(not c.HasField("usage") for c in chunks[:-1])
+    assert 2 <= usage.usage.completion_tokens <= 20
+
+
+async def test_stream_without_include_usage_has_no_usage_chunk(llm):
+    stub, _ = llm
+    chunks = [c async for c in stub.StreamChatCompletion(chat(user("x"), max_tokens=4))]
+    assert chunks[-1].choices and chunks[-1].choices[0].finish_reason
+    assert not any(c.HasField("usage") for c in chunks)
+
+
+async def test_stream_text_equals_the_unary_text(llm):
+    stub, _ = llm
+    request = chat(user("same"), max_tokens=20, temperature=0)
+    whole = await stub.CreateChatCompletion(request)
+    chunks = [c async for c in stub.StreamChatCompletion(request)]
+    assert "".join(d.content for c in chunks for d in c.choices) == whole.choices[0].content
+
+
+async def test_an_image_adds_its_vision_tokens_to_the_prompt(llm):
+    stub, _ = llm
+    text_only = await stub.CreateChatCompletion(chat(user("What is in this image?"), max_tokens=3))
+    with_image = await stub.CreateChatCompletion(chat(user("What is in this image?", png_bytes(48, 32)), max_tokens=3))
+    # 48x32 in 16-px patches: 3x2 = 6 image tokens, plus vision_start and vision_end.
+    assert with_image.usage.prompt_tokens == text_only.usage.prompt_tokens + 6 + 2
+    chunks = [c async for c in stub.StreamChatCompletion(chat(user(png_bytes(64, 64), "and this?"), max_tokens=3))]
+    assert chunks[-1].choices[0].finish_reason
+
+
+async def test_json_schema_output_is_valid_json_of_that_schema(llm):
+    stub, _ = llm
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"}},
+              "required": ["ok", "n"], "additionalProperties": False}
+    fmt = llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, json_schema=json.dumps(schema),
+                                 schema_name="answer", strict=True)
+    response = await stub.CreateChatCompletion(chat(user("answer in JSON"), max_tokens=60, response_format=fmt,
+                                                    seed=5, temperature=1.0))
+    if response.choices[0].finish_reason == llm_pb2.FINISH_REASON_STOP:
+        value = json.loads(response.choices[0].content)
+        assert set(value) == {"ok", "n"} and isinstance(value["ok"], bool) and isinstance(value["n"], int)
+    else:  # a long random integer can run out of tokens; what was written is still on the grammar's path
+        assert response.choices[0].content.startswith('{"ok":') or response.choices[0].content.startswith('{"ok": ')
+    json_object = llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT)
+    response = await stub.CreateChatCompletion(chat(user("JSON"), max_tokens=200, temperature=0,
+                                                    response_format=json_object))
+    assert response.choices[0].content.startswith("{")
+
+
+async def test_penalties_run(llm):
+    stub, _ = llm
+    response = await stub.CreateChatCompletion(chat(user("repeat"), max_tokens=10, presence_penalty=1.5,
+                                                    frequency_penalty=2.0, temperature=0))
+    assert response.usage.completion_tokens >= 1
+
+
+async def test_context_limit_is_enforced_before_generation(llm):
+    stub, _ = llm
+    before = generated()
+    error = await expect_error(stub.CreateChatCompletion(chat(user("x" * 5000))), "INVALID_REQUEST")
+    assert error.param == "messages" and "maximum context length is 4096 tokens" in error.message
+    error = await expect_error(stub.CreateChatCompletion(chat(user("hello"), max_tokens=4090)), "INVALID_REQUEST")
+    assert error.param == "max_tokens" and "4090 in the completion" in error.message
+    stream = stub.StreamChatCompletion(chat(user("y" * 5000)))
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await stream.read()
+    assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert generated() == before
+
+
+@pytest.mark.parametrize(("request_", "param"), [
+    (chat(), "messages"),
+    (chat(llm_pb2.ChatMessage(content=[llm_pb2.ContentPart(text="no role")])), "messages[0].role"),
+    (chat(user("look", b"not an image at all")), "messages[0].content[1].image_url"),
+    (chat(user("hi"), llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=[llm_pb2.ContentPart()])),
+     "messages[1].content[0]"),
+    (chat(user("hi"), temperature=3.0), "temperature"),
+    (chat(user("hi"), top_p=1.5), "top_p"),
+    (chat(user("hi"), max_tokens=0), "max_tokens"),
+    (chat(user("hi"), n=100), "n"),
+    (chat(user("hi"), stop=["a", "b", "c", "d", "e"]), "stop"),
+    (chat(user("hi"), presence_penalty=-3), "presence_penalty"),
+    (chat(user("hi"), response_format=llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
+                                                             json_schema="[1]")), "response_format.json_schema.schema"),
+])
+async def test_malformed_requests_name_the_field(llm, request_, param):
+    stub, _ = llm
+    error = await expect_error(stub.CreateChatCompletion(request_), "INVALID_REQUEST")
+    assert error.param == param
+
+
+async def test_image_urls_are_refused_unless_fetching_is_enabled(llm):
+    stub, _ = llm
+    remote = llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=[
+        llm_pb2.ContentPart(image=llm_pb2.ImageInput(url="https://example.com/cat.png"))])
+    error = await expect_error(stub.CreateChatCompletion(chat(remote)), "INVALID_REQUEST")
+    assert error.param == "messages[0].content[0].image_url.url" and "disabled" in error.message
+
+
+async def test_image_urls_are_fetched_when_enabled():
+    image = png_bytes(32, 32)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(image)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        async with serve_llm(allow_remote_images=True) as (stub, _):
+            message = llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=[llm_pb2.ContentPart(
+                image=llm_pb2.ImageInput(url=f"http://127.0.0.1:{server.server_port}/cat.png"))])
+            response = await stub.CreateChatCompletion(chat(message, max_tokens=2))
+            # 32x32: 2x2 = 4 image tokens + vision_start/end, around an otherwise empty user message
+            assert response.usage.prompt_tokens == prompt_tokens("") + 4 + 2
+    finally:
+        server.shutdown()
+
+
+async def test_a_cancelled_stream_stops_generating(llm):
+    stub, _ = llm
+    cancelled_before = REGISTRY.get_sample_value("univence_llm_cancelled_generations_total",
+                                                 {"backend": "transformers"}) or 0.0
+    # Greedy decoding of these random weights repeats one token and never picks the end token.
+    call = stub.StreamChatCompletion(chat(user("write forever"), max_tokens=3000, temperature=0))
+    for _ in range(4):
+        await call.read()
+    running = generated()
+    await asyncio.sleep(0.3)
+    assert generated() > running, "generation should be running before the cancel"
+    call.cancel()
+    for _ in range(50):
+        if active() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert active() == 0
+    stopped = generated()
+    await asyncio.sleep(0.5)
+    assert generated() == stopped, "tokens kept coming after the caller went away"
+    assert stopped - running < 2000
+    assert REGISTRY.get_sample_value("univence_llm_cancelled_generations_total",
+                                     {"backend": "transformers"}) == cancelled_before + 1
+
+
+async def test_a_full_queue_refuses_at_once():
+    async with serve_llm(queue_max_pending=1) as (stub, _):
+        busy = stub.StreamChatCompletion(chat(user("busy"), max_tokens=3000, temperature=0))
+        await busy.read()
+        await expect_error(stub.CreateChatCompletion(chat(user("me too"), max_tokens=2)), "QUEUE_FULL")
+        busy.cancel()
+
+
+async def test_service_info_reports_the_tiny_profile(llm):
+    _, runtime = llm
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
+        info = await common_pb2_grpc.ServiceInfoServiceStub(channel).GetServiceInfo(common_pb2.GetServiceInfoRequest())
+    assert (info.service, info.profile, info.device, info.ready) == ("llm", "tiny", "cpu", True)
+    assert [(m.id, m.task, m.source) for m in info.models] == [("Qwen/Qwen3.5-4B", "chat.completion", "tiny-random")]
+    assert servicer_of(runtime).backend.max_model_len == 4096

@@ -1,0 +1,83 @@
+"""The text bookkeeping every backend shares: stop sequences across deltas, the reasoning split, the
+context budget, and OpenAI's presence/frequency penalties as a logits processor."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from services.common.errors import ServiceError
+from services.llm.backends.base import ReasoningSplitter, StopMatcher, completion_budget
+from services.llm.backends.transformers_backend import OpenAIPenalties
+
+
+def run_stops(stops: list[str], deltas: list[str]) -> tuple[str, bool]:
+    matcher = StopMatcher(stops)
+    out = []
+    for delta in deltas:
+        text, stopped = matcher.feed(delta)
+        out.append(text)
+        if stopped:
+            return "".join(out), True
+    return "".join(out) + matcher.flush(), False
+
+
+@pytest.mark.parametrize(("stops", "deltas", "expected"), [
+    ([], ["ab", "cd"], ("abcd", False)),
+    (["END"], ["hello E", "N", "D world"], ("hello ", True)),
+    (["END"], ["hello E", "N", "x"], ("hello ENx", False)),
+    (["xyz", "y"], ["axy"], ("ax", True)),
+    (["\n\n"], ["a\n", "\nb"], ("a", True)),
+    (["ab"], ["a"], ("a", False)),  # held back, then flushed at the end
+])
+def test_stop_sequences_across_deltas(stops, deltas, expected):
+    assert run_stops(stops, deltas) == expected
+
+
+def test_nothing_that_may_start_a_stop_sequence_is_sent_early():
+    matcher = StopMatcher(["STOP"])
+    assert matcher.feed("abc ST") == ("abc ", False)
+    assert matcher.feed("O") == ("", False)
+    assert matcher.feed("P!") == ("", True)
+
+
+def split(deltas: list[str]) -> tuple[str, str]:
+    splitter = ReasoningSplitter()
+    reasoning, content = "", ""
+    for delta in deltas:
+        r, c = splitter.feed(delta)
+        reasoning, content = reasoning + r, content + c
+    r, c = splitter.flush()
+    return reasoning + r, content + c
+
+
+def test_reasoning_is_separated_from_the_answer():
+    assert split(["<think>", "\nplan", " it</thi", "nk>\n\nAnswer", " here"]) == ("\nplan it", "Answer here")
+    assert split(["plan</think>", "Yes"]) == ("plan", "Yes")
+    assert split(["still thinking"]) == ("still thinking", "")
+
+
+def test_completion_budget():
+    assert completion_budget(10, None, 100, 50) == 50
+    assert completion_budget(80, None, 100, 50) == 20
+    assert completion_budget(80, 20, 100, 50) == 20
+    with pytest.raises(ServiceError) as failed:
+        completion_budget(80, 21, 100, 50)
+    assert failed.value.param == "max_tokens"
+    with pytest.raises(ServiceError) as failed:
+        completion_budget(100, None, 100, 50)
+    assert failed.value.param == "messages"
+
+
+def test_penalties_follow_openai_rule_over_generated_tokens_only():
+    prompt = [5, 5, 5]
+    generated = [1, 2, 2]
+    ids = torch.tensor([prompt + generated])
+    scores = torch.zeros(1, 8)
+    out = OpenAIPenalties(len(prompt), presence=0.5, frequency=0.25)(ids, scores.clone())
+    expected = torch.zeros(1, 8)
+    expected[0, 1] = -(0.5 + 0.25 * 1)
+    expected[0, 2] = -(0.5 + 0.25 * 2)
+    assert torch.allclose(out, expected)  # the prompt's token 5 is not penalized
+    negative = OpenAIPenalties(len(prompt), presence=-1.0, frequency=0.0)(ids, scores.clone())
+    assert negative[0, 1] == 1.0 and negative[0, 5] == 0.0
