@@ -1,0 +1,94 @@
+"""The public model names of the API and what each runs on, the documented sizes and defaults.
+
+Every text-to-image name runs on the distilled FLUX.2 klein 4B pipeline; the klein ids themselves
+name the distilled and base pipelines (for edits, and for text-to-image with CFG on the base model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from univence.common.v1 import common_pb2
+
+DISTILLED = "distilled"
+BASE = "base"
+DISTILLED_ID = "black-forest-labs/FLUX.2-klein-4B"
+BASE_ID = "black-forest-labs/FLUX.2-klein-base-4B"
+
+# The documented default negative prompts (generations and edits differ).
+DEFAULT_NEGATIVE_PROMPT = "blurry, distorted, low quality, bad anatomy, text, watermark, signature"
+DEFAULT_EDIT_NEGATIVE_PROMPT = "blurry, distorted, low quality"
+
+# The five sizes generations accept, (width, height).
+SIZES: tuple[tuple[int, int], ...] = ((256, 256), (512, 512), (1024, 1024), (1024, 1792), (1792, 1024))
+DEFAULT_SIZE = (1024, 1024)
+# Generations in one batch request, at most.
+MAX_BATCH_REQUESTS = 5
+
+
+@dataclass(frozen=True)
+class PublicModel:
+    """A model name clients use for text-to-image."""
+
+    id: str
+    aliases: tuple[str, ...]
+    # Which pipeline runs it (DISTILLED or BASE).
+    runs_on: str
+    max_width: int
+    max_height: int
+    task: str = "image.generation"
+
+
+# Model ids are matched case-insensitively.
+GENERATION_MODELS: tuple[PublicModel, ...] = (
+    PublicModel("z-image-turbo", ("flux-schnell", "qwen/qwen-image", "pixart-sigma", "dall-e-3", "dall-e-2"),
+                DISTILLED, 1792, 1792),
+    PublicModel("longcat-image-edit", (), DISTILLED, 1792, 1024),
+    PublicModel(DISTILLED_ID, (), DISTILLED, 1792, 1792, task="image.edit"),
+    PublicModel(BASE_ID, (), BASE, 1792, 1792, task="image.edit"),
+)
+DEFAULT_GENERATION_MODEL = "z-image-turbo"
+
+_BY_NAME = {name.lower(): m for m in GENERATION_MODELS for name in (m.id, *m.aliases)}
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Steps and guidance when a request leaves them out."""
+
+    generation_steps: int
+    edit_steps: int
+    guidance: float
+
+
+DEFAULTS = {DISTILLED: Defaults(generation_steps=8, edit_steps=4, guidance=1.0),
+            BASE: Defaults(generation_steps=50, edit_steps=50, guidance=4.0)}
+
+MIME_TYPES = {
+    common_pb2.IMAGE_FORMAT_UNSPECIFIED: ("PNG", "image/png"),
+    common_pb2.IMAGE_FORMAT_PNG: ("PNG", "image/png"),
+    common_pb2.IMAGE_FORMAT_JPEG: ("JPEG", "image/jpeg"),
+    common_pb2.IMAGE_FORMAT_WEBP: ("WEBP", "image/webp"),
+}
+
+
+def generation_model(name: str) -> PublicModel | None:
+    """The public model a name or alias means ("" is the default); None for unknown names."""
+    return _BY_NAME.get((name or DEFAULT_GENERATION_MODEL).strip().lower())
+
+
+def size_names() -> str:
+    return ", ".join(f"{w}x{h}" for w, h in SIZES)
+
+
+def generation_model_names() -> str:
+    return ", ".join(name for m in GENERATION_MODELS for name in (m.id, *m.aliases))
+
+
+def edit_model(name: str) -> tuple[str, str] | None:
+    """(klein id, pipeline) for an edit model name ("" is the distilled model); None when unknown. The
+    text-to-image names run on the distilled model, so they mean it here too."""
+    public = generation_model(name or DISTILLED_ID)
+    if public is None:
+        return None
+    return (BASE_ID, BASE) if public.runs_on == BASE else (DISTILLED_ID, DISTILLED)
