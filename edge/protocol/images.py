@@ -1,0 +1,188 @@
+"""Image generation and editing shapes (POST /v1/images/generations, /generations/batch, /edits) and the
+documented rules they follow: public model names and aliases, the five sizes, per-model limits,
+defaults and the limits checked before any credits are reserved.
+
+Fields are the API reference's, plus OpenAI's own (size, n, response_format, user, quality, style,
+output_format), so the official `openai` SDK works unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+# -- the documented rules -----------------------------------------------------------------------------
+
+DEFAULT_GENERATION_MODEL = "z-image-turbo"
+DISTILLED_ID = "black-forest-labs/FLUX.2-klein-4B"
+BASE_ID = "black-forest-labs/FLUX.2-klein-base-4B"
+SIZES = ("256x256", "512x512", "1024x1024", "1024x1792", "1792x1024")
+DEFAULT_SIZE = "1024x1024"
+DEFAULT_NEGATIVE_PROMPT = "blurry, distorted, low quality, bad anatomy, text, watermark, signature"
+DEFAULT_EDIT_NEGATIVE_PROMPT = "blurry, distorted, low quality"
+MAX_BATCH_REQUESTS = 5
+
+# Limits the edge checks before reserving credits (the image service checks its own configured ones too).
+MAX_PROMPT_CHARS = 4000
+MAX_N = 4
+MAX_STEPS = 100
+MAX_GUIDANCE = 30.0
+MAX_INPUT_IMAGES = 4
+MAX_INPUT_IMAGE_BYTES = 12 * 1024 * 1024
+MAX_INPUT_IMAGE_PIXELS = 4096 * 4096
+MIN_EDIT_SIDE = 16
+MAX_EDIT_SIDE = 2048
+MAX_SEED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """A text-to-image model name: its limits, and the edit model it means for /v1/images/edits."""
+
+    id: str
+    max_width: int
+    max_height: int
+    edit_model: str = DISTILLED_ID
+
+
+MODELS = (
+    ImageModel("z-image-turbo", 1792, 1792),
+    ImageModel("longcat-image-edit", 1792, 1024),
+    ImageModel(DISTILLED_ID, 1792, 1792),
+    ImageModel(BASE_ID, 1792, 1792, edit_model=BASE_ID),
+)
+ALIASES = {"flux-schnell": "z-image-turbo", "qwen/qwen-image": "z-image-turbo", "pixart-sigma": "z-image-turbo",
+           "dall-e-3": "z-image-turbo", "dall-e-2": "z-image-turbo"}
+_BY_NAME = {m.id.lower(): m for m in MODELS}
+_BY_NAME.update({alias: _BY_NAME[target] for alias, target in ALIASES.items()})
+
+
+def image_model(name: str | None) -> ImageModel | None:
+    """The model a name or alias means (case-insensitive; empty is the default), or None."""
+    return _BY_NAME.get((name or DEFAULT_GENERATION_MODEL).strip().lower())
+
+
+def model_names() -> str:
+    return ", ".join([m.id for m in MODELS] + list(ALIASES))
+
+
+# -- requests -----------------------------------------------------------------------------------------
+
+Prompt = Annotated[str, Field(description="Text description of the image",
+                              examples=["A beautiful sunset over mountains"])]
+ResponseFormat = Literal["b64_json", "url"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+
+class ImageGenerationRequest(BaseModel):
+    """POST /v1/images/generations (and each item of a batch)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(DEFAULT_GENERATION_MODEL, description=(
+        "z-image-turbo (default) or longcat-image-edit; flux-schnell, qwen/qwen-image, pixart-sigma, dall-e-3 and "
+        "dall-e-2 map to z-image-turbo. The FLUX.2 klein ids run their own pipeline (the base model runs CFG)."))
+    prompt: Prompt
+    negative_prompt: str | None = Field(None, description="Things to avoid (used by the base model's CFG; the "
+                                        f"distilled model ignores it). Default: \"{DEFAULT_NEGATIVE_PROMPT}\"")
+    image_size: str | None = Field(None, description=f"WIDTHxHEIGHT, one of {', '.join(SIZES)}; default {DEFAULT_SIZE}")
+    size: str | None = Field(None, description="OpenAI's name for image_size (\"auto\" is the default)")
+    seed: int | None = Field(None, description="Same seed and request, same image; drawn (and returned) when unset")
+    num_inference_steps: int | None = Field(None, description="Denoising steps; default 8 (50 on the base model)")
+    guidance_scale: float | None = Field(None, description="Guidance scale (CFG on the base model only)")
+    cfg: float | None = Field(None, description="Alternative name for guidance_scale")
+    n: int | None = Field(1, description=f"How many images, 1 to {MAX_N}; image i uses seed + i")
+    response_format: ResponseFormat | None = Field("b64_json", description="b64_json, or url (a /v1/media link)")
+    output_format: OutputFormat | None = Field(None, description="png (default), jpeg or webp")
+    user: str | None = Field(None, description="Accepted for OpenAI compatibility")
+    quality: str | None = Field(None, description="Accepted for OpenAI compatibility and ignored")
+    style: str | None = Field(None, description="Accepted for OpenAI compatibility and ignored")
+    # Edit inputs are refused here with a pointer to /v1/images/edits.
+    image: SkipJsonSchema[Any] = None
+    mask: SkipJsonSchema[Any] = None
+    input_images: SkipJsonSchema[Any] = None
+
+
+class BatchGenerationRequest(BaseModel):
+    """POST /v1/images/generations/batch."""
+
+    requests: list[ImageGenerationRequest] = Field(description=f"1 to {MAX_BATCH_REQUESTS} generation requests,"
+                                                   " answered in order")
+
+
+class ImageEditRequest(BaseModel):
+    """POST /v1/images/edits as JSON. The same fields work as multipart form fields, with the images as
+    files named `image` or `image[]` (what the openai SDK sends) and an optional `mask` file."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(DISTILLED_ID, description=f"{DISTILLED_ID} (distilled, default) or {BASE_ID} (base)")
+    prompt: Prompt
+    negative_prompt: str | None = Field(None, description="Things to avoid (base model only); default "
+                                        f"\"{DEFAULT_EDIT_NEGATIVE_PROMPT}\"")
+    input_images: list[str] | None = Field(None, description=f"1 to {MAX_INPUT_IMAGES} base64 images (PNG, JPEG, "
+                                           "WebP or GIF; data: URLs too)")
+    mask: str | None = Field(None, description="Base64 PNG mask for a single input image: transparent (or, without "
+                             "alpha, white) pixels are repainted")
+    width: int | None = Field(None, description="Output width; default the first input's")
+    height: int | None = Field(None, description="Output height; default the first input's")
+    size: str | None = Field(None, description="OpenAI's WIDTHxHEIGHT for width and height (\"auto\" = default)")
+    match_image_size: int | None = Field(0, description="1 = output exactly the first input's size")
+    num_steps: int | None = Field(None, description="Denoising steps; default 4 (distilled) / 50 (base)")
+    guidance: float | None = Field(None, description="Guidance; default 1.0 (distilled) / 4.0 (base)")
+    seed: int | None = Field(None, description="Random seed; drawn (and returned) when unset")
+    n: int | None = Field(1, description=f"How many images, 1 to {MAX_N}")
+    response_format: ResponseFormat | None = "b64_json"
+    output_format: OutputFormat | None = None
+    user: str | None = None
+    quality: str | None = Field(None, description="Accepted for OpenAI compatibility and ignored")
+
+
+# -- responses ----------------------------------------------------------------------------------------
+
+class ImageData(BaseModel):
+    b64_json: str | None = Field(None, description="The image, base64 (response_format b64_json)")
+    url: str | None = Field(None, description="A public /v1/media link to the image (response_format url)")
+    seed: int | None = Field(None, description="The seed that made it")
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+
+
+class BatchItemError(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class BatchItem(BaseModel):
+    """One batch slot: a generation response, or the error of the item that failed (not charged)."""
+
+    created: int | None = None
+    data: list[ImageData] | None = None
+    error: BatchItemError | None = None
+
+
+class BatchResponse(BaseModel):
+    data: list[BatchItem]
+
+
+EDIT_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["prompt", "image"],
+    "properties": {
+        "image": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "1 to 4 image files (sent as `image` or `image[]`)"},
+        "mask": {"type": "string", "format": "binary"},
+        **{name: {"type": "string"} for name in ("prompt", "model", "negative_prompt", "size", "response_format",
+                                                  "output_format", "user")},
+        **{name: {"type": "integer"} for name in ("width", "height", "match_image_size", "num_steps", "seed", "n")},
+        "guidance": {"type": "number"},
+    },
+}
