@@ -33,7 +33,10 @@ MAX_GUIDANCE = 30.0
 MAX_INPUT_IMAGES = 4
 MAX_INPUT_IMAGE_BYTES = 12 * 1024 * 1024
 MAX_INPUT_IMAGE_PIXELS = 4096 * 4096
-MIN_EDIT_SIDE = 16
+MIN_EDIT_SIDE = 64
+# FLUX.2 klein reads input images of at least 64 px a side and at most 8:1.
+MIN_INPUT_SIDE = 64
+MAX_INPUT_ASPECT = 8
 MAX_EDIT_SIDE = 2048
 MAX_SEED = 2**63 - 1
 
@@ -94,7 +97,7 @@ class ImageGenerationRequest(BaseModel):
     num_inference_steps: int | None = Field(None, description="Denoising steps; default 8 (50 on the base model)")
     guidance_scale: float | None = Field(None, description="Guidance scale (CFG on the base model only)")
     cfg: float | None = Field(None, description="Alternative name for guidance_scale")
-    n: int | None = Field(1, description=f"How many images, 1 to {MAX_N}; image i uses seed + i")
+    n: int | None = Field(1, description=f"How many images, 1 to {MAX_N}; image i uses seed + i (1 in a batch)")
     response_format: ResponseFormat | None = Field("b64_json", description="b64_json, or url (a /v1/media link)")
     output_format: OutputFormat | None = Field(None, description="png (default), jpeg or webp")
     user: str | None = Field(None, description="Accepted for OpenAI compatibility")

@@ -34,6 +34,7 @@ from edge.protocol.images import (
     MAX_BATCH_REQUESTS,
     MAX_EDIT_SIDE,
     MAX_GUIDANCE,
+    MAX_INPUT_ASPECT,
     MAX_INPUT_IMAGE_BYTES,
     MAX_INPUT_IMAGE_PIXELS,
     MAX_INPUT_IMAGES,
@@ -42,6 +43,7 @@ from edge.protocol.images import (
     MAX_SEED,
     MAX_STEPS,
     MIN_EDIT_SIDE,
+    MIN_INPUT_SIDE,
     SIZES,
     BatchGenerationRequest,
     BatchResponse,
@@ -236,6 +238,12 @@ def plan_edit(body: ImageEditRequest, images: list[tuple[str, bytes]], mask: byt
         raise bad(f"{len(images)} input images were sent; at most {MAX_INPUT_IMAGES} are accepted",
                   images[0][0].rpartition("[")[0] or "input_images")
     sizes = [check_image(data, param) for param, data in images]
+    for (param, _), (w, h) in zip(images, sizes, strict=True):
+        if min(w, h) < MIN_INPUT_SIDE:
+            raise bad(f"{param} is {w}x{h}; each side of an input image must be at least {MIN_INPUT_SIDE} pixels",
+                      param, "invalid_image")
+        if max(w, h) > MAX_INPUT_ASPECT * min(w, h):
+            raise bad(f"{param} is {w}x{h}; input images may be at most {MAX_INPUT_ASPECT}:1", param, "invalid_image")
     if mask is not None:
         if len(images) > 1:
             raise bad("a mask works with exactly one input image (it masks that image)", "mask")
@@ -324,6 +332,10 @@ async def create_image_batch(body: BatchGenerationRequest, request: Request,
         raise bad(f"requests must hold 1 to {MAX_BATCH_REQUESTS} generation requests, got {len(body.requests)}",
                   "requests")
     plans = [plan_generation(item, f"requests[{i}].") for i, item in enumerate(body.requests)]
+    for i, plan in enumerate(plans):
+        if plan.proto.n != 1:  # keeps a batch's answer within one message; n works on /v1/images/generations
+            raise bad("n must be 1 in a batch item; send more items, or use n on /v1/images/generations",
+                      f"requests[{i}].n")
     stub = image_stub(request)
     await mark_profile(request, "image")
     async with request.app.state.meter.hold(request, principal, [p.charge for p in plans]) as hold:

@@ -96,6 +96,8 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
 
         async def one(index: int, item: image_pb2.GenerateImagesRequest) -> image_pb2.BatchItemResult:
             try:
+                if item.n > 1:  # keeps the answer within one message
+                    raise invalid("n must be 1 in a batch item; send more items instead", "n")
                 return image_pb2.BatchItemResult(response=await self._generate(item, timeout))
             except ServiceError as exc:
                 error = exc

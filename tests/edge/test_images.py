@@ -50,6 +50,23 @@ class Stack:
         b = await self.platform.balance(user_id)
         return b.balance_mc, b.held_mc
 
+    def watch_service(self) -> list[str]:
+        """Records every request that reaches the image service's planning (what the edge let through)."""
+        seen: list[str] = []
+        servicer = self.image.servicer
+        plan_generation, plan_edit = servicer.plan_generation, servicer._plan_edit
+
+        def generation(request):
+            seen.append("generation")
+            return plan_generation(request)
+
+        async def edit(request):
+            seen.append("edit")
+            return await plan_edit(request)
+
+        servicer.plan_generation, servicer._plan_edit = generation, edit
+        return seen
+
     async def media_count(self, user_id: str) -> int:
         listing = await self.platform.media.ListMedia(media_pb2.ListMediaRequest(owner_id=user_id))
         return listing.total_size
@@ -313,6 +330,7 @@ GENERATION_ERRORS = [
 
 async def test_bad_generation_requests_are_refused_before_anything_is_reserved(stack):
     user_id, headers = await stack.user("badgen@example.com")
+    seen = stack.watch_service()
     for body, status, param in GENERATION_ERRORS:
         response = await stack.http.post("/v1/images/generations", json=body, headers=headers)
         error = assert_envelope(response, status, "invalid_request_error")
@@ -325,7 +343,10 @@ async def test_bad_generation_requests_are_refused_before_anything_is_reserved(s
     bad_item = await stack.http.post("/v1/images/generations/batch", headers=headers,
                                      json={"requests": [{"prompt": "x"}, {"prompt": "x", "image_size": "1x1"}]})
     assert assert_envelope(bad_item, 400, "invalid_request_error")["param"] == "requests[1].image_size"
-    assert await stack.balance(user_id) == (START_MC, 0)
+    with_n = await stack.http.post("/v1/images/generations/batch", headers=headers,
+                                   json={"requests": [{"prompt": "x", "n": 2}]})
+    assert assert_envelope(with_n, 400, "invalid_request_error")["param"] == "requests[0].n"
+    assert seen == [] and await stack.balance(user_id) == (START_MC, 0)
     ledger = await stack.platform.accounts.ListLedgerEntries(apb.ListLedgerEntriesRequest(user_id=user_id))
     assert [e.kind for e in ledger.entries] == ["grant"]
 
@@ -342,6 +363,7 @@ EDIT_JSON_ERRORS = [
     (_edit_json(input_images=[b64(picture())] * 5), 400, "input_images"),
     (_edit_json(input_images=["A" * (17 * 1024 * 1024)]), 413, "input_images[0]"),
     (_edit_json(input_images=[b64(picture(32, 32))]), 400, "input_images[0]"),
+    (_edit_json(input_images=[b64(picture()), b64(picture(900, 100))]), 400, "input_images[1]"),
     (_edit_json(prompt=""), 400, "prompt"),
     (_edit_json(prompt="x" * 4001), 413, "prompt"),
     (_edit_json(model="dall-e-4"), 400, "model"),
@@ -360,6 +382,7 @@ EDIT_JSON_ERRORS = [
 
 async def test_bad_edit_requests_are_refused_before_anything_is_reserved(stack):
     user_id, headers = await stack.user("badedit@example.com")
+    seen = stack.watch_service()
     for body, status, param in EDIT_JSON_ERRORS:
         response = await stack.http.post("/v1/images/edits", json=body, headers=headers)
         assert assert_envelope(response, status, "invalid_request_error")["param"] == param, (param, response.text)
@@ -384,6 +407,7 @@ async def test_bad_edit_requests_are_refused_before_anything_is_reserved(stack):
     response = await stack.http.post("/v1/images/edits", content=b"x",
                                      headers={**headers, "Content-Type": "text/plain"})
     assert_envelope(response, 400, "invalid_request_error")
+    assert seen == []
     assert await stack.balance(user_id) == (START_MC, 0) and await stack.media_count(user_id) == 0
 
 

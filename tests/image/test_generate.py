@@ -140,6 +140,8 @@ async def test_batch_holds_one_to_five_requests(image):
         requests=[request()] * 6)), "INVALID_REQUEST")
     assert error.param == "requests"
     await expect_error(image.stub.BatchGenerateImages(pb.BatchGenerateImagesRequest()), "INVALID_REQUEST")
+    response = await image.stub.BatchGenerateImages(pb.BatchGenerateImagesRequest(requests=[request(n=2)]))
+    assert response.results[0].error_param == "requests[0].n"
 
 
 @pytest.mark.parametrize(("fields", "reason", "param"), [
