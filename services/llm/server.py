@@ -53,6 +53,10 @@ def build_transformers(settings: LlmSettings, profile: str, device: str, queue: 
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    if device == "cpu":
+        # Before the first torch op here, so torch's CPU worker threads, created from this thread,
+        # inherit it (see TransformersBackend: the generation threads set it too).
+        torch.set_flush_denormal(True)
     if profile == "tiny":
         from services.llm.tiny import build_tiny
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import importlib.util
 import json
 import threading
 
@@ -20,6 +21,8 @@ from univence.llm.v1 import llm_pb2
 
 # "<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n": one token per byte
 # (the tiny tokenizer has no merges) and one per special token.
+needs_xgrammar = pytest.mark.skipif(importlib.util.find_spec("xgrammar") is None,
+                                    reason="JSON output on the transformers backend needs the xgrammar package")
 TEMPLATE_TOKENS = 1 + len("user\n") + 1 + 1 + 1 + len("assistant\n") + 1 + 2 + 1 + 2
 
 
@@ -123,6 +126,7 @@ async def test_an_image_adds_its_vision_tokens_to_the_prompt(llm):
     assert chunks[-1].choices[0].finish_reason
 
 
+@needs_xgrammar
 async def test_json_schema_output_is_valid_json_of_that_schema(llm):
     stub, _ = llm
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"}},
@@ -140,6 +144,15 @@ async def test_json_schema_output_is_valid_json_of_that_schema(llm):
     response = await stub.CreateChatCompletion(chat(user("JSON"), max_tokens=200, temperature=0,
                                                     response_format=json_object))
     assert response.choices[0].content.startswith("{")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xgrammar") is not None, reason="xgrammar is installed")
+async def test_json_output_without_xgrammar_is_a_clear_400(llm):
+    stub, _ = llm
+    json_object = llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT)
+    error = await expect_error(stub.CreateChatCompletion(chat(user("JSON"), response_format=json_object)),
+                               "INVALID_REQUEST")
+    assert error.param == "response_format" and "not supported by this backend" in error.message
 
 
 async def test_penalties_run(llm):

@@ -1,0 +1,201 @@
+"""LLM throughput: completion tokens per second and time to first token, at concurrency 1 and 8, for
+the same requests three ways in one run:
+
+- backend: the service's generation backend called in this process (no gRPC, no HTTP);
+- gRPC:    ChatService.StreamChatCompletion on the LLM service process;
+- edge:    POST /v1/chat/completions with stream=true through the edge (auth, premium metering,
+           SSE), on the real stack (`univence up --only accounts,media,llm,edge` on loopback).
+
+    .venv/bin/python benchmarks/llm_throughput.py [--profile tiny] [--max-tokens 64] [--requests-per-worker 4]
+
+Greedy decoding with a fixed max_tokens, so every request generates the same number of tokens (the
+tiny profile's random weights never pick the end token greedily). The service runs one generation at
+a time on the transformers backend (queue_concurrency 1), so at concurrency 8 requests queue and
+time to first token grows while tokens/s stays that of one stream. Client, edge and service share
+the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+
+from univence.accounts.v1 import accounts_pb2 as apb
+from univence.accounts.v1 import accounts_pb2_grpc
+from univence.llm.v1 import llm_pb2, llm_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_stack(workdir: Path, profile: str) -> tuple[subprocess.Popen, dict[str, int]]:
+    ports = {n: free_port() for n in ("accounts", "media", "llm", "edge")}
+    env = {**os.environ, "UNIVENCE_EDGE_PORT": str(ports["edge"]), "UNIVENCE_EDGE_RATE_LIMIT_PER_MINUTE": "0",
+           "UNIVENCE_EDGE_ACCOUNTS_ADDRESS": f"127.0.0.1:{ports['accounts']}",
+           "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}",
+           "UNIVENCE_EDGE_MODALITY_ADDRESSES": json.dumps({"llm": f"127.0.0.1:{ports['llm']}"}),
+           "UNIVENCE_EDGE_LOG_LEVEL": "WARNING"}
+    for name in ("accounts", "media", "llm"):
+        env[f"UNIVENCE_{name.upper()}_PORT"] = str(ports[name])
+        env[f"UNIVENCE_{name.upper()}_METRICS_PORT"] = "0"
+        env[f"UNIVENCE_{name.upper()}_LOG_LEVEL"] = "WARNING"
+    process = subprocess.Popen([sys.executable, "-m", "univence.cli", "up", "--only", "accounts,media,llm,edge",
+                                "--profile", profile, "--drain-seconds", "2"], cwd=workdir, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{ports['edge']}/readyz", timeout=2)
+            if ready.status_code == 200 and ready.json()["services"].get("llm") == "SERVING":
+                return process, ports
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise SystemExit("the stack did not become ready")
+
+
+@dataclass
+class Sample:
+    ttft: float  # seconds to the first content
+    total: float
+    tokens: int
+
+
+async def measure(one: Callable[[int], Awaitable[Sample]], concurrency: int, per_worker: int) -> dict[str, float]:
+    await one(-1)  # warm up
+    samples: list[Sample] = []
+
+    async def worker(w: int) -> None:
+        for i in range(per_worker):
+            samples.append(await one(w * per_worker + i))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ttfts = sorted(s.ttft for s in samples)
+    return {"requests": len(samples), "tokens_per_s": sum(s.tokens for s in samples) / elapsed,
+            "ttft_p50_ms": statistics.median(ttfts) * 1e3, "ttft_max_ms": ttfts[-1] * 1e3,
+            "stream_tok_s": statistics.median(s.tokens / max(s.total - s.ttft, 1e-9) for s in samples)}
+
+
+def prompt_text(i: int) -> str:
+    return f"Request {i}: write a short story about a lighthouse keeper."
+
+
+async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
+    from services.common.workqueue import WorkQueue
+    from services.llm.backends.base import Message, SamplingOptions, TextDelta
+    from services.llm.config import LlmSettings
+    from services.llm.server import build_transformers
+
+    settings = LlmSettings(profile=args.profile, device="cpu")
+    backend = await asyncio.to_thread(build_transformers, settings, args.profile, "cpu",
+                                      WorkQueue("bench", max_pending=64, concurrency=1))
+    options = SamplingOptions(max_tokens=args.max_tokens, temperature=0)
+
+    async def via_backend(i: int) -> Sample:
+        started = time.perf_counter()
+        prompt = await backend.prepare([Message("user", [prompt_text(i)])], options)
+        first, tokens = None, 0
+        async for event in backend.stream(prompt, options):
+            if isinstance(event, TextDelta):
+                first = first or time.perf_counter()
+            else:
+                tokens += event.completion_tokens
+        end = time.perf_counter()
+        return Sample((first or end) - started, end - started, tokens)
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['accounts']}") as accounts_channel, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{ports['llm']}") as llm_channel, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['edge']}", timeout=600,
+                              limits=httpx.Limits(max_keepalive_connections=16)) as http:
+        accounts = accounts_pb2_grpc.AccountsServiceStub(accounts_channel)
+        user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com", premium=True))).user
+        secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id))).secret
+        chat = llm_pb2_grpc.ChatServiceStub(llm_channel)
+
+        async def via_grpc(i: int) -> Sample:
+            started = time.perf_counter()
+            request = llm_pb2.CreateChatCompletionRequest(
+                messages=[llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=[llm_pb2.ContentPart(
+                    text=prompt_text(i))])], max_tokens=args.max_tokens, temperature=0, include_usage=True)
+            first, tokens = None, 0
+            async for chunk in chat.StreamChatCompletion(request):
+                if any(d.content for d in chunk.choices):
+                    first = first or time.perf_counter()
+                if chunk.HasField("usage"):
+                    tokens = chunk.usage.completion_tokens
+            end = time.perf_counter()
+            return Sample((first or end) - started, end - started, tokens)
+
+        async def via_edge(i: int) -> Sample:
+            started = time.perf_counter()
+            first, tokens = None, 0
+            body = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": prompt_text(i)}],
+                    "max_tokens": args.max_tokens, "temperature": 0, "stream": True,
+                    "stream_options": {"include_usage": True}}
+            async with http.stream("POST", "/v1/chat/completions", json=body, headers={"X-API-Key": secret}) as r:
+                r.raise_for_status()
+                async for line in r.aiter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    event = json.loads(line[6:])
+                    if any(c["delta"].get("content") for c in event["choices"]):
+                        first = first or time.perf_counter()
+                    if event.get("usage"):
+                        tokens = event["usage"]["completion_tokens"]
+            end = time.perf_counter()
+            return Sample((first or end) - started, end - started, tokens)
+
+        print(f"profile {args.profile}, {args.max_tokens} completion tokens per request (greedy), "
+              f"transformers backend, one generation at a time; 2 cores shared by client, edge and service")
+        print(f"{'path':8} {'conc':>4} {'reqs':>5} {'tok/s':>8} {'TTFT p50 ms':>12} {'TTFT max ms':>12} "
+              f"{'stream tok/s':>13}  vs backend")
+        for concurrency in (1, 8):
+            base = None
+            for name, one in (("backend", via_backend), ("gRPC", via_grpc), ("edge", via_edge)):
+                r = await measure(one, concurrency, args.requests_per_worker if concurrency == 1
+                                  else max(1, args.requests_per_worker // 2))
+                base = base or r
+                note = "" if r is base else (f"tok/s x{r['tokens_per_s'] / base['tokens_per_s']:.2f}, "
+                                             f"TTFT +{r['ttft_p50_ms'] - base['ttft_p50_ms']:.1f} ms")
+                print(f"{name:8} {concurrency:4d} {r['requests']:5.0f} {r['tokens_per_s']:8.1f} "
+                      f"{r['ttft_p50_ms']:12.1f} {r['ttft_max_ms']:12.1f} {r['stream_tok_s']:13.1f}  {note}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="tiny", choices=["tiny", "full"])
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--requests-per-worker", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        process, ports = start_stack(Path(workdir), args.profile)
+        try:
+            asyncio.run(run(args, ports))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The vLLM backend (GPUs): vLLM's async engine with continuous batching, Qwen3.5's vision through
+vLLM's multimodal inputs, JSON output through vLLM's structured outputs, and an abort of the
+engine request when the caller goes away. Imported only where vllm is installed.
+
+The prompt is built here with the model's own tokenizer and image processor (the same PromptBuilder
+the transformers backend uses), so the context window is checked before the engine sees the request;
+text-only prompts go to the engine as those exact token ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from services.common.errors import Reason, ServiceError, invalid
+from services.llm.backends.base import (
+    ACTIVE_GENERATIONS,
+    CANCELLED_GENERATIONS,
+    GENERATED_TOKENS,
+    PROMPT_TOKENS,
+    Backend,
+    ChoiceFinished,
+    Event,
+    Message,
+    Prompt,
+    ResponseFormat,
+    SamplingOptions,
+    TextDelta,
+    completion_budget,
+)
+from services.llm.backends.prompt import PromptBuilder
+from services.llm.config import LlmSettings
+
+log = logging.getLogger(__name__)
+
+
+def engine_args(settings: LlmSettings, model: str | None = None) -> dict[str, Any]:
+    """The AsyncEngineArgs for these settings (a plain dict, so it can be checked without vllm)."""
+    args: dict[str, Any] = {
+        "model": model or settings.model,
+        "served_model_name": settings.served_model_name or settings.model,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "load_format": settings.load_format,
+        "max_num_seqs": settings.max_num_seqs,
+        "enforce_eager": settings.enforce_eager,
+        "limit_mm_per_prompt": {"image": settings.max_images, "video": 0},
+        "dtype": "auto" if settings.dtype == "auto" else settings.dtype,
+    }
+    if settings.max_model_len:
+        args["max_model_len"] = settings.max_model_len
+    return args
+
+
+class VllmBackend(Backend):
+    name = "vllm"
+
+    def __init__(self, engine, builder: PromptBuilder, *, max_model_len: int, default_max_tokens: int,
+                 max_pending: int, sampling_defaults: dict[str, Any]):
+        self.engine = engine
+        self.builder = builder
+        self.supports_images = builder.supports_images
+        self.max_model_len = max_model_len
+        self.default_max_tokens = default_max_tokens
+        self.max_pending = max_pending
+        self.sampling_defaults = sampling_defaults
+        self.pending = 0
+
+    @classmethod
+    async def start(cls, settings: LlmSettings, model: str | None = None) -> VllmBackend:
+        from transformers import AutoConfig, AutoTokenizer
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        model = model or settings.model
+        engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args(settings, model)))
+        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, model)
+        config = await asyncio.to_thread(AutoConfig.from_pretrained, model)
+        image_processor = None
+        if getattr(config, "vision_config", None) is not None:
+            from transformers import AutoImageProcessor
+
+            image_processor = await asyncio.to_thread(AutoImageProcessor.from_pretrained, model)
+        builder = PromptBuilder(tokenizer, image_processor,
+                                template_kwargs={"enable_thinking": settings.enable_thinking})
+        model_config = engine.model_config
+        defaults: dict[str, Any] = {}
+        if hasattr(model_config, "get_diff_sampling_param"):  # the model's generation_config.json
+            defaults = dict(model_config.get_diff_sampling_param())
+        return cls(engine, builder, max_model_len=model_config.max_model_len,
+                   default_max_tokens=settings.default_max_tokens, max_pending=settings.vllm_max_pending,
+                   sampling_defaults=defaults)
+
+    async def prepare(self, messages: list[Message], options: SamplingOptions) -> Prompt:
+        built = await asyncio.to_thread(self.builder.build, messages, with_pixels=False)
+        count = len(built.input_ids)
+        budget = completion_budget(count, options.max_tokens, self.max_model_len, self.default_max_tokens)
+        if built.images:
+            engine_prompt: dict[str, Any] = {"prompt": built.text, "multi_modal_data": {"image": built.images}}
+        else:
+            engine_prompt = {"prompt_token_ids": built.input_ids}
+        return Prompt(prompt_tokens=count, max_tokens=budget, payload=engine_prompt)
+
+    async def count_tokens(self, text: str) -> int:
+        return len(self.builder.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def sampling_params(self, prompt: Prompt, options: SamplingOptions):
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        fields: dict[str, Any] = {k: v for k, v in self.sampling_defaults.items()
+                                  if k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")}
+        if options.temperature is not None:
+            fields["temperature"] = options.temperature
+        if options.top_p is not None:
+            fields["top_p"] = options.top_p
+        if options.greedy:
+            fields["temperature"] = 0.0  # vLLM decodes greedily and ignores top_p/top_k then
+        fields.update(n=options.n, max_tokens=prompt.max_tokens, stop=options.stop or None, seed=options.seed,
+                      presence_penalty=options.presence_penalty, frequency_penalty=options.frequency_penalty,
+                      output_kind=RequestOutputKind.DELTA)
+        if options.response_format is not None:
+            fields.update(structured_output_fields(options.response_format))
+        return SamplingParams(**fields)
+
+    async def stream(self, prompt: Prompt, options: SamplingOptions) -> AsyncIterator[Event]:
+        if self.pending >= self.max_pending:
+            raise ServiceError(Reason.ERROR_REASON_QUEUE_FULL,
+                               f"the llm engine has {self.pending} requests running or waiting; retry later")
+        try:
+            params = self.sampling_params(prompt, options)
+        except ValueError as exc:  # vLLM's own checks of the sampling parameters
+            raise invalid(str(exc)) from None
+        request_id = f"chatcmpl-{uuid.uuid4().hex}"
+        tokens = [0] * options.n
+        open_choices = set(range(options.n))
+        self.pending += 1
+        ACTIVE_GENERATIONS.labels(self.name).inc()
+        PROMPT_TOKENS.labels(self.name).inc(prompt.prompt_tokens)
+        try:
+            async for output in self.engine.generate(prompt.payload, params, request_id):
+                for choice in output.outputs:
+                    new = len(choice.token_ids)
+                    tokens[choice.index] += new
+                    GENERATED_TOKENS.labels(self.name).inc(new)
+                    if choice.text:
+                        yield TextDelta(choice.index, choice.text)
+                    if choice.finish_reason is not None and choice.index in open_choices:
+                        open_choices.discard(choice.index)
+                        reason = "length" if choice.finish_reason == "length" else "stop"
+                        yield ChoiceFinished(choice.index, reason, tokens[choice.index])
+        finally:
+            self.pending -= 1
+            ACTIVE_GENERATIONS.labels(self.name).dec()
+            if open_choices:  # the caller went away (or the engine failed): free the GPU for others
+                CANCELLED_GENERATIONS.labels(self.name).inc()
+                await self.engine.abort(request_id)
+
+    async def close(self) -> None:
+        self.engine.shutdown()
+
+
+def structured_output_fields(fmt: ResponseFormat) -> dict[str, Any]:
+    """SamplingParams fields for JSON output, across vLLM's two spellings of it."""
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+    except ImportError:  # vLLM before 0.11
+        from vllm.sampling_params import GuidedDecodingParams
+
+        if fmt.kind == "json_object":
+            return {"guided_decoding": GuidedDecodingParams(json_object=True)}
+        return {"guided_decoding": GuidedDecodingParams(json=fmt.schema)}
+    if fmt.kind == "json_object":
+        return {"structured_outputs": StructuredOutputsParams(json_object=True)}
+    return {"structured_outputs": StructuredOutputsParams(json=fmt.schema)}
+
