@@ -79,8 +79,8 @@ async def test_longcat_has_its_own_size_limit(image):
 
 
 async def test_concurrent_compatible_requests_share_one_pipeline_call_and_keep_their_seeds(tmp_path):
-    settings = settings_for(max_batch_size=4, max_batch_wait_ms=200)
-    async with serve(settings) as image:
+    seeds = [11, 12, 13, 14]
+    async with serve(settings_for(max_batch_size=4, max_batch_wait_ms=2000)) as image:
         calls: list[int] = []
         generate = KleinPipelines.generate
 
@@ -89,24 +89,35 @@ async def test_concurrent_compatible_requests_share_one_pipeline_call_and_keep_t
             return generate(self, jobs)
 
         image.servicer.models.generate = counting.__get__(image.servicer.models)
-        seeds = [11, 12, 13, 14]
         batched = await asyncio.gather(*(image.stub.GenerateImages(request(seed=s, prompt=f"item {s}"))
                                          for s in seeds))
-        assert calls == [4]
+        assert calls == [4]  # a full batch runs at once, without waiting out the 2 s
+    async with serve(settings_for(max_batch_size=1)) as image:  # the same tiny weights, every image alone
         alone = [await image.stub.GenerateImages(request(seed=s, prompt=f"item {s}")) for s in seeds]
-        assert calls == [4, 1, 1, 1, 1]
-        for together, single in zip(batched, alone, strict=True):
-            a, b = pixels(together.images[0].data), pixels(single.images[0].data)
-            # each item drew its own seed's noise: the same picture as alone (a batched matrix product
-            # may round a handful of pixels one level off), and nothing like its neighbours
-            assert np.abs(a - b).max() <= 2 and (a != b).mean() < 0.01
-        assert np.abs(pixels(batched[0].images[0].data) - pixels(batched[1].images[0].data)).mean() > 10
-        # incompatible shapes never share a call
-        calls.clear()
+    for together, single in zip(batched, alone, strict=True):
+        a, b = pixels(together.images[0].data), pixels(single.images[0].data)
+        # each item drew its own seed's noise: the same picture as alone (a batched matrix product may
+        # round a handful of pixels one level off), and nothing like its neighbours
+        assert np.abs(a - b).max() <= 2 and (a != b).mean() < 0.01
+    assert np.abs(pixels(batched[0].images[0].data) - pixels(batched[1].images[0].data)).mean() > 10
+
+
+async def test_incompatible_requests_never_share_a_call(tmp_path):
+    async with serve(settings_for(max_batch_size=4, max_batch_wait_ms=300)) as image:
+        calls: list[tuple] = []
+        generate = KleinPipelines.generate
+
+        def counting(self, jobs):
+            calls.append(tuple(job.batch_key for job in jobs))
+            return generate(self, jobs)
+
+        image.servicer.models.generate = counting.__get__(image.servicer.models)
         await asyncio.gather(image.stub.GenerateImages(request(seed=1)),
                              image.stub.GenerateImages(request(seed=1, width=512, height=512)),
-                             image.stub.GenerateImages(request(seed=1, num_inference_steps=2)))
-        assert sorted(calls) == [1, 1, 1]
+                             image.stub.GenerateImages(request(seed=1, num_inference_steps=2)),
+                             image.stub.GenerateImages(request(seed=2, model="longcat-image-edit")))
+        # z-image-turbo and longcat-image-edit run on the same pipeline, so those two share a call
+        assert sorted(len(c) for c in calls) == [1, 1, 2] and all(len(set(c)) == 1 for c in calls)
 
 
 async def test_base_model_runs_cfg_with_the_negative_prompt_and_the_distilled_model_ignores_it(image):
