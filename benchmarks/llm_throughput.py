@@ -9,10 +9,17 @@ the same requests three ways in one run:
     .venv/bin/python benchmarks/llm_throughput.py [--profile tiny] [--max-tokens 64] [--requests-per-worker 4]
 
 Greedy decoding with a fixed max_tokens, so every request generates the same number of tokens (the
-tiny profile's random weights never pick the end token greedily). The service runs one generation at
-a time on the transformers backend (queue_concurrency 1), so at concurrency 8 requests queue and
-time to first token grows while tokens/s stays that of one stream. Client, edge and service share
-the machine's cores.
+tiny profile's random weights never pick the end token greedily). The transformers backend runs one
+generation at a time (queue_concurrency 1), so at concurrency 8 requests queue and time to first
+token grows while tokens/s stays that of one stream; vLLM batches them. Client, edge and service
+share the machine's cores.
+
+On a GPU with vLLM, at the real model size without weights (vLLM's dummy load format; the folder
+holds Qwen3.5-4B's config.json and tokenizer files), two engines share the GPU (the service's and the
+in-process "backend" one), so give each a part of it:
+
+    UNIVENCE_LLM_MODEL=/models/qwen3.5-4b UNIVENCE_LLM_LOAD_FORMAT=dummy UNIVENCE_LLM_MAX_MODEL_LEN=32768 \
+    UNIVENCE_LLM_GPU_MEMORY_UTILIZATION=0.4 .venv/bin/python benchmarks/llm_throughput.py --profile full
 """
 
 from __future__ import annotations
@@ -81,7 +88,8 @@ class Sample:
 
 
 async def measure(one: Callable[[int], Awaitable[Sample]], concurrency: int, per_worker: int) -> dict[str, float]:
-    await one(-1)  # warm up
+    for _ in range(2):  # warm up
+        await one(-1)
     samples: list[Sample] = []
 
     async def worker(w: int) -> None:
@@ -102,14 +110,22 @@ def prompt_text(i: int) -> str:
 
 
 async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
+    from services.common.devices import resolve_device
     from services.common.workqueue import WorkQueue
     from services.llm.backends.base import Message, SamplingOptions, TextDelta
     from services.llm.config import LlmSettings
-    from services.llm.server import build_transformers
+    from services.llm.server import build_transformers, choose_backend
 
-    settings = LlmSettings(profile=args.profile, device="cpu")
-    backend = await asyncio.to_thread(build_transformers, settings, args.profile, "cpu",
-                                      WorkQueue("bench", max_pending=64, concurrency=1))
+    settings = LlmSettings(profile=args.profile)  # the same UNIVENCE_LLM_* settings the service reads
+    device = resolve_device(settings.device)
+    backend_name = choose_backend(settings, args.profile, device)
+    if backend_name == "vllm":
+        from services.llm.backends.vllm_backend import VllmBackend
+
+        backend = await VllmBackend.start(settings)
+    else:
+        backend = await asyncio.to_thread(build_transformers, settings, args.profile, device,
+                                          WorkQueue("bench", max_pending=64, concurrency=settings.queue_concurrency))
     options = SamplingOptions(max_tokens=args.max_tokens, temperature=0)
 
     async def via_backend(i: int) -> Sample:
@@ -166,8 +182,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
             end = time.perf_counter()
             return Sample((first or end) - started, end - started, tokens)
 
-        print(f"profile {args.profile}, {args.max_tokens} completion tokens per request (greedy), "
-              f"transformers backend, one generation at a time; 2 cores shared by client, edge and service")
+        print(f"profile {args.profile}, {args.max_tokens} completion tokens per request (greedy), {backend_name} "
+              f"backend on {device}, {os.cpu_count()} CPU cores shared by client, edge and service")
         print(f"{'path':8} {'conc':>4} {'reqs':>5} {'tok/s':>8} {'TTFT p50 ms':>12} {'TTFT max ms':>12} "
               f"{'stream tok/s':>13}  vs backend")
         for concurrency in (1, 8):
@@ -180,6 +196,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
                                              f"TTFT +{r['ttft_p50_ms'] - base['ttft_p50_ms']:.1f} ms")
                 print(f"{name:8} {concurrency:4d} {r['requests']:5.0f} {r['tokens_per_s']:8.1f} "
                       f"{r['ttft_p50_ms']:12.1f} {r['ttft_max_ms']:12.1f} {r['stream_tok_s']:13.1f}  {note}")
+    await backend.close()
 
 
 def main() -> None:

@@ -93,7 +93,7 @@ def build_tiny(seed: int = 0) -> TinyModel:
     torch.manual_seed(seed)
     model = Qwen3_5ForConditionalGeneration(tiny_config(tokenizer)).eval()
     model.generation_config = GenerationConfig(
-        do_sample=True, temperature=1.0, top_p=1.0, top_k=0, eos_token_id=[tokenizer.eos_token_id],
+        do_sample=True, temperature=1.0, top_p=1.0, top_k=None, eos_token_id=[tokenizer.eos_token_id],
         pad_token_id=tokenizer.pad_token_id)
     return TinyModel(model, tokenizer, tiny_image_processor())
 

@@ -271,3 +271,32 @@ async def test_service_info_reports_the_tiny_profile(llm):
     assert (info.service, info.profile, info.device, info.ready) == ("llm", "tiny", "cpu", True)
     assert [(m.id, m.task, m.source) for m in info.models] == [("Qwen/Qwen3.5-4B", "chat.completion", "tiny-random")]
     assert servicer_of(runtime).backend.max_model_len == 4096
+
+
+async def test_a_cancelled_unary_call_stops_generating(llm):
+    stub, _ = llm
+    call = stub.CreateChatCompletion(chat(user("long answer"), max_tokens=3000, temperature=0))
+    for _ in range(100):
+        if active() > 0:
+            break
+        await asyncio.sleep(0.02)
+    assert active() > 0
+    call.cancel()
+    for _ in range(50):
+        if active() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert active() == 0
+    stopped = generated()
+    await asyncio.sleep(0.3)
+    assert generated() == stopped
+
+
+async def test_thinking_mode_returns_the_reasoning_apart():
+    async with serve_llm(enable_thinking=True) as (stub, _):
+        whole = await stub.CreateChatCompletion(chat(user("think"), max_tokens=8, temperature=0))
+        # The template opened a <think> block; the random model never closes it, so all is reasoning.
+        assert whole.usage.prompt_tokens == prompt_tokens("think") - 4  # "<think>\n" instead of an empty block
+        assert whole.choices[0].reasoning_content and whole.choices[0].content == ""
+        chunks = [c async for c in stub.StreamChatCompletion(chat(user("think"), max_tokens=8, temperature=0))]
+        assert "".join(d.reasoning_content for c in chunks for d in c.choices) == whole.choices[0].reasoning_content
