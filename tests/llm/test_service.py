@@ -300,3 +300,17 @@ async def test_thinking_mode_returns_the_reasoning_apart():
         assert whole.choices[0].reasoning_content and whole.choices[0].content == ""
         chunks = [c async for c in stub.StreamChatCompletion(chat(user("think"), max_tokens=8, temperature=0))]
         assert "".join(d.reasoning_content for c in chunks for d in c.choices) == whole.choices[0].reasoning_content
+
+
+async def test_full_profile_loads_a_local_model_folder(tmp_path):
+    """The full profile's loading path (AutoConfig → AutoModelForImageTextToText + AutoImageProcessor +
+    the folder's chat template) on a folder written by save_pretrained, offline."""
+    from services.llm.tiny import save_tiny
+
+    folder = save_tiny(tmp_path / "qwen3.5-folder")
+    async with serve_llm(profile="full", model=str(folder), served_model_name="local/qwen") as (stub, runtime):
+        response = await stub.CreateChatCompletion(chat(user("What is in this image?", png_bytes(48, 32)),
+                                                        max_tokens=4, model="ignored"))
+        assert response.model == "local/qwen"
+        assert response.usage.prompt_tokens == prompt_tokens("What is in this image?") + 6 + 2
+        assert servicer_of(runtime).backend.max_model_len == 4096
