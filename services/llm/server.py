@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 TASK = "chat.completion"
 
 
+def effective_profile(settings: LlmSettings) -> str:
+    """A configured GGUF file is real weights: it is served (profile full) whatever profile the stack
+    picked, so a CPU machine without a GPU chats for real."""
+    if settings.gguf_path:
+        return "full"
+    return resolve_profile(settings.profile)
+
+
 def choose_backend(settings: LlmSettings, profile: str, device: str) -> str:
     """`transformers` for the tiny profile and GGUF files; vllm where asked for, or (auto) where it is
     installed and there is a CUDA GPU."""
@@ -35,7 +43,7 @@ def choose_backend(settings: LlmSettings, profile: str, device: str) -> str:
 def served_name(settings: LlmSettings, profile: str) -> str:
     if settings.served_model_name:
         return settings.served_model_name
-    if settings.gguf_path and profile == "full":
+    if settings.gguf_path:
         return Path(settings.gguf_path).stem if settings.gguf_path != "smollm2" else "SmolLM2-135M-Instruct"
     return DEFAULT_MODEL if profile == "tiny" else settings.model
 
@@ -73,7 +81,7 @@ def build_transformers(settings: LlmSettings, profile: str, device: str, queue: 
 
 def definition(settings: LlmSettings) -> ServiceDefinition:
     """The model loads in `load` (health stays NOT_SERVING until then)."""
-    profile = resolve_profile(settings.profile)
+    profile = effective_profile(settings)
     device = resolve_device(settings.device)
     backend_name = choose_backend(settings, profile, device)
     served = served_name(settings, profile)

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.skipif(
 
 
 async def test_smollm2_answers_for_real_on_the_cpu():
-    async with serve_llm(profile="full", gguf_path="smollm2") as (stub, _):
+    # The helper asks for the tiny profile, as `univence up` does on a CPU machine: a GGUF file wins.
+    async with serve_llm(gguf_path="smollm2") as (stub, runtime):
+        assert runtime.definition.profile == "full"
+        assert runtime.definition.models[0].source == "smollm2"
         question = chat(user("What is the capital of France? Answer in one word."), max_tokens=16, temperature=0,
                         model="anything")
         answer = await stub.CreateChatCompletion(question)
