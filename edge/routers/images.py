@@ -78,6 +78,8 @@ def check_prompt(value: str | None, param: str, *, required: bool) -> None:
         raise bad(f"{param} is required and must not be empty", param, "missing_required_parameter")
     if value is not None and len(value) > MAX_PROMPT_CHARS:
         raise too_large(f"{param} is {len(value)} characters; at most {MAX_PROMPT_CHARS} are accepted", param)
+    if value is not None and "\x00" in value:
+        raise bad(f"{param} must not contain NUL characters", param)
 
 
 def check_range(value: int | float | None, low: float, high: float, param: str) -> None:

@@ -308,6 +308,7 @@ GENERATION_ERRORS = [
     ({"prompt": ""}, 400, "prompt"),
     ({"prompt": 42}, 400, "prompt"),
     ({"prompt": "x" * 4001}, 413, "prompt"),
+    ({"prompt": "a\u0000b"}, 400, "prompt"),
     ({"prompt": "x", "negative_prompt": "y" * 4001}, 413, "negative_prompt"),
     ({"prompt": "x", "model": "gpt-image-1"}, 400, "model"),
     ({"prompt": "x", "image_size": "300x300"}, 400, "image_size"),
