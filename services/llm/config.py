@@ -56,7 +56,7 @@ class LlmSettings(ServiceSettings):
     max_images: int = Field(default=16, gt=0)
     # torch dtype for the transformers backend: `auto` (bfloat16 on CUDA, float32 on CPU), or a name.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    # Torch CPU threads for the transformers backend (0 leaves torch's default).
+    # Torch CPU threads for the transformers backend (0: torch's default; 1 for the tiny profile on CPU).
     torch_threads: int = Field(default=0, ge=0)
     # vLLM engine settings (the vllm backend only).
     gpu_memory_utilization: float = Field(default=0.90, gt=0, le=1)

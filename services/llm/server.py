@@ -61,6 +61,11 @@ def build_transformers(settings: LlmSettings, profile: str, device: str, queue: 
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    elif profile == "tiny" and device == "cpu":
+        # The tiny model's ops are too small to gain from intra-op threads, and their barriers cost
+        # 10x and more when the cores are shared with other processes (measured with the edge and
+        # tests beside it on 2 cores).
+        torch.set_num_threads(1)
     if device == "cpu":
         # Before the first torch op here, so torch's CPU worker threads, created from this thread,
         # inherit it (see TransformersBackend: the generation threads set it too).
