@@ -50,6 +50,14 @@ _REASONS: dict[str, tuple[int, str, str | None]] = {
 }
 
 
+def from_reason(reason: str, message: str, param: str | None = None) -> APIError:
+    """The APIError for a service's ErrorInfo reason (e.g. one failed item of a batch)."""
+    status, type_, code = _REASONS.get(reason, (500, "processing_error", None))
+    headers = {"Retry-After": "1"} if status == 429 else None
+    return APIError(status, message or reason or "the service failed", type_, param=param or None, code=code,
+                    headers=headers)
+
+
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo a Univence service put in the call's google.rpc.Status, if any."""
     for key, value in error.trailing_metadata() or ():
@@ -66,10 +74,7 @@ def from_grpc(error: grpc.aio.AioRpcError, service: str) -> APIError:
     """The APIError for a failed call to `service`, from the ErrorInfo reason or else the gRPC code."""
     info = error_info(error)
     if info is not None and info.reason in _REASONS:
-        status, type_, code = _REASONS[info.reason]
-        headers = {"Retry-After": "1"} if status == 429 else None
-        return APIError(status, error.details() or info.reason, type_, param=info.metadata.get("param") or None,
-                        code=code, headers=headers)
+        return from_reason(info.reason, error.details(), info.metadata.get("param"))
     code = error.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return APIError(503, f"the {service} service is unavailable; retry shortly", "processing_error",

@@ -24,7 +24,7 @@ from starlette.datastructures import UploadFile
 
 from edge.auth import Principal, require_principal
 from edge.clients import call
-from edge.errors import _REASONS, APIError
+from edge.errors import APIError, from_reason
 from edge.metering import until_disconnect
 from edge.outputs import mark_profile, store_output
 from edge.protocol.common import COMMON_ERRORS, error_responses
@@ -357,9 +357,9 @@ async def create_image_batch(body: BatchGenerationRequest, request: Request,
 
 async def batch_slot(request: Request, principal: Principal, plan: Plan, item: image_pb2.BatchItemResult) -> dict:
     if item.error_code or not item.HasField("response"):
-        _, type_, code = _REASONS.get(item.error_reason, (500, "processing_error", None))
-        return {"error": {"message": item.error_message or "the image service failed on this item", "type": type_,
-                          "param": item.error_param or None, "code": code}}
+        error = from_reason(item.error_reason, item.error_message or "the image service failed on this item",
+                            item.error_param)
+        return {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
     data = await store_images(request, principal, item.response.images, plan.response_format)
     return {"created": int(time.time()), "data": data}
 

@@ -94,13 +94,16 @@ class _Entry(Generic[T, R]):
 @dataclass
 class _Group:
     entries: list[_Entry] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
+    # A dispatch task is waiting (for the batch to fill, then for a work slot) to serve this group.
+    dispatching: bool = False
+    full: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Batcher(Generic[T, R]):
-    """Gathers compatible items (same `key`) into one model call of up to `max_batch_size` items,
-    waiting at most `max_wait_s` for a batch to fill.
+    """Gathers compatible items (same `key`) into one model call of up to `max_batch_size` items.
 
+    A batch waits at most `max_wait_s` to fill, then for a free work slot; it takes its members when
+    the slot is free, so under load every compatible item that arrived meanwhile rides along.
     `process(items)` runs on a work thread and returns one result per item, in order; a result that
     is an exception fails only its own item.
     """
@@ -123,6 +126,8 @@ class Batcher(Generic[T, R]):
         self._tasks: set[asyncio.Task] = set()
 
     async def submit(self, item: T, *, timeout: float | None = None) -> R:
+        """The item's result; DEADLINE_EXCEEDED when `timeout` passes first (the item is then left out
+        of any batch that has not started yet)."""
         loop = asyncio.get_running_loop()
         with self._queue.admit():
             entry = _Entry(item, loop.create_future(), None if timeout is None else loop.time() + timeout)
@@ -130,35 +135,46 @@ class Batcher(Generic[T, R]):
             group = self._groups.setdefault(key, _Group())
             group.entries.append(entry)
             if len(group.entries) >= self._max_batch_size:
-                self._flush(key)
-            elif group.timer is None:
-                group.timer = loop.call_later(self._max_wait_s, self._flush, key)
-            return await entry.future
+                group.full.set()
+            if not group.dispatching:
+                group.dispatching = True
+                self._start(self._dispatch(key, group))
+            try:
+                return await asyncio.wait_for(entry.future, timeout)
+            except TimeoutError:
+                raise deadline_exceeded() from None
 
-    def _flush(self, key: Hashable) -> None:
-        group = self._groups.pop(key, None)
-        if group is None:
-            return
-        if group.timer is not None:
-            group.timer.cancel()
-        task = asyncio.get_running_loop().create_task(self._run(group.entries))
+    def _start(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, entries: list[_Entry]) -> None:
-        loop = asyncio.get_running_loop()
-        deadlines = [e.deadline for e in entries if e.deadline is not None]
-        wait = None if len(deadlines) < len(entries) else max(deadlines) - loop.time()
+    async def _dispatch(self, key: Hashable, group: _Group) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(group.full.wait(), self._max_wait_s)
+        entries: list[_Entry] = []
         try:
-            async with self._queue.slot(timeout=wait):
-                live = self._live(entries, loop.time())
+            async with self._queue.slot():
+                entries = group.entries[: self._max_batch_size]
+                del group.entries[: self._max_batch_size]
+                group.full.clear()
+                if len(group.entries) >= self._max_batch_size:
+                    group.full.set()
+                group.dispatching = bool(group.entries)
+                if group.entries:  # what did not fit gets its own dispatch
+                    self._start(self._dispatch(key, group))
+                elif self._groups.get(key) is group:
+                    del self._groups[key]
+                live = self._live(entries, asyncio.get_running_loop().time())
                 if not live:
                     return
                 results = await self._queue.in_thread(self._call, [e.item for e in live])
-        except BaseException as exc:  # noqa: BLE001 - the whole batch failed: every waiter hears it
+        except BaseException as exc:  # the whole batch failed: every waiter hears it
             for e in entries:
                 if not e.future.done():
                     e.future.set_exception(exc if isinstance(exc, Exception) else deadline_exceeded())
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return
         for e, result in zip(live, results, strict=True):
             if e.future.done():

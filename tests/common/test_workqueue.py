@@ -110,3 +110,44 @@ async def test_cancelled_callers_are_left_out_of_the_batch():
     drop.cancel()
     assert await keep == 1
     assert seen == [[1]]
+
+
+async def test_items_arriving_while_a_batch_waits_for_the_slot_join_it():
+    gate = threading.Event()
+    seen: list[list[int]] = []
+
+    def process(items):
+        seen.append(list(items))
+        if items == [0]:
+            gate.wait(5)
+        return items
+
+    batcher = Batcher(WorkQueue("t", max_pending=16, concurrency=1), process, max_batch_size=8, max_wait_s=0.01)
+    blocker = asyncio.ensure_future(batcher.submit(0))
+    await asyncio.sleep(0.05)  # item 0 holds the only slot
+    waiting = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 6)]
+    await asyncio.sleep(0.05)  # past max_wait: their batch waits for the slot, still open to newcomers
+    waiting += [asyncio.ensure_future(batcher.submit(i)) for i in range(6, 9)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    assert await asyncio.gather(blocker, *waiting) == list(range(9))
+    assert seen == [[0], [1, 2, 3, 4, 5, 6, 7, 8]]
+
+
+async def test_a_caller_whose_deadline_passes_gets_deadline_exceeded_at_once():
+    gate = threading.Event()
+
+    def process(items):
+        gate.wait(5)
+        return items
+
+    batcher = Batcher(WorkQueue("t", max_pending=8), process, max_batch_size=1, max_wait_s=0)
+    blocker = asyncio.ensure_future(batcher.submit(0))
+    await asyncio.sleep(0.02)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(ServiceError) as expired:
+        await batcher.submit(1, timeout=0.1)
+    assert expired.value.code.name == "DEADLINE_EXCEEDED" and loop.time() - started < 1
+    gate.set()
+    await blocker
