@@ -54,3 +54,11 @@ def test_services_import_only_common_and_themselves_and_the_edge_no_service():
                     assert owner in ("common", package.name), f"{file} imports another service ({name})"
     for file in (ROOT / "edge").rglob("*.py"):
         assert not any(name.startswith("services") for name in _imports(file)), f"{file} imports a service"
+
+
+def test_no_extra_pulls_torchvision():
+    """torchvision has no CPU build that works with torch 2.13 here, and transformers imports it when
+    present, which breaks every model service: no dependency may bring it in."""
+    import importlib.util
+
+    assert importlib.util.find_spec("torchvision") is None, "an installed package pulled in torchvision"
