@@ -20,21 +20,25 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from tests.support.platform import free_port
+from univence.cli.services import available_modalities
 
-SERVICE_NAMES = {"accounts": "univence.accounts.v1.AccountsService", "media": "univence.media.v1.MediaService"}
+SERVICE_NAMES = {"accounts": "univence.accounts.v1.AccountsService", "media": "univence.media.v1.MediaService",
+                 "image": "univence.image.v1.ImageService", "llm": "univence.llm.v1.ChatService"}
+RUNNING = ["accounts", "media", *available_modalities()]
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stack")
-    ports = {name: free_port() for name in ("accounts", "media", "edge", "accounts_metrics", "media_metrics")}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "UNIVENCE_ACCOUNTS_PORT": str(ports["accounts"]), "UNIVENCE_MEDIA_PORT": str(ports["media"]),
-           "UNIVENCE_ACCOUNTS_METRICS_PORT": str(ports["accounts_metrics"]),
-           "UNIVENCE_MEDIA_METRICS_PORT": str(ports["media_metrics"]),
-           "UNIVENCE_EDGE_PORT": str(ports["edge"]),
+    ports = {name: free_port() for name in ["edge", *RUNNING, *(f"{n}_metrics" for n in RUNNING)]}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "UNIVENCE_EDGE_PORT": str(ports["edge"]),
            "UNIVENCE_EDGE_ACCOUNTS_ADDRESS": f"127.0.0.1:{ports['accounts']}",
-           "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}"}
+           "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}",
+           "UNIVENCE_EDGE_MODALITY_ADDRESSES": json.dumps(
+               {n: f"127.0.0.1:{ports[n]}" for n in RUNNING if n not in ("accounts", "media")})}
+    for name in RUNNING:
+        env[f"UNIVENCE_{name.upper()}_PORT"] = str(ports[name])
+        env[f"UNIVENCE_{name.upper()}_METRICS_PORT"] = str(ports[f"{name}_metrics"])
     log = (workdir / "up.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "univence.cli", "up", "--drain-seconds", "3"],
                                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -80,7 +84,13 @@ def test_operator_creates_a_key_and_the_openai_sdk_uses_it(stack):
     secret = key["secret"]
     assert secret.startswith("sk-")
     client = openai.OpenAI(api_key=secret, base_url=f"{stack['base_url']}/v1", max_retries=0)
-    assert client.models.list().object == "list"
+    for name in RUNNING:
+        wait_serving(stack["ports"][name])
+    models = {m.id: m.model_dump() for m in client.models.list().data}
+    expected = {"image": "z-image-turbo", "llm": "Qwen/Qwen3.5-4B"}
+    for name in RUNNING:
+        if name in expected:  # each modality service's models, in the profile `univence up` chose here
+            assert models[expected[name]]["service"] == name and models[expected[name]]["profile"] == "tiny"
 
     wrong = openai.OpenAI(api_key="sk-wrong", base_url=f"{stack['base_url']}/v1", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as failed:
@@ -113,7 +123,9 @@ def test_cli_manages_premium_credits_ledger_and_revocation(stack):
 
 
 def test_every_service_is_healthy_and_reflectable(stack):
-    for name, full_name in SERVICE_NAMES.items():
+    for name in RUNNING:
+        full_name = SERVICE_NAMES[name]
+        wait_serving(stack["ports"][name])
         with grpc.insecure_channel(f"127.0.0.1:{stack['ports'][name]}") as channel:
             status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=full_name))
             assert status.status == health_pb2.HealthCheckResponse.SERVING
@@ -121,6 +133,21 @@ def test_every_service_is_healthy_and_reflectable(stack):
             assert {full_name, "grpc.health.v1.Health", "univence.common.v1.ServiceInfoService"} <= services
         metrics = httpx.get(f"http://127.0.0.1:{stack['ports'][name + '_metrics']}/metrics").text
         assert "univence_grpc_server_handled_total" in metrics
+
+
+def wait_serving(port: int, timeout: float = 120) -> None:
+    """Modality services load their (tiny) models after they listen; wait for SERVING."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        while time.monotonic() < deadline:
+            try:
+                status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if status.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise AssertionError(f"the service on port {port} never became SERVING")
 
 
 def test_the_supervisor_restarts_a_service_that_dies(stack):
