@@ -86,6 +86,15 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
     async def GetMedia(
         self, request: media_pb2.GetMediaRequest, context
     ) -> AsyncIterator[media_pb2.GetMediaResponse]:
+        chunk = self.settings.chunk_bytes
+        if request.format == common_pb2.IMAGE_FORMAT_UNSPECIFIED and not request.metadata_only:
+            # The common case in one thread hop: index row, range, blob opened and first chunk read.
+            check_media_id(request.media_id)
+            opened = await asyncio.to_thread(
+                self._open_original, request.media_id, request.offset, request.length, chunk)
+            async for message in self._send_blob(*opened, chunk):
+                yield message
+            return
         record = await self._record(request.media_id)
         variant = None
         if request.format != common_pb2.IMAGE_FORMAT_UNSPECIFIED:
@@ -95,7 +104,6 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
                     record.media_id, target, lambda: asyncio.to_thread(self._read_all, record.media_id))
                 record = record.variant(target, len(variant.data), variant.sha256)
         start, end = _byte_range(request.offset, request.length, record.size_bytes)
-        chunk = self.settings.chunk_bytes
         if request.metadata_only:
             yield media_pb2.GetMediaResponse(media=record.to_proto())
             return
@@ -104,13 +112,34 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             for pos in range(start, end, chunk):
                 yield media_pb2.GetMediaResponse(chunk=variant.data[pos:min(pos + chunk, end)])
             return
-        # Opened (and the first chunk read, in the same thread hop) before the metadata goes out, so a
-        # missing blob is an error status, not a cut stream.
-        remaining = end - start
+        reader, data = await asyncio.to_thread(self._open_and_read, record.media_id, start, end - start, chunk)
+        async for message in self._send_blob(record, reader, data, end - start, chunk):
+            yield message
+
+    def _open_original(self, media_id: str, offset: int, length: int, chunk: int):
+        """(record, reader, first chunk, bytes to send) for the stored file itself."""
+        record = self.index.get(media_id)
+        if record is None:
+            raise not_found("no media file with this id", "media_id")
+        start, end = _byte_range(offset, length, record.size_bytes)
+        reader, data = self._open_and_read(media_id, start, end - start, chunk)
+        return record, reader, data, end - start
+
+    def _open_and_read(self, media_id: str, start: int, length: int, chunk: int):
+        """The blob opened and its first chunk read before any message goes out, so a missing blob is
+        an error status rather than a cut stream."""
         try:
-            reader, data = await asyncio.to_thread(self._open_and_read, record.media_id, start, remaining, chunk)
+            reader = self.store.open_range(media_id, start, length)
         except BlobNotFound:
-            raise _missing_blob(record.media_id) from None
+            raise _missing_blob(media_id) from None
+        try:
+            return reader, reader.read(min(chunk, length))
+        except BaseException:
+            reader.close()
+            raise
+
+    async def _send_blob(self, record: MediaRecord, reader, data: bytes, remaining: int,
+                         chunk: int) -> AsyncIterator[media_pb2.GetMediaResponse]:
         try:
             yield media_pb2.GetMediaResponse(media=record.to_proto())
             while data:
@@ -121,14 +150,6 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
                 data = await asyncio.to_thread(reader.read, min(chunk, remaining))
         finally:
             reader.close()
-
-    def _open_and_read(self, media_id: str, start: int, length: int, chunk: int):
-        reader = self.store.open_range(media_id, start, length)
-        try:
-            return reader, reader.read(min(chunk, length))
-        except BaseException:
-            reader.close()
-            raise
 
     async def ListMedia(self, request: media_pb2.ListMediaRequest, context) -> media_pb2.ListMediaResponse:
         owner = check_owner(request.owner_id)
