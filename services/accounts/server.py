@@ -21,7 +21,6 @@ from services.common.server import GrpcService, ServiceDefinition, run
 from univence.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 
 log = logging.getLogger(__name__)
-FULL_NAME = accounts_pb2.DESCRIPTOR.services_by_name["AccountsService"].full_name
 
 
 def open_backend(settings: AccountsSettings) -> tuple[Backend, Engine]:
@@ -78,7 +77,7 @@ def definition(settings: AccountsSettings) -> ServiceDefinition:
 
     return ServiceDefinition(
         name="accounts",
-        services=[GrpcService(FULL_NAME, accounts_pb2_grpc.add_AccountsServiceServicer_to_server, servicer)],
+        services=[GrpcService.of(accounts_pb2, accounts_pb2_grpc, "AccountsService", servicer)],
         load=load, close=close, description="the accounts database",
     )
 

@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import grpc
@@ -36,6 +37,13 @@ class GrpcService:
     full_name: str  # e.g. "univence.accounts.v1.AccountsService"
     add_to_server: Callable[[Any, grpc.aio.Server], None]
     servicer: Any
+
+    @classmethod
+    def of(cls, pb2: ModuleType, pb2_grpc: ModuleType, name: str, servicer: Any) -> GrpcService:
+        """The service `name` of a generated module pair, e.g. `GrpcService.of(image_pb2, image_pb2_grpc,
+        "ImageService", servicer)`."""
+        return cls(pb2.DESCRIPTOR.services_by_name[name].full_name,
+                   getattr(pb2_grpc, f"add_{name}Servicer_to_server"), servicer)
 
 
 @dataclass
@@ -93,10 +101,8 @@ class ServiceRuntime:
         server = grpc.aio.server(
             interceptors=[RuntimeInterceptor(d.name, self.not_ready_reason)], options=server_options(s)
         )
-        services = [*d.services, GrpcService(
-            common_pb2.DESCRIPTOR.services_by_name["ServiceInfoService"].full_name,
-            common_pb2_grpc.add_ServiceInfoServiceServicer_to_server, _ServiceInfoServicer(self),
-        )]
+        services = [*d.services,
+                    GrpcService.of(common_pb2, common_pb2_grpc, "ServiceInfoService", _ServiceInfoServicer(self))]
         for svc in services:
             svc.add_to_server(svc.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -60,11 +60,7 @@ def definition(settings: ImageSettings) -> ServiceDefinition:
     served = "FLUX.2 klein 4B" + (" + base" if settings.base_model else "")
     service = ServiceDefinition(
         name="image",
-        services=[GrpcService(
-            image_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name,
-            image_pb2_grpc.add_ImageServiceServicer_to_server,
-            servicer,
-        )],
+        services=[GrpcService.of(image_pb2, image_pb2_grpc, "ImageService", servicer)],
         load=load,
         close=close,
         description=f"image models ({served}, {profile} profile)",

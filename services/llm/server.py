@@ -114,11 +114,7 @@ def definition(settings: LlmSettings) -> ServiceDefinition:
 
     return ServiceDefinition(
         name="llm",
-        services=[GrpcService(
-            llm_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name,
-            llm_pb2_grpc.add_ChatServiceServicer_to_server,
-            servicer,
-        )],
+        services=[GrpcService.of(llm_pb2, llm_pb2_grpc, "ChatService", servicer)],
         load=load,
         close=close,
         description=f"chat model {served} ({backend_name}, {profile})",

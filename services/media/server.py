@@ -41,11 +41,7 @@ def definition(settings: MediaSettings) -> ServiceDefinition:
 
     return ServiceDefinition(
         name="media",
-        services=[GrpcService(
-            media_pb2.DESCRIPTOR.services_by_name["MediaService"].full_name,
-            media_pb2_grpc.add_MediaServiceServicer_to_server,
-            servicer,
-        )],
+        services=[GrpcService.of(media_pb2, media_pb2_grpc, "MediaService", servicer)],
         load=load,
         close=close,
         description=f"media store ({settings.root})",
