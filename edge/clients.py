@@ -35,6 +35,11 @@ class ServiceClients:
             ("grpc.max_send_message_length", size),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.enable_retries", 1),
+            # A service that restarts (or starts after the edge) is reached again within a second or
+            # two, instead of after gRPC's default reconnect backoff of up to two minutes.
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 2_000),
         ]
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(self.channel(settings.accounts_address))

@@ -86,8 +86,14 @@ def test_operator_creates_a_key_and_the_openai_sdk_uses_it(stack):
     client = openai.OpenAI(api_key=secret, base_url=f"{stack['base_url']}/v1", max_retries=0)
     for name in RUNNING:
         wait_serving(stack["ports"][name])
-    models = {m.id: m.model_dump() for m in client.models.list().data}
     expected = {"image": "z-image-turbo", "llm": "Qwen/Qwen3.5-4B"}
+    wanted = {expected[n] for n in RUNNING if n in expected}
+    deadline = time.monotonic() + 20  # the edge caches the list for 5 s
+    while True:
+        models = {m.id: m.model_dump() for m in client.models.list().data}
+        if wanted <= set(models) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     for name in RUNNING:
         if name in expected:  # each modality service's models, in the profile `univence up` chose here
             assert models[expected[name]]["service"] == name and models[expected[name]]["profile"] == "tiny"

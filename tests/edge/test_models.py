@@ -35,3 +35,26 @@ async def test_models_come_from_the_services_with_their_profile(tmp_path):
             assert (await client.models.retrieve("dall-e-3")).id == "z-image-turbo"
             with pytest.raises(openai.NotFoundError):
                 await client.models.retrieve("no-such-model")
+
+
+async def test_a_service_that_starts_after_the_edge_asked_is_listed_soon(tmp_path):
+    """The edge's channel to a service that was not up yet reconnects within seconds, not minutes."""
+    import asyncio
+
+    port = free_port()
+    async with running_platform(tmp_path, modalities=["image"],
+                                modality_addresses={"image": f"127.0.0.1:{port}"}) as platform:
+        _, secret = await platform.user_with_key("late@example.com")
+        client = openai.AsyncOpenAI(api_key=secret, base_url=f"{platform.base_url}/v1", max_retries=0)
+        assert (await client.models.list()).data == []  # nothing listens yet: the channel backs off
+        await asyncio.sleep(10)  # gRPC's default backoff would have grown to ~6 s by now
+        definition = ServiceDefinition(name="image", services=[], profile="tiny", models=[
+            common_pb2.ModelInfo(id="z-image-turbo", task="image.generation")])
+        async with running_service(definition, ImageLikeSettings(port=port)):
+            platform.app.state.catalog._cached = None  # skip the 5 s list cache, not the channel's backoff
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 3
+            while not (await client.models.list()).data and loop.time() < deadline:
+                platform.app.state.catalog._cached = None
+                await asyncio.sleep(0.2)
+            assert [m.id for m in (await client.models.list()).data] == ["z-image-turbo"]
