@@ -12,52 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import grpc
 import httpx
+from benchmark_stack import running_stack
 from PIL import Image
 
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_stack(workdir: Path) -> tuple[subprocess.Popen, dict[str, int]]:
-    ports = {n: free_port() for n in ("accounts", "media", "edge")}
-    env = {**os.environ, "UNIVENCE_ACCOUNTS_PORT": str(ports["accounts"]), "UNIVENCE_MEDIA_PORT": str(ports["media"]),
-           "UNIVENCE_ACCOUNTS_METRICS_PORT": "0", "UNIVENCE_MEDIA_METRICS_PORT": "0",
-           "UNIVENCE_EDGE_PORT": str(ports["edge"]), "UNIVENCE_EDGE_ACCOUNTS_ADDRESS": f"127.0.0.1:{ports['accounts']}",
-           "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}", "UNIVENCE_EDGE_RATE_LIMIT_PER_MINUTE": "0",
-           "UNIVENCE_ACCOUNTS_LOG_LEVEL": "WARNING", "UNIVENCE_MEDIA_LOG_LEVEL": "WARNING",
-           "UNIVENCE_EDGE_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen([sys.executable, "-m", "univence.cli", "up", "--drain-seconds", "2"], cwd=workdir,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{ports['edge']}/readyz", timeout=1).status_code == 200:
-                return process, ports
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the stack did not become ready")
 
 
 async def measure(fn: Callable[[], Awaitable[object]], requests: int, concurrency: int) -> dict[str, float]:
@@ -143,13 +109,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as workdir:
-        process, ports = start_stack(Path(workdir))
-        try:
-            asyncio.run(run(args.requests, args.concurrency, ports))
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+    with running_stack() as ports:
+        asyncio.run(run(args.requests, args.concurrency, ports))
 
 
 if __name__ == "__main__":

@@ -28,56 +28,18 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import httpx
+from benchmark_stack import running_stack
 
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_stack(workdir: Path, profile: str) -> tuple[subprocess.Popen, dict[str, int]]:
-    ports = {n: free_port() for n in ("accounts", "media", "llm", "edge")}
-    env = {**os.environ, "UNIVENCE_EDGE_PORT": str(ports["edge"]), "UNIVENCE_EDGE_RATE_LIMIT_PER_MINUTE": "0",
-           "UNIVENCE_EDGE_ACCOUNTS_ADDRESS": f"127.0.0.1:{ports['accounts']}",
-           "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}",
-           "UNIVENCE_EDGE_MODALITY_ADDRESSES": json.dumps({"llm": f"127.0.0.1:{ports['llm']}"}),
-           "UNIVENCE_EDGE_LOG_LEVEL": "WARNING"}
-    for name in ("accounts", "media", "llm"):
-        env[f"UNIVENCE_{name.upper()}_PORT"] = str(ports[name])
-        env[f"UNIVENCE_{name.upper()}_METRICS_PORT"] = "0"
-        env[f"UNIVENCE_{name.upper()}_LOG_LEVEL"] = "WARNING"
-    process = subprocess.Popen([sys.executable, "-m", "univence.cli", "up", "--only", "accounts,media,llm,edge",
-                                "--profile", profile, "--drain-seconds", "2"], cwd=workdir, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            ready = httpx.get(f"http://127.0.0.1:{ports['edge']}/readyz", timeout=2)
-            if ready.status_code == 200 and ready.json()["services"].get("llm") == "SERVING":
-                return process, ports
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the stack did not become ready")
 
 
 @dataclass
@@ -205,13 +167,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--requests-per-worker", type=int, default=4)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as workdir:
-        process, ports = start_stack(Path(workdir), args.profile)
-        try:
-            asyncio.run(run(args, ports))
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+    with running_stack(("llm",), profile=args.profile) as ports:
+        asyncio.run(run(args, ports))
 
 
 if __name__ == "__main__":
