@@ -130,12 +130,17 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if task in done:
             return task.result()
-        task.cancel()
         raise ClientDisconnected()
     finally:
         watcher.cancel()
         if not task.done():
             task.cancel()
+            # Wait until the cancelled work has wound down (its gRPC call cancelled, the generator step
+            # it ran finished), so the caller can close what it ran in (`aclose()` refuses a generator
+            # whose step is still running, which would skip the hold's release).
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # retrieved: it failed while being cancelled, and nobody wants it
 
 
 async def _wait_disconnect(request: Request) -> None:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from edge.auth import Principal, require_principal
 from edge.clients import call
 from edge.errors import APIError
-from edge.metering import until_disconnect
+from edge.metering import ClientDisconnected, until_disconnect
 from tests.edge.test_auth import assert_envelope
 from tests.support.platform import running_platform
 from univence.accounts.v1 import accounts_pb2 as apb
@@ -120,3 +120,42 @@ async def test_idempotency_key_replays_and_charges_once(priced):
     other = await http.post("/v1/test/priced", json={"n": 2}, headers=headers)  # same key, other body
     assert assert_envelope(other, 409, "invalid_request_error")["code"] == "idempotency_conflict"
     assert (await platform.balance(user_id)).balance_mc == 2000 - PRICE_MC
+
+
+class _ClientGone:
+    """Stands in for the Request of a client that has gone away."""
+
+    async def receive(self) -> dict:
+        return {"type": "http.disconnect"}
+
+
+async def test_until_disconnect_returns_once_the_cancelled_work_has_finished():
+    # The chat stream awaits its first chunk this way and then closes the stream generator: closing
+    # must not find the generator's step still running, or the hold's release is skipped.
+    closed = []
+
+    async def chunks():
+        try:
+            await asyncio.sleep(30)
+            yield b"never"
+        finally:
+            closed.append(True)
+
+    stream = chunks()
+    with pytest.raises(ClientDisconnected):
+        await until_disconnect(_ClientGone(), anext(stream))
+    assert closed == [True]
+    await stream.aclose()
+
+
+async def test_until_disconnect_returns_the_work_result():
+    async def work() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    class Connected:
+        async def receive(self) -> dict:
+            await asyncio.sleep(30)
+            return {"type": "http.disconnect"}
+
+    assert await until_disconnect(Connected(), work()) == 7
