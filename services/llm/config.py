@@ -68,4 +68,8 @@ class LlmSettings(ServiceSettings):
     max_num_seqs: int = Field(default=64, gt=0)
     # Concurrent requests the vllm backend accepts before answering QUEUE_FULL (running + waiting).
     vllm_max_pending: int = Field(default=256, gt=0)
+    # CUDA graphs and torch.compile off (faster start, slower decoding): for tests and debugging.
     enforce_eager: bool = False
+    # Bytes of KV cache for the vllm engine; 0 lets vLLM size it from gpu_memory_utilization (on its CPU
+    # build, that fraction of the machine's memory).
+    kv_cache_memory_bytes: int = Field(default=0, ge=0)

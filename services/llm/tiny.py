@@ -103,12 +103,43 @@ def save_tiny(folder: str | Path, *, weights: bool = True) -> Path:
     and, unless `weights` is False, the random weights): what vLLM's `load_format="dummy"` needs."""
     folder = Path(folder)
     tiny = build_tiny()
+    _save(tiny.model, tiny.tokenizer, folder, weights=weights)
+    tiny.image_processor.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_text(folder: str | Path, *, weights: bool = True) -> Path:
+    """Writes a tiny text-only Qwen3 model folder (`Qwen3ForCausalLM`, the same tokenizer and chat template)
+    for vLLM's CPU build: there, vLLM's Qwen3.5 module does not import without torchvision, and its CPU
+    attention kernels want a head size of at least 32. Same interface and prompts as the tiny Qwen3.5,
+    so the vllm backend runs the same requests on a machine without a GPU."""
+    import torch
+    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen3Config(
+        vocab_size=(len(tokenizer) + 15) // 16 * 16, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=TINY_CONTEXT,
+        bos_token_id=None, eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"),
+        tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(config).eval()
+    model.generation_config = GenerationConfig(
+        do_sample=True, temperature=1.0, top_p=1.0, top_k=None, eos_token_id=[tokenizer.eos_token_id],
+        pad_token_id=tokenizer.pad_token_id)
+    return _save(model, tokenizer, Path(folder), weights=weights)
+
+
+def _save(model, tokenizer, folder: Path, *, weights: bool) -> Path:
+    """The model's config (naming its class, which vLLM resolves the architecture from), generation config,
+    tokenizer and, when `weights`, its weights."""
     if weights:
-        tiny.model.save_pretrained(folder)
+        model.save_pretrained(folder)
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        tiny.model.config.save_pretrained(folder)
-        tiny.model.generation_config.save_pretrained(folder)
-    tiny.tokenizer.save_pretrained(folder)
-    tiny.image_processor.save_pretrained(folder)
+        model.config.architectures = [type(model).__name__]
+        model.config.save_pretrained(folder)
+        model.generation_config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return folder

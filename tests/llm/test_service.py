@@ -1,6 +1,7 @@
-"""ChatService over real gRPC, on the tiny profile: a real Qwen3_5ForConditionalGeneration (gated
-DeltaNet + attention layers and a vision tower) with random weights, so the text is noise but every
-count, limit, stop and stream is the real code path."""
+"""ChatService over real gRPC, once per backend (the `llm` fixture): transformers on the tiny profile, a
+real Qwen3_5ForConditionalGeneration (gated DeltaNet + attention layers and a vision tower) with random
+weights, and, where vllm is installed, vLLM's engine on a tiny model folder with dummy weights. The text
+is noise, but every count, limit, stop and stream is the real code path."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ import threading
 
 import grpc
 import pytest
-from prometheus_client import REGISTRY
 
-from tests.llm.helpers import chat, png_bytes, serve_llm, servicer_of, user
+from tests.llm.helpers import active, backend_of, cancelled, chat, generated, png_bytes, serve_llm, servicer_of, user
 from tests.support.grpc_errors import expect_error
 from univence.common.v1 import common_pb2, common_pb2_grpc
 from univence.llm.v1 import llm_pb2
@@ -26,16 +26,11 @@ needs_xgrammar = pytest.mark.skipif(importlib.util.find_spec("xgrammar") is None
 TEMPLATE_TOKENS = 1 + len("user\n") + 1 + 1 + 1 + len("assistant\n") + 1 + 2 + 1 + 2
 
 
+pytestmark = pytest.mark.asyncio(loop_scope="session")  # the `llm` services live for the session
+
+
 def prompt_tokens(text: str) -> int:
     return TEMPLATE_TOKENS + len(text.encode())
-
-
-def generated() -> float:
-    return REGISTRY.get_sample_value("univence_llm_generated_tokens_total", {"backend": "transformers"}) or 0.0
-
-
-def active() -> float:
-    return REGISTRY.get_sample_value("univence_llm_active_generations", {"backend": "transformers"}) or 0.0
 
 
 async def test_unary_completion_names_the_served_model_and_counts_tokens_exactly(llm):
@@ -117,7 +112,9 @@ async def test_stream_text_equals_the_unary_text(llm):
 
 
 async def test_an_image_adds_its_vision_tokens_to_the_prompt(llm):
-    stub, _ = llm
+    stub, runtime = llm
+    if not backend_of(runtime).supports_images:
+        pytest.skip("a text-only model (vLLM's CPU build runs the tiny Qwen3 text model)")
     text_only = await stub.CreateChatCompletion(chat(user("What is in this image?"), max_tokens=3))
     with_image = await stub.CreateChatCompletion(chat(user("What is in this image?", png_bytes(48, 32)), max_tokens=3))
     # 48x32 in 16-px patches: 3x2 = 6 image tokens, plus vision_start and vision_end.
@@ -163,8 +160,9 @@ async def test_penalties_run(llm):
 
 
 async def test_context_limit_is_enforced_before_generation(llm):
-    stub, _ = llm
-    before = generated()
+    stub, runtime = llm
+    name = backend_of(runtime).name
+    before = generated(name)
     error = await expect_error(stub.CreateChatCompletion(chat(user("x" * 5000))), "INVALID_REQUEST")
     assert error.param == "messages" and "maximum context length is 4096 tokens" in error.message
     error = await expect_error(stub.CreateChatCompletion(chat(user("hello"), max_tokens=4090)), "INVALID_REQUEST")
@@ -173,7 +171,7 @@ async def test_context_limit_is_enforced_before_generation(llm):
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await stream.read()
     assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert generated() == before
+    assert generated(name) == before
 
 
 @pytest.mark.parametrize(("request_", "param"), [
@@ -232,28 +230,27 @@ async def test_image_urls_are_fetched_when_enabled():
 
 
 async def test_a_cancelled_stream_stops_generating(llm):
-    stub, _ = llm
-    cancelled_before = REGISTRY.get_sample_value("univence_llm_cancelled_generations_total",
-                                                 {"backend": "transformers"}) or 0.0
+    stub, runtime = llm
+    name = backend_of(runtime).name
+    cancelled_before = cancelled(name)
     # Greedy decoding of these random weights repeats one token and never picks the end token.
     call = stub.StreamChatCompletion(chat(user("write forever"), max_tokens=3000, temperature=0))
     for _ in range(4):
         await call.read()
-    running = generated()
+    running = generated(name)
     await asyncio.sleep(0.3)
-    assert generated() > running, "generation should be running before the cancel"
+    assert generated(name) > running, "generation should be running before the cancel"
     call.cancel()
     for _ in range(50):
-        if active() == 0:
+        if active(name) == 0:
             break
         await asyncio.sleep(0.05)
-    assert active() == 0
-    stopped = generated()
+    assert active(name) == 0
+    stopped = generated(name)
     await asyncio.sleep(0.5)
-    assert generated() == stopped, "tokens kept coming after the caller went away"
+    assert generated(name) == stopped, "tokens kept coming after the caller went away"
     assert stopped - running < 2000
-    assert REGISTRY.get_sample_value("univence_llm_cancelled_generations_total",
-                                     {"backend": "transformers"}) == cancelled_before + 1
+    assert cancelled(name) == cancelled_before + 1
 
 
 async def test_a_full_queue_refuses_at_once():
@@ -264,32 +261,36 @@ async def test_a_full_queue_refuses_at_once():
         busy.cancel()
 
 
-async def test_service_info_reports_the_tiny_profile(llm):
+async def test_service_info_reports_the_profile_and_the_model(llm):
     _, runtime = llm
     async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
         info = await common_pb2_grpc.ServiceInfoServiceStub(channel).GetServiceInfo(common_pb2.GetServiceInfoRequest())
-    assert (info.service, info.profile, info.device, info.ready) == ("llm", "tiny", "cpu", True)
-    assert [(m.id, m.task, m.source) for m in info.models] == [("Qwen/Qwen3.5-4B", "chat.completion", "tiny-random")]
-    assert servicer_of(runtime).backend.max_model_len == 4096
+    # The tiny profile on transformers; vllm serves a model folder (dummy weights), which is the full profile.
+    profile, source = ("tiny", "tiny-random") if backend_of(runtime).name == "transformers" else \
+        ("full", runtime.settings.model)
+    assert (info.service, info.profile, info.ready) == ("llm", profile, True)
+    assert [(m.id, m.task, m.source) for m in info.models] == [("Qwen/Qwen3.5-4B", "chat.completion", source)]
+    assert backend_of(runtime).max_model_len == 4096
 
 
 async def test_a_cancelled_unary_call_stops_generating(llm):
-    stub, _ = llm
+    stub, runtime = llm
+    name = backend_of(runtime).name
     call = stub.CreateChatCompletion(chat(user("long answer"), max_tokens=3000, temperature=0))
     for _ in range(100):
-        if active() > 0:
+        if active(name) > 0:
             break
         await asyncio.sleep(0.02)
-    assert active() > 0
+    assert active(name) > 0
     call.cancel()
     for _ in range(50):
-        if active() == 0:
+        if active(name) == 0:
             break
         await asyncio.sleep(0.05)
-    assert active() == 0
-    stopped = generated()
+    assert active(name) == 0
+    stopped = generated(name)
     await asyncio.sleep(0.3)
-    assert generated() == stopped
+    assert generated(name) == stopped
 
 
 async def test_thinking_mode_returns_the_reasoning_apart():

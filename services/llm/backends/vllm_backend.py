@@ -10,6 +10,7 @@ text-only prompts go to the engine as those exact token ids.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -52,47 +53,38 @@ def engine_args(settings: LlmSettings, model: str | None = None) -> dict[str, An
     }
     if settings.max_model_len:
         args["max_model_len"] = settings.max_model_len
+    if settings.kv_cache_memory_bytes:
+        args["kv_cache_memory_bytes"] = settings.kv_cache_memory_bytes
     return args
 
 
 class VllmBackend(Backend):
     name = "vllm"
 
-    def __init__(self, engine, builder: PromptBuilder, *, max_model_len: int, default_max_tokens: int,
-                 max_pending: int, sampling_defaults: dict[str, Any]):
+    def __init__(self, engine, builder: PromptBuilder, settings: LlmSettings):
         self.engine = engine
         self.builder = builder
         self.supports_images = builder.supports_images
-        self.max_model_len = max_model_len
-        self.default_max_tokens = default_max_tokens
-        self.max_pending = max_pending
-        self.sampling_defaults = sampling_defaults
+        self.max_model_len = engine.model_config.max_model_len
+        self.default_max_tokens = settings.default_max_tokens
+        self.max_pending = settings.vllm_max_pending
         self.pending = 0
+        self.sampling_defaults: dict[str, Any] = {}
 
     @classmethod
     async def start(cls, settings: LlmSettings, model: str | None = None) -> VllmBackend:
-        from transformers import AutoConfig, AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
         model = model or settings.model
-        engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args(settings, model)))
-        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, model)
-        config = await asyncio.to_thread(AutoConfig.from_pretrained, model)
-        image_processor = None
-        if getattr(config, "vision_config", None) is not None:
-            from transformers import AutoImageProcessor
-
-            image_processor = await asyncio.to_thread(AutoImageProcessor.from_pretrained, model)
-        builder = PromptBuilder(tokenizer, image_processor,
-                                template_kwargs={"enable_thinking": settings.enable_thinking})
-        model_config = engine.model_config
-        defaults: dict[str, Any] = {}
+        builder = await load_prompt_builder(model, settings)
+        # No local variable holds the engine, only the backend: a frame kept alive by an exception that
+        # some import stored must not keep the engine from being freed by close().
+        backend = cls(AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_args(settings, model))), builder, settings)
+        model_config = backend.engine.model_config
         if hasattr(model_config, "get_diff_sampling_param"):  # the model's generation_config.json
-            defaults = dict(model_config.get_diff_sampling_param())
-        return cls(engine, builder, max_model_len=model_config.max_model_len,
-                   default_max_tokens=settings.default_max_tokens, max_pending=settings.vllm_max_pending,
-                   sampling_defaults=defaults)
+            backend.sampling_defaults = dict(model_config.get_diff_sampling_param())
+        return backend
 
     async def prepare(self, messages: list[Message], options: SamplingOptions) -> Prompt:
         built = await asyncio.to_thread(self.builder.build, messages, with_pixels=False)
@@ -119,9 +111,9 @@ class VllmBackend(Backend):
             fields["top_p"] = options.top_p
         if options.greedy:
             fields["temperature"] = 0.0  # vLLM decodes greedily and ignores top_p/top_k then
-        fields.update(n=options.n, max_tokens=prompt.max_tokens, stop=options.stop or None, seed=options.seed,
-                      presence_penalty=options.presence_penalty, frequency_penalty=options.frequency_penalty,
-                      output_kind=RequestOutputKind.DELTA)
+        fields.update(n=engine_choices(options), max_tokens=prompt.max_tokens, stop=options.stop or None,
+                      seed=options.seed, presence_penalty=options.presence_penalty,
+                      frequency_penalty=options.frequency_penalty, output_kind=RequestOutputKind.DELTA)
         if options.response_format is not None:
             fields.update(structured_output_fields(options.response_format))
         return SamplingParams(**fields)
@@ -130,11 +122,14 @@ class VllmBackend(Backend):
         if self.pending >= self.max_pending:
             raise ServiceError(Reason.ERROR_REASON_QUEUE_FULL,
                                f"the llm engine has {self.pending} requests running or waiting; retry later")
+        rejected = client_errors()
         try:
             params = self.sampling_params(prompt, options)
-        except ValueError as exc:  # vLLM's own checks of the sampling parameters
+        except rejected as exc:  # vLLM's own checks of the sampling parameters
             raise invalid(str(exc)) from None
         request_id = f"chatcmpl-{uuid.uuid4().hex}"
+        # Greedy choices are all the same text: vLLM generates one and it is sent as each of the n.
+        copies = options.n // params.n
         tokens = [0] * options.n
         open_choices = set(range(options.n))
         self.pending += 1
@@ -144,14 +139,17 @@ class VllmBackend(Backend):
             async for output in self.engine.generate(prompt.payload, params, request_id):
                 for choice in output.outputs:
                     new = len(choice.token_ids)
-                    tokens[choice.index] += new
-                    GENERATED_TOKENS.labels(self.name).inc(new)
-                    if choice.text:
-                        yield TextDelta(choice.index, choice.text)
-                    if choice.finish_reason is not None and choice.index in open_choices:
-                        open_choices.discard(choice.index)
-                        reason = "length" if choice.finish_reason == "length" else "stop"
-                        yield ChoiceFinished(choice.index, reason, tokens[choice.index])
+                    GENERATED_TOKENS.labels(self.name).inc(new)  # the model's work, once
+                    for index in range(choice.index * copies, (choice.index + 1) * copies):
+                        tokens[index] += new
+                        if choice.text:
+                            yield TextDelta(index, choice.text)
+                        if choice.finish_reason is not None and index in open_choices:
+                            open_choices.discard(index)
+                            reason = "length" if choice.finish_reason == "length" else "stop"
+                            yield ChoiceFinished(index, reason, tokens[index])
+        except rejected as exc:  # the engine's checks of the prompt (before any output)
+            raise invalid(str(exc)) from None
         finally:
             self.pending -= 1
             ACTIVE_GENERATIONS.labels(self.name).dec()
@@ -161,6 +159,36 @@ class VllmBackend(Backend):
 
     async def close(self) -> None:
         self.engine.shutdown()
+        # vLLM's __del__ shuts down again: let that run now (the engine sits in reference cycles), not late
+        # in interpreter exit, where it fails.
+        self.engine = None
+        gc.collect()
+
+
+async def load_prompt_builder(model: str, settings: LlmSettings) -> PromptBuilder:
+    """The model folder's own tokenizer, chat template and (for a vision model) image processor."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+
+    tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, model)
+    config = await asyncio.to_thread(AutoConfig.from_pretrained, model)
+    image_processor = None
+    if getattr(config, "vision_config", None) is not None:
+        image_processor = await asyncio.to_thread(AutoImageProcessor.from_pretrained, model)
+    return PromptBuilder(tokenizer, image_processor, template_kwargs={"enable_thinking": settings.enable_thinking})
+
+
+def engine_choices(options: SamplingOptions) -> int:
+    """Choices the engine generates: vLLM refuses n > 1 with greedy decoding, whose choices are identical."""
+    return 1 if options.greedy else options.n
+
+
+def client_errors() -> tuple[type[Exception], ...]:
+    """The exceptions by which vLLM refuses a request (its VLLMClientError since 0.2x; ValueError before)."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:
+        return (ValueError,)
+    return (VLLMClientError, ValueError)
 
 
 def structured_output_fields(fmt: ResponseFormat) -> dict[str, Any]:
