@@ -136,6 +136,13 @@ class ServiceRuntime:
         await self._set_health(SERVING)
         log.info("%s is SERVING", self.definition.name)
 
+    async def wait_loaded(self) -> None:
+        """Returns once the models are loaded; raises RuntimeError with the reason when loading failed."""
+        if self._load_task is not None:
+            await asyncio.shield(self._load_task)
+        if self.load_error is not None:
+            raise RuntimeError(f"{self.definition.name} failed to load: {self.load_error}")
+
     async def _set_health(self, status: int) -> None:
         await self._health.set("", status)
         for svc in self.definition.services:

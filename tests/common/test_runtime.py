@@ -107,6 +107,8 @@ async def test_a_load_failure_is_reported_not_crashed():
             info = await common_pb2_grpc.ServiceInfoServiceStub(channel).GetServiceInfo(
                 common_pb2.GetServiceInfoRequest())
             assert not info.ready and "weights for probe-1" in info.load_error
+        with pytest.raises(RuntimeError, match="probe failed to load: FileNotFoundError: weights for probe-1"):
+            await asyncio.wait_for(runtime.wait_loaded(), 5)
 
 
 async def test_reflection_lists_every_service_and_describes_methods():
