@@ -7,7 +7,10 @@ do, storing a real file in the media service as its "work"."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
+from pathlib import Path
 
 import httpx
 import pytest
@@ -55,6 +58,13 @@ async def priced(tmp_path):
     async with running_platform(tmp_path, customize_app=add_priced_route) as platform, \
             httpx.AsyncClient(base_url=platform.base_url, timeout=30) as http:
         yield platform, http
+
+
+def stored_responses(database: Path, user_id: str) -> list[bytes | None]:
+    """The responses the accounts service keeps with the user's holds, oldest first."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return [row[0] for row in db.execute("SELECT response_body FROM holds WHERE user_id = ? ORDER BY created_us",
+                                             (user_id,))]
 
 
 async def test_success_charges_the_price_and_stores_the_output(priced):
@@ -120,6 +130,17 @@ async def test_idempotency_key_replays_and_charges_once(priced):
     other = await http.post("/v1/test/priced", json={"n": 2}, headers=headers)  # same key, other body
     assert assert_envelope(other, 409, "invalid_request_error")["code"] == "idempotency_conflict"
     assert (await platform.balance(user_id)).balance_mc == 2000 - PRICE_MC
+
+
+async def test_responses_are_kept_only_for_idempotency_keys(priced, tmp_path):
+    # A kept response is only ever read back by a retry with the same key.
+    platform, http = priced
+    user_id, secret = await platform.user_with_key("keep@example.com", credits_mc=2000)
+    plain = await http.post("/v1/test/priced", json={}, headers={"X-API-Key": secret})
+    keyed = await http.post("/v1/test/priced", json={}, headers={"X-API-Key": secret, "Idempotency-Key": "k-1"})
+    assert plain.status_code == keyed.status_code == 200
+    assert stored_responses(tmp_path / "accounts.db", user_id) == [None, keyed.content]
+    assert (await platform.balance(user_id)).balance_mc == 2000 - 2 * PRICE_MC
 
 
 class _ClientGone:
