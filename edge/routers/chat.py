@@ -4,13 +4,20 @@ Metering: a hold for OPERATION_CHAT_COMPLETION (the accounts service refuses non
 PREMIUM_REQUIRED; premium pays nothing) is committed when the completion, or the stream, has ended,
 and released when anything fails or the client goes away. A client that disconnects mid-stream
 cancels the gRPC stream, which stops the generation on the LLM service.
+
+Round trips: for a caller the authenticator knows as premium, without an Idempotency-Key, the LLM
+call starts while the hold is reserved (the Reserve answer still decides: a refusal cancels the
+generation and is the response), and the hold of nothing is committed beside the response rather
+than before it. So a premium completion waits for neither accounts round trip; anyone else, and any
+request with an Idempotency-Key, goes reserve → generate → commit in turn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
@@ -19,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from edge.auth import Principal, require_principal
 from edge.clients import call, stream
 from edge.errors import APIError
-from edge.metering import ClientDisconnected, until_disconnect
+from edge.metering import ClientDisconnected, Meter, until_disconnect
 from edge.outputs import mark_profile
 from edge.protocol.chat import (
     DONE,
@@ -35,6 +42,7 @@ from univence.accounts.v1 import accounts_pb2
 from univence.llm.v1 import llm_pb2_grpc
 
 router = APIRouter(tags=["chat"], responses=COMMON_ERRORS)
+T = TypeVar("T")
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -80,37 +88,67 @@ async def create_chat_completion(request: Request, principal: Principal = Depend
     stub = llm_pb2_grpc.ChatServiceStub(clients.modality_channel("llm"))
     timeout = clients.settings.rpc_timeout_seconds
     await mark_profile(request, "llm")
+    meter: Meter = request.app.state.meter
+    eager = principal.premium and not request.headers.get("idempotency-key")
     if streaming:
-        return await _stream(request, principal, stub, grpc_request, include_usage, timeout)
-    async with request.app.state.meter.hold(request, principal, ITEMS) as hold:
-        if hold.replay is not None:
-            return hold.replay
-        response = await until_disconnect(request, call("llm", stub.CreateChatCompletion, grpc_request,
-                                                        timeout=timeout))
-        content = json.dumps(completion_dict(response), ensure_ascii=False).encode()
-        await hold.commit(response_body=content)
-        return Response(content, media_type="application/json")
+        return await _stream(request, principal, meter, stub, grpc_request, include_usage, timeout, eager)
+    work = _started(call("llm", stub.CreateChatCompletion, grpc_request, timeout=timeout)) if eager else None
+    try:
+        async with meter.hold(request, principal, ITEMS) as hold:
+            if hold.replay is not None:
+                return hold.replay
+            response = await until_disconnect(request, work or call("llm", stub.CreateChatCompletion,
+                                                                    grpc_request, timeout=timeout))
+            content = json.dumps(completion_dict(response), ensure_ascii=False).encode()
+            if hold.free:
+                hold.commit_soon()
+            else:
+                await hold.commit(response_body=content)
+            return Response(content, media_type="application/json")
+    finally:
+        if work is not None:
+            work.cancel()  # refused (or replayed) while it ran: the generation stops
 
 
-async def _stream(request: Request, principal: Principal, stub: llm_pb2_grpc.ChatServiceStub, grpc_request,
-                  include_usage: bool, timeout: float) -> Response:
-    metering = request.app.state.meter.hold(request, principal, ITEMS)
-    hold = await metering.__aenter__()
-    if hold.replay is not None:
-        await metering.__aexit__(None, None, None)
-        return hold.replay
+def _started(work: Awaitable[T]) -> asyncio.Task[T]:
+    """`work` running already; a failure nobody awaits any more (the hold was refused) is not logged."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
+
+
+async def _stream(request: Request, principal: Principal, meter: Meter, stub: llm_pb2_grpc.ChatServiceStub,
+                  grpc_request, include_usage: bool, timeout: float, eager: bool) -> Response:
     chunks = stream("llm", stub.StreamChatCompletion, grpc_request, timeout=timeout)
+    early = _started(anext(chunks)) if eager else None
+
+    async def close() -> None:
+        if early is not None and not early.done():
+            early.cancel()
+            await asyncio.wait({early})
+        await chunks.aclose()
+
+    try:
+        hold = await meter.reserve(request, principal, ITEMS)
+    except BaseException:
+        await close()
+        raise
+    if hold.replay is not None:
+        await close()
+        return hold.replay
     try:
         # The first chunk comes once the request was accepted and generation started: errors before it
         # (context too long, bad image, queue full) are still an HTTP status, not a broken stream.
-        first = await until_disconnect(request, anext(chunks))
+        first = await until_disconnect(request, early or anext(chunks))
     except BaseException as exc:
-        await chunks.aclose()
-        await metering.__aexit__(type(exc), exc, exc.__traceback__)
+        await close()
+        await meter.settle(hold, exc)
         raise
     writer = ChunkWriter(include_usage)
+    failure: BaseException | None = None
 
     async def events() -> AsyncIterator[bytes]:
+        nonlocal failure
         try:
             if (event := writer.event(first)) is not None:
                 yield event
@@ -118,18 +156,19 @@ async def _stream(request: Request, principal: Principal, stub: llm_pb2_grpc.Cha
                 if (event := writer.event(chunk)) is not None:
                     yield event
         except APIError as exc:  # the service failed mid-stream: say so in the stream, charge nothing
+            failure = exc
             yield sse({"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}})
             return
-        await hold.commit(content_type="text/event-stream")
+        if hold.free:
+            hold.commit_soon(content_type="text/event-stream")
+        else:
+            await hold.commit(content_type="text/event-stream")
         yield DONE
 
     async def finish() -> None:
         await chunks.aclose()
-        if hold.settled:
-            await metering.__aexit__(None, None, None)
-        else:
-            gone = ClientDisconnected()
-            await metering.__aexit__(ClientDisconnected, gone, None)
+        # Not settled and no failure seen: the client went away (or the events never ran).
+        await meter.settle(hold, failure or (None if hold.settled else ClientDisconnected()))
 
     return _MeteredStream(events(), finish)
 

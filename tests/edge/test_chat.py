@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import importlib.util
 import json
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from prometheus_client import REGISTRY
 
+from edge.errors import APIError
 from tests.edge.test_auth import assert_envelope
 from tests.llm.helpers import png_bytes, serve_llm
 from tests.support.platform import Platform, running_platform
@@ -30,6 +34,22 @@ class ChatStack:
     client: openai.AsyncOpenAI
     key: str
     user_id: str
+    accounts_db: Path
+
+    def holds(self, user_id: str | None = None) -> list[tuple[str, str, bytes | None]]:
+        """(state, release_reason, stored response) of the user's holds, oldest first."""
+        with contextlib.closing(sqlite3.connect(self.accounts_db)) as db:
+            return db.execute("SELECT state, release_reason, response_body FROM holds WHERE user_id = ? "
+                              "ORDER BY created_us", (user_id or self.user_id,)).fetchall()
+
+    async def settled_holds(self, user_id: str | None = None) -> list[tuple[str, str, bytes | None]]:
+        """The holds once none is held any more (a free hold's commit finishes beside the response)."""
+        for _ in range(100):
+            holds = self.holds(user_id)
+            if all(state != "held" for state, _, _ in holds):
+                return holds
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"a hold is still held: {holds}")
 
 
 @pytest.fixture
@@ -39,7 +59,7 @@ async def stack(tmp_path):
             as platform, httpx.AsyncClient(base_url=platform.base_url, timeout=60) as http:
         user_id, key = await platform.user_with_key("vip@example.com", premium=True)
         client = openai.AsyncOpenAI(api_key=key, base_url=f"{platform.base_url}/v1", max_retries=0, timeout=60)
-        yield ChatStack(platform, http, client, key, user_id)
+        yield ChatStack(platform, http, client, key, user_id, tmp_path / "accounts.db")
         await client.close()
 
 
@@ -150,7 +170,8 @@ async def test_sse_wire_format(stack):
 
 
 async def test_non_premium_gets_the_403_envelope(stack):
-    _, key = await stack.platform.user_with_key("free@example.com", credits_mc=100_000)
+    before = generated()
+    user_id, key = await stack.platform.user_with_key("free@example.com", credits_mc=100_000)
     response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": key},
                                      json={"messages": [{"role": "user", "content": "hi"}]})
     assert assert_envelope(response, 403, "premium_required")["code"] == "premium_required"
@@ -158,6 +179,8 @@ async def test_non_premium_gets_the_403_envelope(stack):
     with pytest.raises(openai.PermissionDeniedError):
         await free.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
     await free.close()
+    assert generated() == before  # the model never ran for them
+    assert stack.holds(user_id) == []
 
 
 async def test_over_long_input_is_a_400_envelope_streamed_or_not(stack):
@@ -263,3 +286,66 @@ async def test_openapi_documents_the_chat_request(stack):
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert {"messages", "temperature", "max_tokens", "stream", "response_format"} <= set(schema["properties"])
     assert "text/event-stream" in operation["responses"]["200"]["content"]
+
+
+async def test_premium_holds_are_committed_and_keep_no_response_without_an_idempotency_key(stack):
+    completion = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
+        "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3})
+    assert completion.status_code == 200
+    async with stack.http.stream("POST", "/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
+            "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}) as response:
+        assert (await response.aread()).endswith(b"data: [DONE]\n\n")
+    # Settled beside the response; nothing kept, since no retry can ask for it.
+    assert await stack.settled_holds() == [("committed", "", None), ("committed", "", None)]
+    balance = await stack.platform.balance(stack.user_id)
+    assert (balance.balance_mc, balance.held_mc) == (0, 0)
+
+
+async def test_a_streamed_completion_with_an_idempotency_key_is_committed_and_not_replayable(stack):
+    headers = {"X-API-Key": stack.key, "Idempotency-Key": "stream-1"}
+    body = {"messages": [{"role": "user", "content": "once"}], "max_tokens": 3, "stream": True}
+    async with stack.http.stream("POST", "/v1/chat/completions", headers=headers, json=body) as response:
+        assert response.status_code == 200
+        assert (await response.aread()).endswith(b"data: [DONE]\n\n")
+    assert stack.holds() == [("committed", "", None)]  # committed before [DONE], with the key
+    again = await stack.http.post("/v1/chat/completions", headers=headers, json=body)
+    assert assert_envelope(again, 409, "invalid_request_error")["code"] == "idempotency_conflict"
+
+
+async def test_idempotent_completion_keeps_its_response_for_the_replay(stack):
+    headers = {"X-API-Key": stack.key, "Idempotency-Key": "chat-kept"}
+    first = await stack.http.post("/v1/chat/completions", headers=headers, json={
+        "messages": [{"role": "user", "content": "once"}], "max_tokens": 3})
+    assert first.status_code == 200
+    assert stack.holds() == [("committed", "", first.content)]  # committed before the response
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_a_refused_hold_stops_the_generation_that_started_beside_it(stack, monkeypatch, streaming):
+    # A premium caller's generation starts while the hold is reserved; should accounts refuse it
+    # after all (say the account stopped being premium a moment ago), the refusal is the answer and
+    # the generation stops.
+    meter = stack.platform.app.state.meter
+
+    async def refused(request, principal, items):
+        for _ in range(200):
+            if active() > 0:
+                break
+            await asyncio.sleep(0.01)
+        assert active() > 0, "the generation did not start beside the reservation"
+        raise APIError(403, "Chat completions are available to premium accounts only", "premium_required",
+                       code="premium_required")
+
+    monkeypatch.setattr(meter, "reserve", refused)
+    response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
+        "messages": [{"role": "user", "content": "write forever"}], "max_tokens": 3000, "temperature": 0,
+        "stream": streaming})
+    assert assert_envelope(response, 403, "premium_required")["code"] == "premium_required"
+    for _ in range(100):
+        if active() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert active() == 0, "the model is still generating for a refused request"
+    stopped = generated()
+    await asyncio.sleep(0.3)
+    assert generated() == stopped
