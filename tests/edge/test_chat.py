@@ -18,6 +18,7 @@ import openai
 import pytest
 from prometheus_client import REGISTRY
 
+import edge.routers.chat as chat_router
 from edge.errors import APIError
 from tests.edge.test_auth import assert_envelope
 from tests.llm.helpers import png_bytes, serve_llm
@@ -349,3 +350,26 @@ async def test_a_refused_hold_stops_the_generation_that_started_beside_it(stack,
     stopped = generated()
     await asyncio.sleep(0.3)
     assert generated() == stopped
+
+
+@pytest.mark.parametrize("key", ["gone-1", None])
+async def test_a_client_gone_before_the_first_chunk_frees_the_hold_and_its_idempotency_key(stack, monkeypatch, key):
+    # With no key the generation starts beside the reservation; with one, after it.
+    real_stream = chat_router.stream
+
+    def late_stream(*args, **kwargs):
+        async def chunks():
+            await asyncio.sleep(30)  # the model is slow to start: the client gives up first
+            async for chunk in real_stream(*args, **kwargs):
+                yield chunk
+        return chunks()
+
+    monkeypatch.setattr(chat_router, "stream", late_stream)
+    headers = {"X-API-Key": stack.key, **({"Idempotency-Key": key} if key else {})}
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}
+    with pytest.raises(httpx.ReadTimeout):
+        await stack.http.post("/v1/chat/completions", headers=headers, json=body, timeout=0.5)
+    assert await stack.settled_holds() == [("released", "client_disconnected", None)]
+    monkeypatch.undo()
+    again = await stack.http.post("/v1/chat/completions", headers=headers, json=body)  # the key is free again
+    assert again.status_code == 200 and again.text.endswith("data: [DONE]\n\n")
