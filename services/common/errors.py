@@ -57,6 +57,15 @@ class ServiceError(Exception):
         return rpc_status.to_status(proto)
 
 
+class ModelLost(ServiceError):
+    """The model stopped working in a way this process cannot recover from (e.g. vLLM's engine process
+    died): the RPC answers MODEL_UNAVAILABLE, and the runtime stops taking work and exits non-zero, so
+    the supervisor (`univence up`, Kubernetes) starts a fresh process."""
+
+    def __init__(self, message: str):
+        super().__init__(Reason.ERROR_REASON_MODEL_UNAVAILABLE, message)
+
+
 def invalid(message: str, param: str | None = None) -> ServiceError:
     return ServiceError(Reason.ERROR_REASON_INVALID_REQUEST, message, param=param)
 

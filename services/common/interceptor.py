@@ -15,7 +15,7 @@ import grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.common.errors import Reason, ServiceError
+from services.common.errors import ModelLost, Reason, ServiceError
 from services.common.metrics import RPC_SECONDS, RPCS_HANDLED
 from services.common.telemetry import extract_context
 
@@ -27,10 +27,13 @@ _ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/univence.commo
 
 
 class RuntimeInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, service: str, not_ready_reason: Callable[[], str | None]):
-        """`not_ready_reason()` returns why the service cannot take work yet, or None when it can."""
+    def __init__(self, service: str, not_ready_reason: Callable[[], str | None],
+                 model_lost: Callable[[str], None] | None = None):
+        """`not_ready_reason()` returns why the service cannot take work yet, or None when it can;
+        `model_lost(reason)` is told when a handler raised ModelLost."""
         self._service = service
         self._not_ready_reason = not_ready_reason
+        self._model_lost = model_lost
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
         handler = await continuation(details)
@@ -104,6 +107,8 @@ class _Call:
             raise exc
         if isinstance(exc, ServiceError):
             error = exc
+            if isinstance(exc, ModelLost) and self.owner._model_lost is not None:
+                self.owner._model_lost(exc.message)
         else:
             log.exception("unexpected error in %s", self.method)
             error = ServiceError(Reason.ERROR_REASON_PROCESSING_FAILED,

@@ -82,15 +82,19 @@ class ServiceRuntime:
         self.port: int = 0
         self.loaded = asyncio.Event()
         self.load_error: str | None = None
+        # Why the loaded model stopped working (ModelLost); the process then drains and exits non-zero.
+        self.lost: str | None = None
         self._stop_requested = asyncio.Event()
         self._health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
         self._load_task: asyncio.Task | None = None
 
     def not_ready_reason(self) -> str | None:
+        what = self.definition.description or self.definition.name
+        if self.lost:
+            return f"{what} stopped working ({self.lost}); the service is restarting, retry shortly"
         if self.loaded.is_set():
             return None
-        what = self.definition.description or self.definition.name
         if self.load_error:
             return f"{what} failed to load: {self.load_error}"
         return f"{what} is still loading; retry shortly"
@@ -99,7 +103,7 @@ class ServiceRuntime:
         d, s = self.definition, self.settings
         setup_tracing(f"univence-{d.name}", s.otel_exporter)
         server = grpc.aio.server(
-            interceptors=[RuntimeInterceptor(d.name, self.not_ready_reason)], options=server_options(s)
+            interceptors=[RuntimeInterceptor(d.name, self.not_ready_reason, self.model_lost)], options=server_options(s)
         )
         services = [*d.services,
                     GrpcService.of(common_pb2, common_pb2_grpc, "ServiceInfoService", _ServiceInfoServicer(self))]
@@ -148,6 +152,16 @@ class ServiceRuntime:
         for svc in self.definition.services:
             await self._health.set(svc.full_name, status)
 
+    def model_lost(self, reason: str) -> None:
+        """The model cannot recover in this process: refuse new work, then drain and stop (run() exits 1)."""
+        if self.lost is None:
+            log.critical("%s: the model stopped working: %s; stopping so that a fresh process starts",
+                         self.definition.name, reason)
+            self.lost = reason
+            MODEL_READY.labels(self.definition.name).set(0)
+            self._lost_health = asyncio.get_running_loop().create_task(self._set_health(NOT_SERVING))
+            self.request_stop()
+
     def request_stop(self) -> None:
         self._stop_requested.set()
 
@@ -182,7 +196,8 @@ class _ServiceInfoServicer(common_pb2_grpc.ServiceInfoServiceServicer):
         d = self._runtime.definition
         return common_pb2.GetServiceInfoResponse(
             service=d.name, profile=d.profile, device=d.device, models=d.models,
-            ready=self._runtime.loaded.is_set(), load_error=self._runtime.load_error or "",
+            ready=self._runtime.loaded.is_set() and not self._runtime.lost,
+            load_error=self._runtime.load_error or self._runtime.lost or "",
             version=_version(),
         )
 
@@ -209,5 +224,7 @@ def run(settings: ServiceSettings, definition: Callable[[ServiceSettings], Servi
             loop.add_signal_handler(sig, runtime.request_stop)
         await runtime.start()
         await runtime.wait_stopped()
+        if runtime.lost:
+            raise SystemExit(1)
 
     asyncio.run(main())

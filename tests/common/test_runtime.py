@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from edge.errors import error_info
 from services.common.config import ServiceSettings
-from services.common.errors import ServiceError, invalid
+from services.common.errors import ModelLost, ServiceError, invalid
 from services.common.server import GrpcService, ServiceDefinition, ServiceRuntime
 from services.common.telemetry import inject_metadata, setup_tracing
 from services.common.workqueue import WorkQueue
@@ -44,6 +44,8 @@ class ProbeServicer(media_pb2_grpc.MediaServiceServicer):
                 raise invalid("the id is bad", param="media_id")
             case "boom":
                 raise RuntimeError("a bug")
+            case "lost":
+                raise ModelLost("the engine process died")
             case "slow":
                 await asyncio.sleep(0.5)
             case "queued":
@@ -109,6 +111,24 @@ async def test_a_load_failure_is_reported_not_crashed():
             assert not info.ready and "weights for probe-1" in info.load_error
         with pytest.raises(RuntimeError, match="probe failed to load: FileNotFoundError: weights for probe-1"):
             await asyncio.wait_for(runtime.wait_loaded(), 5)
+
+
+async def test_a_lost_model_refuses_work_goes_not_serving_and_stops_the_process():
+    async with running_service(definition(ProbeServicer()), settings()) as runtime, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
+        media = media_pb2_grpc.MediaServiceStub(channel)
+        for media_id in ("lost", "ok"):  # the RPC that found out, then every later one
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await media.DeleteMedia(media_pb2.DeleteMediaRequest(media_id=media_id))
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert error_reason(failed.value) == "MODEL_UNAVAILABLE"
+        assert "stopped working (the engine process died); the service is restarting" in failed.value.details()
+        await asyncio.sleep(0)
+        status = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))
+        assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        info = await common_pb2_grpc.ServiceInfoServiceStub(channel).GetServiceInfo(common_pb2.GetServiceInfoRequest())
+        assert not info.ready and info.load_error == "the engine process died"
+        await asyncio.wait_for(runtime.wait_stopped(), 10)  # what run() waits for before it exits 1
 
 
 async def test_reflection_lists_every_service_and_describes_methods():
