@@ -16,7 +16,7 @@ import pytest
 from services.llm.backends.base import SamplingOptions
 from services.llm.backends.vllm_backend import engine_args, engine_choices
 from services.llm.config import LlmSettings
-from tests.llm.helpers import SERVED_NAME, backend_of, chat, generated, needs_vllm, user
+from tests.llm.helpers import SERVED_NAME, backend_of, chat, generated, needs_vllm, serve_llm, user
 from tests.support.grpc_errors import expect_error
 from tests.support.platform import running_platform
 
@@ -86,6 +86,24 @@ async def test_requests_beyond_the_bound_are_refused_at_once(llm):
         busy.cancel()
     finally:
         backend.max_pending = bound
+
+
+@needs_vllm
+async def test_a_dead_engine_makes_the_service_unavailable_and_stop(tmp_path):
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    async with serve_llm("vllm", tmp_path / "model") as (stub, runtime):
+        engines = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        assert engines, "vLLM runs its engine in processes of its own"
+        for process in engines:
+            process.kill()
+        for attempt in range(2):  # the request that finds the engine dead, then one refused at the door
+            error = await expect_error(stub.CreateChatCompletion(chat(user("hello"), max_tokens=4)),
+                                       "MODEL_UNAVAILABLE")
+            assert "vLLM engine has stopped" in error.message, attempt
+        assert runtime.lost and "restarting" in runtime.not_ready_reason()
+        await asyncio.wait_for(runtime.wait_stopped(), 30)
 
 
 @on_vllm

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.common.errors import Reason, ServiceError, invalid
+from services.common.errors import ModelLost, Reason, ServiceError, invalid
 from services.llm.backends.base import (
     ACTIVE_GENERATIONS,
     CANCELLED_GENERATIONS,
@@ -119,6 +119,10 @@ class VllmBackend(Backend):
         return SamplingParams(**fields)
 
     async def stream(self, prompt: Prompt, options: SamplingOptions) -> AsyncIterator[Event]:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if self.engine.errored:
+            raise ModelLost("the vLLM engine has stopped")
         if self.pending >= self.max_pending:
             raise ServiceError(Reason.ERROR_REASON_QUEUE_FULL,
                                f"the llm engine has {self.pending} requests running or waiting; retry later")
@@ -135,27 +139,33 @@ class VllmBackend(Backend):
         self.pending += 1
         ACTIVE_GENERATIONS.labels(self.name).inc()
         PROMPT_TOKENS.labels(self.name).inc(prompt.prompt_tokens)
+        outputs = self.engine.generate(prompt.payload, params, request_id)
         try:
-            async for output in self.engine.generate(prompt.payload, params, request_id):
-                for choice in output.outputs:
-                    new = len(choice.token_ids)
-                    GENERATED_TOKENS.labels(self.name).inc(new)  # the model's work, once
-                    for index in range(choice.index * copies, (choice.index + 1) * copies):
-                        tokens[index] += new
-                        if choice.text:
-                            yield TextDelta(index, choice.text)
-                        if choice.finish_reason is not None and index in open_choices:
-                            open_choices.discard(index)
-                            reason = "length" if choice.finish_reason == "length" else "stop"
-                            yield ChoiceFinished(index, reason, tokens[index])
+            with EngineWatch(self.engine) as watch:
+                while (output := await watch.next(outputs)) is not None:
+                    for choice in output.outputs:
+                        new = len(choice.token_ids)
+                        GENERATED_TOKENS.labels(self.name).inc(new)  # the model's work, once
+                        for index in range(choice.index * copies, (choice.index + 1) * copies):
+                            tokens[index] += new
+                            if choice.text:
+                                yield TextDelta(index, choice.text)
+                            if choice.finish_reason is not None and index in open_choices:
+                                open_choices.discard(index)
+                                reason = "length" if choice.finish_reason == "length" else "stop"
+                                yield ChoiceFinished(index, reason, tokens[index])
         except rejected as exc:  # the engine's checks of the prompt (before any output)
             raise invalid(str(exc)) from None
+        except (EngineDeadError, EngineDied) as exc:  # only a fresh service process brings the engine back
+            open_choices.clear()
+            raise ModelLost(f"the vLLM engine has stopped: {str(exc) or 'its process exited'}") from None
         finally:
             self.pending -= 1
             ACTIVE_GENERATIONS.labels(self.name).dec()
             if open_choices:  # the caller went away (or the engine failed): free the GPU for others
                 CANCELLED_GENERATIONS.labels(self.name).inc()
                 await self.engine.abort(request_id)
+            await outputs.aclose()
 
     async def close(self) -> None:
         self.engine.shutdown()
@@ -163,6 +173,55 @@ class VllmBackend(Backend):
         # in interpreter exit, where it fails.
         self.engine = None
         gc.collect()
+
+
+class EngineDied(Exception):
+    """The engine was found dead while a request waited for its outputs."""
+
+
+class EngineWatch:
+    """Checks the engine every `every` seconds while a request waits for its next output, and wakes the
+    request if the engine died: vLLM fails the requests it knew of when it noticed the death, but one that
+    reached the dead engine just before would wait forever."""
+
+    def __init__(self, engine, every: float = 1.0):
+        self.engine = engine
+        self.every = every
+        self.waiting = False
+        self.died = False
+        self._task: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> EngineWatch:
+        self._task = asyncio.current_task()
+        self._timer = asyncio.get_running_loop().call_later(self.every, self._check)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _check(self) -> None:
+        if self.waiting and self.engine.errored:
+            self.died = True
+            self._task.cancel()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(self.every, self._check)
+
+    async def next(self, outputs: AsyncIterator[Any]) -> Any | None:
+        """The next output, None at the end; EngineDied if the engine died meanwhile."""
+        self.waiting = True
+        try:
+            return await anext(outputs)
+        except StopAsyncIteration:
+            return None
+        except asyncio.CancelledError:
+            if not self.died:
+                raise
+            self._task.uncancel()
+            raise EngineDied() from None
+        finally:
+            self.waiting = False
 
 
 async def load_prompt_builder(model: str, settings: LlmSettings) -> PromptBuilder:
