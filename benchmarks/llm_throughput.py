@@ -7,6 +7,7 @@ the same requests three ways in one run:
            SSE), on the real stack (`univence up --only accounts,media,llm,edge` on loopback).
 
     .venv/bin/python benchmarks/llm_throughput.py [--profile tiny] [--max-tokens 64] [--requests-per-worker 4]
+    .venv/bin/python benchmarks/llm_throughput.py --vllm-cpu      # the vllm backend on vLLM's CPU build
 
 Greedy decoding with a fixed max_tokens, so every request generates the same number of tokens (the
 tiny profile's random weights never pick the end token greedily). The transformers backend runs one
@@ -14,10 +15,15 @@ generation at a time (queue_concurrency 1), so at concurrency 8 requests queue a
 token grows while tokens/s stays that of one stream; vLLM batches them. Client, edge and service
 share the machine's cores.
 
-On a GPU with vLLM, at the real model size without weights (vLLM's dummy load format; the folder
-holds Qwen3.5-4B's config.json and tokenizer files), two engines share the GPU (the service's and the
-in-process "backend" one), so give each a part of it:
+`--vllm-cpu` runs the vllm backend on vLLM's CPU build (vllm-cpu, installed by the README's test command)
+with the tiny Qwen3 text model (services/llm/tiny.py save_tiny_text) and dummy weights: the engine's
+continuous batching and the same three paths, on a machine without a GPU.
 
+On a GPU with vLLM, at the real model size without weights (vLLM's dummy load format; the folder
+holds Qwen3.5-4B's config.json and tokenizer files, written by benchmarks/qwen3_5_4b_folder.py), two
+engines share the GPU (the service's and the in-process "backend" one), so give each a part of it:
+
+    .venv/bin/python benchmarks/qwen3_5_4b_folder.py /models/qwen3.5-4b
     UNIVENCE_LLM_MODEL=/models/qwen3.5-4b UNIVENCE_LLM_LOAD_FORMAT=dummy UNIVENCE_LLM_MAX_MODEL_LEN=32768 \
     UNIVENCE_LLM_GPU_MEMORY_UTILIZATION=0.4 .venv/bin/python benchmarks/llm_throughput.py --profile full
 """
@@ -29,6 +35,7 @@ import asyncio
 import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -166,9 +173,21 @@ def main() -> None:
     parser.add_argument("--profile", default="tiny", choices=["tiny", "full"])
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--requests-per-worker", type=int, default=4)
+    parser.add_argument("--vllm-cpu", action="store_true",
+                        help="the vllm backend on vLLM's CPU build, with a tiny text model and dummy weights")
     args = parser.parse_args()
-    with running_stack(("llm",), profile=args.profile) as ports:
-        asyncio.run(run(args, ports))
+    with tempfile.TemporaryDirectory() as folder:
+        if args.vllm_cpu:
+            from services.llm.tiny import save_tiny_text
+
+            args.profile = "full"
+            os.environ.update({  # read by the service (started by the stack) and by run() alike
+                "UNIVENCE_LLM_BACKEND": "vllm", "UNIVENCE_LLM_MODEL": str(save_tiny_text(folder, weights=False)),
+                "UNIVENCE_LLM_LOAD_FORMAT": "dummy", "UNIVENCE_LLM_ENFORCE_EAGER": "true",
+                "UNIVENCE_LLM_SERVED_MODEL_NAME": "Qwen/Qwen3.5-4B",
+                "UNIVENCE_LLM_KV_CACHE_MEMORY_BYTES": str(256 * 1024 * 1024)})
+        with running_stack(("llm",), profile=args.profile) as ports:
+            asyncio.run(run(args, ports))
 
 
 if __name__ == "__main__":
