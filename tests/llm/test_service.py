@@ -143,6 +143,18 @@ async def test_json_schema_output_is_valid_json_of_that_schema(llm):
     assert response.choices[0].content.startswith("{")
 
 
+@needs_xgrammar
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"a": {"type": "string", "pattern": "(?<=x)a"}}},  # lookbehind
+    {"type": "object", "properties": {"a": {"$ref": "#/definitions/missing"}}},
+    {"type": "strange"},
+])
+async def test_a_schema_the_grammar_cannot_take_is_a_400(llm, schema):
+    stub, _ = llm
+    fmt = llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA, json_schema=json.dumps(schema))
+    await expect_error(stub.CreateChatCompletion(chat(user("x"), max_tokens=4, response_format=fmt)), "INVALID_REQUEST")
+
+
 @pytest.mark.skipif(importlib.util.find_spec("xgrammar") is not None, reason="xgrammar is installed")
 async def test_json_output_without_xgrammar_is_a_clear_400(llm):
     stub, _ = llm
