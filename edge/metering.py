@@ -9,10 +9,6 @@
 Leaving the block without a commit (an error, a cancelled request, a client that went away) releases
 the hold, so a failed request never costs credits. The release runs in its own task, so cancellation
 of the request cannot cut it short.
-
-A hold that is `free` (nothing held, so nothing to charge, and no Idempotency-Key, so no response to
-keep) can be settled with `commit_soon()`: the commit then runs beside the response instead of before
-it, which takes an accounts round trip off the request (premium chat completions are such holds).
 """
 
 from __future__ import annotations
@@ -49,42 +45,24 @@ class Hold:
         # The request carries an Idempotency-Key: its response is kept for replays.
         self.keyed = keyed
 
-    @property
-    def free(self) -> bool:
-        """Nothing is held and nothing is kept for replays, so the commit changes nothing the client
-        can see and may finish after the response (`commit_soon`)."""
-        return self.hold.amount_mc == 0 and not self.keyed and self.replay is None
-
     async def commit(self, items: list[accounts_pb2.ChargeItem] | None = None, response_body: bytes = b"",
                      content_type: str = "application/json") -> accounts_pb2.CommitResponse:
         """Charges the real cost (items as actually done; None charges the quote) and keeps the
         response for replays of the same Idempotency-Key (only ever read back for those, so it is
         not sent when the request has no key)."""
-        result = await call("accounts", self._meter.clients.accounts.Commit, self._commit_request(
-            items, response_body, content_type), timeout=30)
+        result = await call("accounts", self._meter.clients.accounts.Commit, accounts_pb2.CommitRequest(
+            hold_id=self.hold.hold_id, items=items or [], response_body=response_body if self.keyed else b"",
+            response_content_type=content_type), timeout=30)
         self.settled = True
         return result
-
-    def commit_soon(self, items: list[accounts_pb2.ChargeItem] | None = None,
-                    content_type: str = "application/json") -> None:
-        """Commits a `free` hold in the background: the hold counts as settled at once, and the commit
-        finishes beside the response. Should the commit fail, the hold (of nothing) expires by itself."""
-        if not self.free:
-            raise RuntimeError("only a free hold (nothing held, no Idempotency-Key) can be committed later")
-        self.settled = True
-        self._meter.spawn(self._meter.commit_quietly(self._commit_request(items, b"", content_type)))
-
-    def _commit_request(self, items: list[accounts_pb2.ChargeItem] | None, response_body: bytes,
-                        content_type: str) -> accounts_pb2.CommitRequest:
-        return accounts_pb2.CommitRequest(hold_id=self.hold.hold_id, items=items or [],
-                                          response_body=response_body if self.keyed else b"",
-                                          response_content_type=content_type)
 
     async def release(self, reason: str) -> None:
         if self.settled:
             return
         self.settled = True
-        task = self._meter.spawn(self._meter.release(self.hold.hold_id, reason))
+        task = asyncio.ensure_future(self._meter.release(self.hold.hold_id, reason))
+        self._meter.background.add(task)
+        task.add_done_callback(self._meter.background.discard)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(task)
 
@@ -93,13 +71,6 @@ class Meter:
     def __init__(self, clients: ServiceClients):
         self.clients = clients
         self.background: set[asyncio.Task] = set()
-
-    def spawn(self, work: Awaitable[None]) -> asyncio.Task:
-        """Runs settlement work in its own task, which the request's cancellation cannot cut short."""
-        task = asyncio.ensure_future(work)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
-        return task
 
     @contextlib.asynccontextmanager
     async def hold(self, request: Request, principal: Principal,
@@ -139,12 +110,6 @@ class Meter:
             await hold.release(_reason(exc))
         elif not hold.settled:
             await hold.release("not_committed")
-
-    async def commit_quietly(self, request: accounts_pb2.CommitRequest) -> None:
-        try:
-            await call("accounts", self.clients.accounts.Commit, request, timeout=30)
-        except APIError as exc:  # a free hold: it expires by itself, having held nothing
-            log.warning("commit of %s failed (%s); it will expire on its own", request.hold_id, exc.message)
 
     async def release(self, hold_id: str, reason: str) -> None:
         try:

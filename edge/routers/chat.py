@@ -7,9 +7,10 @@ cancels the gRPC stream, which stops the generation on the LLM service.
 
 Round trips: for a caller the authenticator knows as premium, without an Idempotency-Key, the LLM
 call starts while the hold is reserved (the Reserve answer still decides: a refusal cancels the
-generation and is the response), and the hold of nothing is committed beside the response rather
-than before it. So a premium completion waits for neither accounts round trip; anyone else, and any
-request with an Idempotency-Key, goes reserve → generate → commit in turn.
+generation and is the response), so the first token does not wait for Reserve. Anyone else, and any
+request with an Idempotency-Key (whose replay must not run the model), reserves first. The commit
+stays before the response ends: committed beside it, it collided with the next request's Reserve in
+the accounts store (SQLite serializes writers by polling with sleeps) and cost more than it saved.
 """
 
 from __future__ import annotations
@@ -100,10 +101,7 @@ async def create_chat_completion(request: Request, principal: Principal = Depend
             response = await until_disconnect(request, work or call("llm", stub.CreateChatCompletion,
                                                                     grpc_request, timeout=timeout))
             content = json.dumps(completion_dict(response), ensure_ascii=False).encode()
-            if hold.free:
-                hold.commit_soon()
-            else:
-                await hold.commit(response_body=content)
+            await hold.commit(response_body=content)
             return Response(content, media_type="application/json")
     finally:
         if work is not None:
@@ -159,10 +157,7 @@ async def _stream(request: Request, principal: Principal, meter: Meter, stub: ll
             failure = exc
             yield sse({"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}})
             return
-        if hold.free:
-            hold.commit_soon(content_type="text/event-stream")
-        else:
-            await hold.commit(content_type="text/event-stream")
+        await hold.commit(content_type="text/event-stream")
         yield DONE
 
     async def finish() -> None:

@@ -44,7 +44,7 @@ class ChatStack:
                               "ORDER BY created_us", (user_id or self.user_id,)).fetchall()
 
     async def settled_holds(self, user_id: str | None = None) -> list[tuple[str, str, bytes | None]]:
-        """The holds once none is held any more (a free hold's commit finishes beside the response)."""
+        """The holds once none is held any more (a client that left is noticed after it left)."""
         for _ in range(100):
             holds = self.holds(user_id)
             if all(state != "held" for state, _, _ in holds):
@@ -296,8 +296,8 @@ async def test_premium_holds_are_committed_and_keep_no_response_without_an_idemp
     async with stack.http.stream("POST", "/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
             "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}) as response:
         assert (await response.aread()).endswith(b"data: [DONE]\n\n")
-    # Settled beside the response; nothing kept, since no retry can ask for it.
-    assert await stack.settled_holds() == [("committed", "", None), ("committed", "", None)]
+    # Committed before the response ended; nothing kept, since no retry can ask for it.
+    assert stack.holds() == [("committed", "", None), ("committed", "", None)]
     balance = await stack.platform.balance(stack.user_id)
     assert (balance.balance_mc, balance.held_mc) == (0, 0)
 
