@@ -25,6 +25,7 @@ ROLES = {
     llm_pb2.ROLE_TOOL: "tool",
 }
 MAX_STOP = 4
+MAX_TOP_LOGPROBS = 20
 
 
 def parse_options(request: llm_pb2.CreateChatCompletionRequest, settings: LlmSettings) -> SamplingOptions:
@@ -54,6 +55,12 @@ def parse_options(request: llm_pb2.CreateChatCompletionRequest, settings: LlmSet
     if request.HasField("frequency_penalty"):
         options.frequency_penalty = _bounded(request.frequency_penalty, -2.0, 2.0, "frequency_penalty")
     options.response_format = _response_format(request.response_format)
+    if request.top_logprobs and not request.logprobs:
+        raise invalid("top_logprobs needs logprobs set to true", "top_logprobs")
+    if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise invalid(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", "top_logprobs")
+    if request.logprobs:
+        options.logprobs = request.top_logprobs
     return options
 
 

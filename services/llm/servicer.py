@@ -15,7 +15,15 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
-from services.llm.backends.base import Backend, ChoiceFinished, Prompt, ReasoningSplitter, SamplingOptions
+from services.llm.backends.base import (
+    Backend,
+    ChoiceFinished,
+    Prompt,
+    ReasoningSplitter,
+    SamplingOptions,
+    TokenLogprob,
+    TokenLogprobs,
+)
 from services.llm.config import LlmSettings
 from services.llm.messages import parse_messages, parse_options
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
@@ -58,7 +66,8 @@ class ChatServicer(llm_pb2_grpc.ChatServiceServicer):
                 rest_reasoning, rest_content = splitter.flush()
                 reasoning, content = reasoning + rest_reasoning, content + rest_content
             choices.append(llm_pb2.Choice(index=result.index, content=content, reasoning_content=reasoning,
-                                          finish_reason=FINISH[result.reason]))
+                                          finish_reason=FINISH[result.reason],
+                                          logprobs=_logprobs(result.logprobs)))
         completion_tokens = sum(r.completion_tokens for r in results)
         return llm_pb2.CreateChatCompletionResponse(
             id=completion_id(), model=self.served_model, created=created, choices=choices,
@@ -82,6 +91,9 @@ class ChatServicer(llm_pb2_grpc.ChatServiceServicer):
                 if not started:
                     started = True
                     yield chunk(choices=[llm_pb2.ChoiceDelta(index=i) for i in range(options.n)])
+                if isinstance(event, TokenLogprobs):
+                    yield chunk(choices=[llm_pb2.ChoiceDelta(index=event.index, logprobs=_logprobs(event.entries))])
+                    continue
                 if isinstance(event, ChoiceFinished):
                     completion_tokens += event.completion_tokens
                     delta = llm_pb2.ChoiceDelta(index=event.index, finish_reason=FINISH[event.reason])
@@ -100,6 +112,11 @@ class ChatServicer(llm_pb2_grpc.ChatServiceServicer):
                 await events.aclose()
         if request.include_usage:
             yield chunk(usage=_usage(prompt.prompt_tokens, completion_tokens))
+
+
+def _logprobs(entries: list[TokenLogprob]) -> list[llm_pb2.TokenLogprob]:
+    return [llm_pb2.TokenLogprob(token=e.token, logprob=e.logprob, bytes=e.bytes, top_logprobs=[
+        llm_pb2.TopLogprob(token=t.token, logprob=t.logprob, bytes=t.bytes) for t in e.top]) for e in entries]
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> llm_pb2.Usage:

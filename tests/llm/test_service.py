@@ -164,6 +164,30 @@ async def test_json_output_without_xgrammar_is_a_clear_400(llm):
     assert error.param == "response_format" and "not supported by this backend" in error.message
 
 
+async def test_logprobs_give_each_token_and_the_top_alternatives(llm):
+    stub, _ = llm
+    request = chat(user("score me"), max_tokens=8, temperature=0, logprobs=True, top_logprobs=3)
+    whole = await stub.CreateChatCompletion(request)
+    choice = whole.choices[0]
+    ended_by_end_token = choice.finish_reason == llm_pb2.FINISH_REASON_STOP
+    assert len(choice.logprobs) == whole.usage.completion_tokens - ended_by_end_token  # the end token is left out
+    assert b"".join(e.bytes for e in choice.logprobs).decode() == choice.content
+    for entry in choice.logprobs:
+        top = [t.logprob for t in entry.top_logprobs]
+        assert entry.logprob <= 0 and len(top) == 3 and top == sorted(top, reverse=True)
+        # greedy decoding picks the most likely token
+        assert entry.top_logprobs[0].bytes == entry.bytes
+        assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob, abs=1e-4)
+    chunks = [c async for c in stub.StreamChatCompletion(request)]
+    streamed = [e for c in chunks for d in c.choices for e in d.logprobs]
+    assert [e.bytes for e in streamed] == [e.bytes for e in choice.logprobs]
+    assert [e.logprob for e in streamed] == pytest.approx([e.logprob for e in choice.logprobs], abs=1e-3)
+    plain = await stub.CreateChatCompletion(chat(user("score me"), max_tokens=8, temperature=0, logprobs=True))
+    assert all(not e.top_logprobs for e in plain.choices[0].logprobs) and plain.choices[0].logprobs
+    none = await stub.CreateChatCompletion(chat(user("score me"), max_tokens=8, temperature=0))
+    assert not none.choices[0].logprobs
+
+
 async def test_penalties_run(llm):
     stub, _ = llm
     response = await stub.CreateChatCompletion(chat(user("repeat"), max_tokens=10, presence_penalty=1.5,
@@ -198,6 +222,8 @@ async def test_context_limit_is_enforced_before_generation(llm):
     (chat(user("hi"), n=100), "n"),
     (chat(user("hi"), stop=["a", "b", "c", "d", "e"]), "stop"),
     (chat(user("hi"), presence_penalty=-3), "presence_penalty"),
+    (chat(user("hi"), logprobs=True, top_logprobs=21), "top_logprobs"),
+    (chat(user("hi"), top_logprobs=2), "top_logprobs"),
     (chat(user("hi"), response_format=llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
                                                              json_schema="[1]")), "response_format.json_schema.schema"),
 ])

@@ -63,6 +63,8 @@ class SamplingOptions:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     response_format: ResponseFormat | None = None
+    # None: no log probabilities; k (0 to 20): each token's, with the k most likely alternatives.
+    logprobs: int | None = None
 
     @property
     def greedy(self) -> bool:
@@ -95,7 +97,32 @@ class ChoiceFinished:
     completion_tokens: int
 
 
-Event = TextDelta | ChoiceFinished
+@dataclass
+class TopLogprob:
+    token: str
+    logprob: float
+    bytes: bytes
+
+
+@dataclass
+class TokenLogprob:
+    """A generated token's log probability (the model's raw distribution) and the top alternatives."""
+
+    token: str
+    logprob: float
+    bytes: bytes
+    top: list[TopLogprob] = field(default_factory=list)
+
+
+@dataclass
+class TokenLogprobs:
+    """Log probabilities of choice `index`'s latest tokens (only when SamplingOptions.logprobs is set)."""
+
+    index: int
+    entries: list[TokenLogprob]
+
+
+Event = TextDelta | ChoiceFinished | TokenLogprobs
 
 
 @dataclass
@@ -104,6 +131,7 @@ class ChoiceResult:
     text: str = ""
     reason: FinishReason = "stop"
     completion_tokens: int = 0
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 class Backend(abc.ABC):
@@ -135,6 +163,8 @@ class Backend(abc.ABC):
         async for event in self.stream(prompt, options):
             if isinstance(event, TextDelta):
                 parts[event.index].append(event.text)
+            elif isinstance(event, TokenLogprobs):
+                results[event.index].logprobs.extend(event.entries)
             else:
                 result = results[event.index]
                 result.reason, result.completion_tokens = event.reason, event.completion_tokens
@@ -144,6 +174,47 @@ class Backend(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - a backend with nothing to free keeps the default
         """Frees the model."""
+
+
+def _byte_level_alphabet() -> dict[str, int]:
+    """Byte-level BPE's printable stand-in for each byte (GPT-2's table): printable Latin-1 bytes stand
+    for themselves, the others for code points from 256 on."""
+    kept = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = {}, 0
+    for byte in range(256):
+        if byte in kept:
+            chars[chr(byte)] = byte
+        else:
+            chars[chr(256 + extra)] = byte
+            extra += 1
+    return chars
+
+
+BYTE_OF_CHAR = _byte_level_alphabet()
+
+
+class TokenText:
+    """A tokenizer's view of single tokens for logprobs: each token's text and exact bytes (byte-level
+    BPE tokens map back to bytes exactly; other vocabularies fall back to the decoded text's UTF-8)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._cache: dict[int, tuple[str, bytes]] = {}
+
+    def __call__(self, token_id: int) -> tuple[str, bytes]:
+        known = self._cache.get(token_id)
+        if known is None and token_id >= len(self.tokenizer):  # a padding row of the model's vocabulary
+            known = self._cache[token_id] = ("", b"")
+        if known is None:
+            # Special tokens read as nothing, as in the completion's text (decoded without them).
+            text = self.tokenizer.decode([token_id], skip_special_tokens=True)
+            piece = self.tokenizer.convert_ids_to_tokens(token_id) or ""
+            if text and all(c in BYTE_OF_CHAR for c in piece):
+                raw = bytes(BYTE_OF_CHAR[c] for c in piece)
+            else:
+                raw = text.encode()
+            known = self._cache[token_id] = (text, raw)
+        return known
 
 
 def completion_budget(prompt_tokens: int, requested: int | None, max_model_len: int, default: int) -> int:

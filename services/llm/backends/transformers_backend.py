@@ -36,6 +36,10 @@ from services.llm.backends.base import (
     SamplingOptions,
     StopMatcher,
     TextDelta,
+    TokenLogprob,
+    TokenLogprobs,
+    TokenText,
+    TopLogprob,
     completion_budget,
 )
 from services.llm.backends.prompt import BuiltPrompt, PromptBuilder
@@ -72,6 +76,7 @@ class TransformersBackend(Backend):
             else self.eos_ids[0]
         self._grammar_compiler = None
         self._grammar_lock = threading.Lock()
+        self.token_text = TokenText(tokenizer)
 
     # -- preparing ---------------------------------------------------------------------------------
 
@@ -148,6 +153,9 @@ class TransformersBackend(Backend):
         fanout = options.n if rows == 1 else 1
         tracker = _Tracker(self.tokenizer, rows, fanout, self.eos_ids, options.stop, emit, cancel)
         processors = LogitsProcessorList()
+        if options.logprobs is not None:  # first: it sees the model's own distribution
+            tracker.logprobs = _RawLogprobs(options.logprobs, self.token_text)
+            processors.append(tracker.logprobs)
         if options.presence_penalty or options.frequency_penalty:
             processors.append(OpenAIPenalties(len(built.input_ids), options.presence_penalty,
                                               options.frequency_penalty))
@@ -246,6 +254,7 @@ class _Tracker:
         self.eos_ids = set(eos_ids)
         self.emit_event = emit
         self.cancel = cancel
+        self.logprobs: _RawLogprobs | None = None
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
@@ -253,7 +262,7 @@ class _Tracker:
         if self.cancel.is_set():
             return torch.ones(len(self.rows), dtype=torch.bool, device=input_ids.device)
         active = 0
-        for row, token in zip(self.rows, input_ids[:, -1].tolist(), strict=True):
+        for number, (row, token) in enumerate(zip(self.rows, input_ids[:, -1].tolist(), strict=True)):
             if row.done:
                 continue
             active += 1
@@ -262,6 +271,10 @@ class _Tracker:
                 self._end(row, "stop")
                 continue
             row.ids.append(token)
+            if self.logprobs is not None:
+                entry = self.logprobs.entry(number, token)
+                for index in self._indices(row):
+                    self.emit_event(TokenLogprobs(index, [entry]))
             text, stopped = row.stopper.feed(self._decode_step(row))
             self._text(row, text)
             if stopped:
@@ -312,6 +325,35 @@ class _Tracker:
     def _indices(self, row: _Row) -> range:
         first = self.rows.index(row) * self.fanout
         return range(first, first + self.fanout)
+
+
+class _RawLogprobs(LogitsProcessor):
+    """Keeps each row's log-softmax of the raw logits of the step (placed first, so before temperature,
+    penalties and grammars, as OpenAI and vLLM report them); the tracker reads the chosen token's."""
+
+    def __init__(self, top: int, token_text: TokenText):
+        self.top = top
+        self.token_text = token_text
+        self.rows = None
+        self.best = None
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        self.rows = torch.log_softmax(scores.float(), dim=-1)
+        if self.top:
+            self.best = torch.topk(self.rows, self.top, dim=-1)
+        return scores
+
+    def entry(self, row: int, token: int) -> TokenLogprob:
+        text, raw = self.token_text(token)
+        top = []
+        if self.best is not None:
+            for logprob, alternative in zip(self.best.values[row].tolist(), self.best.indices[row].tolist(),
+                                            strict=True):
+                alt_text, alt_raw = self.token_text(alternative)
+                top.append(TopLogprob(alt_text, logprob, alt_raw))
+        return TokenLogprob(text, float(self.rows[row, token]), raw, top)
 
 
 class OpenAIPenalties(LogitsProcessor):

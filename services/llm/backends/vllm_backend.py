@@ -30,6 +30,10 @@ from services.llm.backends.base import (
     ResponseFormat,
     SamplingOptions,
     TextDelta,
+    TokenLogprob,
+    TokenLogprobs,
+    TokenText,
+    TopLogprob,
     completion_budget,
 )
 from services.llm.backends.prompt import PromptBuilder
@@ -70,6 +74,7 @@ class VllmBackend(Backend):
         self.max_pending = settings.vllm_max_pending
         self.pending = 0
         self.sampling_defaults: dict[str, Any] = {}
+        self.token_text = TokenText(builder.tokenizer)
 
     @classmethod
     async def start(cls, settings: LlmSettings, model: str | None = None) -> VllmBackend:
@@ -113,7 +118,8 @@ class VllmBackend(Backend):
             fields["temperature"] = 0.0  # vLLM decodes greedily and ignores top_p/top_k then
         fields.update(n=engine_choices(options), max_tokens=prompt.max_tokens, stop=options.stop or None,
                       seed=options.seed, presence_penalty=options.presence_penalty,
-                      frequency_penalty=options.frequency_penalty, output_kind=RequestOutputKind.DELTA)
+                      frequency_penalty=options.frequency_penalty, output_kind=RequestOutputKind.DELTA,
+                      logprobs=options.logprobs)
         if options.response_format is not None:
             fields.update(structured_output_fields(options.response_format))
         return SamplingParams(**fields)
@@ -146,8 +152,11 @@ class VllmBackend(Backend):
                     for choice in output.outputs:
                         new = len(choice.token_ids)
                         GENERATED_TOKENS.labels(self.name).inc(new)  # the model's work, once
+                        entries = self._logprobs(choice, options.logprobs) if options.logprobs is not None else None
                         for index in range(choice.index * copies, (choice.index + 1) * copies):
                             tokens[index] += new
+                            if entries:
+                                yield TokenLogprobs(index, entries)
                             if choice.text:
                                 yield TextDelta(index, choice.text)
                             if choice.finish_reason is not None and index in open_choices:
@@ -166,6 +175,28 @@ class VllmBackend(Backend):
                 CANCELLED_GENERATIONS.labels(self.name).inc()
                 await self.engine.abort(request_id)
             await outputs.aclose()
+
+    def _logprobs(self, choice, top: int) -> list[TokenLogprob]:
+        """vLLM's logprobs of the choice's new tokens (per token, a dict of token id to Logprob with its
+        rank: the `top` best, and the chosen token whatever its rank), without the end token, which
+        OpenAI leaves out."""
+        ids = list(choice.token_ids)
+        ranked = list(choice.logprobs or [])
+        if choice.finish_reason == "stop" and choice.stop_reason is None and ids:  # ended by the end token
+            ids, ranked = ids[:-1], ranked[:-1]
+        entries = []
+        for token, alternatives in zip(ids, ranked, strict=True):
+            best = sorted((lp.rank, alt, lp.logprob) for alt, lp in alternatives.items() if lp.rank <= top)
+            entries.append(self._entry(token, alternatives[token].logprob, best))
+        return entries
+
+    def _entry(self, token: int, logprob: float, best: list[tuple[int, int, float]]) -> TokenLogprob:
+        text, raw = self.token_text(token)
+        top = []
+        for _, alternative, alternative_logprob in best:
+            alt_text, alt_raw = self.token_text(alternative)
+            top.append(TopLogprob(alt_text, alternative_logprob, alt_raw))
+        return TokenLogprob(text, logprob, raw, top)
 
     async def close(self) -> None:
         self.engine.shutdown()
