@@ -90,7 +90,9 @@ class ChatCompletionRequest(BaseModel):
     stream: bool | None = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-    logprobs: bool | None = None
+    logprobs: bool | None = Field(default=None, description="Return each generated token's log probability")
+    top_logprobs: int | None = Field(default=None, ge=0, le=20,
+                                     description="With logprobs: the most likely alternatives at each position")
 
 
 # -- response --------------------------------------------------------------------------------------
@@ -102,11 +104,26 @@ class AssistantMessage(BaseModel):
     reasoning_content: str | None = None
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprob] | None
+    refusal: None = None
+
+
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: Literal["stop", "length"] | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class Usage(BaseModel):
@@ -134,7 +151,7 @@ class ChunkChoice(BaseModel):
     index: int
     delta: ChunkDelta
     finish_reason: Literal["stop", "length"] | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -169,9 +186,8 @@ def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest, bool,
         param = _param(error.get("loc", ()))
         raise APIError(400, f"{param}: {error.get('msg', 'invalid value')}" if param else error.get("msg", ""),
                        param=param, code="invalid_value") from None
-    if request.logprobs:
-        raise APIError(400, "logprobs are not supported by this server", param="logprobs",
-                       code="unsupported_parameter")
+    if request.top_logprobs and not request.logprobs:
+        raise APIError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
     if request.max_tokens is not None and request.max_completion_tokens is not None \
             and request.max_tokens != request.max_completion_tokens:
         raise APIError(400, "max_tokens and max_completion_tokens disagree; send one of them", param="max_tokens")
@@ -181,7 +197,8 @@ def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest, bool,
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     grpc_request = llm_pb2.CreateChatCompletionRequest(
         messages=messages, model=request.model or "", stop=stop, n=request.n or 1, user=request.user or "",
-        response_format=response_format, include_usage=stream)
+        response_format=response_format, include_usage=stream, logprobs=bool(request.logprobs),
+        top_logprobs=request.top_logprobs or 0)
     for field in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
         value = getattr(request, field)
         if value is not None:
@@ -326,13 +343,22 @@ def usage_dict(usage: llm_pb2.Usage) -> dict[str, int]:
             "total_tokens": usage.total_tokens}
 
 
-def completion_dict(response: llm_pb2.CreateChatCompletionResponse) -> dict[str, Any]:
+def logprobs_dict(entries) -> dict[str, Any]:
+    """OpenAI's `logprobs` of a choice: `content` holds one entry per token."""
+    return {"content": [{"token": e.token, "logprob": e.logprob, "bytes": list(e.bytes), "top_logprobs": [
+        {"token": t.token, "logprob": t.logprob, "bytes": list(t.bytes)} for t in e.top_logprobs]}
+        for e in entries], "refusal": None}
+
+
+def completion_dict(response: llm_pb2.CreateChatCompletionResponse, *, logprobs: bool = False) -> dict[str, Any]:
+    """The `chat.completion` object; `logprobs`: the request asked for them (so each choice has them)."""
     choices = []
     for choice in response.choices:
         message: dict[str, Any] = {"role": "assistant", "content": choice.content}
         if choice.reasoning_content:
             message["reasoning_content"] = choice.reasoning_content
-        choices.append({"index": choice.index, "message": message, "logprobs": None,
+        choices.append({"index": choice.index, "message": message,
+                        "logprobs": logprobs_dict(choice.logprobs) if logprobs else None,
                         "finish_reason": FINISH.get(choice.finish_reason)})
     return {"id": response.id, "object": "chat.completion", "created": response.created, "model": response.model,
             "choices": choices, "usage": usage_dict(response.usage)}
@@ -362,7 +388,8 @@ class ChunkWriter:
                 out["content"] = delta.content
             if delta.reasoning_content:
                 out["reasoning_content"] = delta.reasoning_content
-            choices.append({"index": delta.index, "delta": out, "logprobs": None,
+            choices.append({"index": delta.index, "delta": out,
+                            "logprobs": logprobs_dict(delta.logprobs) if delta.logprobs else None,
                             "finish_reason": FINISH.get(delta.finish_reason)})
         self.started = True
         event = {**head, "choices": choices}

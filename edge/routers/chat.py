@@ -100,7 +100,7 @@ async def create_chat_completion(request: Request, principal: Principal = Depend
                 return hold.replay
             response = await until_disconnect(request, work or call("llm", stub.CreateChatCompletion,
                                                                     grpc_request, timeout=timeout))
-            content = json.dumps(completion_dict(response), ensure_ascii=False).encode()
+            content = json.dumps(completion_dict(response, logprobs=grpc_request.logprobs), ensure_ascii=False).encode()
             await hold.commit(response_body=content)
             return Response(content, media_type="application/json")
     finally:

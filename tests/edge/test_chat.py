@@ -134,6 +134,23 @@ async def test_sdk_json_schema_response_format(stack):
     assert isinstance(json.loads(completion.choices[0].message.content)["raining"], bool)
 
 
+async def test_sdk_logprobs_whole_and_streamed(stack):
+    fields = {"model": MODEL, "messages": [{"role": "user", "content": "Rate this"}], "max_tokens": 6,
+              "temperature": 0, "logprobs": True, "top_logprobs": 2}
+    completion = await stack.client.chat.completions.create(**fields)
+    choice = completion.choices[0]
+    entries = choice.logprobs.content
+    assert len(entries) == completion.usage.completion_tokens - (choice.finish_reason == "stop")
+    assert bytes(b for e in entries for b in e.bytes).decode() == choice.message.content
+    assert all(e.logprob <= 0 and len(e.top_logprobs) == 2 and e.top_logprobs[0].token == e.token for e in entries)
+    stream = await stack.client.chat.completions.create(**fields, stream=True)
+    chunks = [chunk async for chunk in stream]
+    streamed = [e for chunk in chunks for c in chunk.choices if c.logprobs for e in c.logprobs.content]
+    assert [e.token for e in streamed] == [e.token for e in entries]
+    plain = await stack.client.chat.completions.create(**{**fields, "logprobs": None, "top_logprobs": None})
+    assert plain.choices[0].logprobs is None
+
+
 async def test_the_reference_curl_examples_work_as_written(stack):
     headers = {"Content-Type": "application/json", "X-API-Key": stack.key}
     text = await stack.http.post("/v1/chat/completions", headers=headers, json={
@@ -236,6 +253,8 @@ async def test_malformed_messages_are_400_with_param(stack, messages, param):
     ({"stream_options": {"include_usage": True}}, "stream_options"),
     ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+    ({"top_logprobs": 2}, "top_logprobs"),
 ])
 async def test_malformed_parameters_are_400_with_param(stack, fields, param):
     response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key},
