@@ -15,7 +15,7 @@ from sqlalchemy import Engine, Row, insert, select, update
 
 from services.accounts.store import User, find_user, new_id, now_us, user_from_row
 from services.accounts.tables import api_keys, users
-from services.common.database import reading
+from services.common.database import reading, writing
 from services.common.errors import Reason, ServiceError, invalid, not_found
 
 SECRET_PREFIX = "sk-"
@@ -60,7 +60,7 @@ class ApiKeys:
         if len(name) > MAX_NAME_LENGTH:
             raise invalid(f"name must be at most {MAX_NAME_LENGTH} characters", "name")
         secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             user = find_user(conn, user_ref)
             key = ApiKey(new_id("key"), user.id, name, secret[:DISPLAY_PREFIX_LENGTH], now_us(), None, None)
             conn.execute(insert(api_keys).values(
@@ -80,7 +80,7 @@ class ApiKeys:
         """Revokes the key; revoking a revoked key changes nothing."""
         if not key_id:
             raise invalid("key_id is required", "key_id")
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_us.is_(None))
                          .values(revoked_us=now_us()))
             row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
@@ -107,7 +107,7 @@ class ApiKeys:
 
     def _touch(self, key_id: str, now: int) -> None:
         """Records use; the condition keeps concurrent requests from all writing within the interval."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(api_keys).where(
                 api_keys.c.id == key_id,
                 (api_keys.c.last_used_us.is_(None)) | (api_keys.c.last_used_us <= now - TOUCH_INTERVAL_US),

@@ -31,7 +31,7 @@ from services.accounts.store import (
     page_size,
 )
 from services.accounts.tables import holds, ledger_entries, users
-from services.common.database import reading
+from services.common.database import reading, writing
 from services.common.errors import Reason, ServiceError, invalid, not_found
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class Ledger:
         """Runs `action` in a transaction and commits it even when the action refuses the request
         (a ServiceError), so holds it expired on the way stay expired; the refusal is raised after."""
         refusal: ServiceError | None = None
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             try:
                 result = action(conn)
             except ServiceError as error:
@@ -294,7 +294,7 @@ class Ledger:
         """The balance, with holds past their time already freed (the sweep may not have run yet)."""
         if not user_id:
             raise invalid("user_id is required", "user_id")
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             user = lock_user(conn, user_id)
             user, _ = self._expire_due(conn, user, now_us())
         return Balance(user.balance_mc, user.held_mc, user.premium)
@@ -303,7 +303,7 @@ class Ledger:
         """Adds credits (a free grant or a purchase) with its ledger entry."""
         if amount_mc <= 0:
             raise invalid(f"amount_mc must be positive, got {amount_mc}", "amount_mc")
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             user = lock_user(conn, find_user(conn, user_ref).id, "user")
             now = now_us()
             balance = user.balance_mc + amount_mc
@@ -339,15 +339,15 @@ class Ledger:
         """Expires every hold past its time (one short transaction per user) and drops stored
         responses older than the retention; returns how many holds expired."""
         now = now_us()
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             owners = conn.execute(select(holds.c.user_id).where(IS_HELD, holds.c.expires_us <= now)
                                   .distinct().limit(SWEEP_BATCH_USERS)).scalars().all()
         expired = 0
         for owner in owners:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 _, count = self._expire_due(conn, lock_user(conn, owner), now_us())
                 expired += count
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(holds).where(holds.c.response_body.is_not(None),
                                              holds.c.settled_us < now - self._retention_us)
                          .values(response_body=None, response_content_type=""))

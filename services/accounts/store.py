@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from services.accounts.tables import users
-from services.common.database import reading
+from services.common.database import reading, writing
 from services.common.errors import invalid, not_found
 
 DEFAULT_PAGE_SIZE = 50
@@ -115,7 +115,7 @@ class Users:
         user = User(new_id("usr"), email, premium, now_us(), 0, 0)
         duplicate = invalid(f"a user with email {email!r} already exists", "email")
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 taken = conn.execute(select(users.c.id).where(func.lower(users.c.email) == func.lower(email)))
                 if taken.first() is not None:
                     raise duplicate
@@ -153,7 +153,7 @@ class Users:
         return [user_from_row(r) for r in rows], encode_page_token("users", rows[-1].seq) if more else ""
 
     def update(self, ref: str, premium: bool | None) -> User:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             user = find_user(conn, ref)
             if premium is not None and premium != user.premium:
                 conn.execute(update(users).where(users.c.id == user.id).values(premium=premium))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
+# SQLite engines' in-process writer locks (see writing()).
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def make_engine(url: str) -> Engine:
@@ -41,6 +45,7 @@ def make_engine(url: str) -> Engine:
             read_only = conn.get_execution_options().get(_READ_ONLY, False)
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+        _WRITE_LOCKS[engine] = threading.Lock()
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -58,6 +63,16 @@ def reading(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{_READ_ONLY: True})
         with conn.begin():
             yield conn
+
+
+@contextlib.contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes. On SQLite the writers of this process first queue on a lock, so each
+    starts the moment the one before commits, instead of meeting SQLite's busy handler, which retries
+    with sleeps of up to 100 ms (writers in other processes still queue on SQLite's own lock)."""
+    lock = _WRITE_LOCKS.get(engine)
+    with lock if lock is not None else contextlib.nullcontext(), engine.begin() as conn:
+        yield conn
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -92,7 +107,7 @@ def migrate(engine: Engine, service: str, migrations: list[Migration]) -> int:
     versions = [m.version for m in migrations]
     if versions != sorted(set(versions)):
         raise ValueError(f"{service} migrations must have increasing, unique versions: {versions}")
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         if is_postgres(engine):
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(service.encode())})
         conn.execute(text(

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine, text
 
-from services.common.database import Migration, make_engine, migrate, reading, sql
+from services.common.database import Migration, make_engine, migrate, reading, sql, writing
 from univence.media.v1 import media_pb2
 
 SERVICE = "media"
@@ -82,7 +82,7 @@ class MediaIndex:
         self.engine.dispose()
 
     def insert(self, record: MediaRecord) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(text(f"INSERT INTO media ({_COLUMNS}) VALUES (:media_id, :owner_id, :kind,"
                               " :mime_type, :size_bytes, :sha256, :width, :height, :created_us)"),
                          asdict(record))
@@ -98,7 +98,7 @@ class MediaIndex:
         query = "DELETE FROM media WHERE media_id = :id"
         if owner_id is not None:
             query += " AND owner_id = :owner"
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return conn.execute(text(query), {"id": media_id, "owner": owner_id}).rowcount > 0
 
     def list(self, owner_id: str, kind: int, *, newest_first: bool, limit: int,
