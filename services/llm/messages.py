@@ -7,14 +7,17 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import urllib.request
 import warnings
+from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from services.common.errors import invalid, too_large
 from services.llm.backends.base import Message, ResponseFormat, SamplingOptions
 from services.llm.config import LlmSettings
+from services.llm.tools import ToolSpec, forced_opening
 from univence.llm.v1 import llm_pb2
 
 ROLES = {
@@ -26,6 +29,60 @@ ROLES = {
 }
 MAX_STOP = 4
 MAX_TOP_LOGPROBS = 20
+MAX_TOOLS = 128
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CHOICE_MODES = {llm_pb2.TOOL_CHOICE_MODE_UNSPECIFIED: "auto", llm_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
+                llm_pb2.TOOL_CHOICE_MODE_NONE: "none", llm_pb2.TOOL_CHOICE_MODE_REQUIRED: "required",
+                llm_pb2.TOOL_CHOICE_MODE_FUNCTION: "function"}
+
+
+@dataclass
+class ToolUse:
+    """The request's tools and how they may be used; `parallel` False keeps the first call only."""
+
+    tools: list[ToolSpec]
+    mode: str  # auto, none, required or function
+    parallel: bool
+    opening: str
+
+
+def parse_tools(request: llm_pb2.CreateChatCompletionRequest, options: SamplingOptions) -> ToolUse | None:
+    """Checks tools and tool_choice, and sets what the model is shown (options.tools, options.opening).
+    None when the model is to answer in text alone."""
+    if len(request.tools) > MAX_TOOLS:
+        raise invalid(f"at most {MAX_TOOLS} tools", "tools")
+    tools, names = [], set()
+    for i, tool in enumerate(request.tools):
+        if not TOOL_NAME.match(tool.name):
+            raise invalid("a function name has 1 to 64 letters, digits, underscores or dashes",
+                          f"tools[{i}].function.name")
+        if tool.name in names:
+            raise invalid(f"two tools are named {tool.name!r}", f"tools[{i}].function.name")
+        names.add(tool.name)
+        try:
+            parameters = json.loads(tool.parameters) if tool.parameters else {}
+        except ValueError:
+            parameters = None
+        if not isinstance(parameters, dict):
+            raise invalid("parameters must be a JSON schema object", f"tools[{i}].function.parameters")
+        tools.append(ToolSpec(tool.name, tool.description, parameters))
+    mode = CHOICE_MODES.get(request.tool_choice.mode)
+    if mode is None:
+        raise invalid(f"unknown tool_choice mode {request.tool_choice.mode}", "tool_choice")
+    if mode == "function" and request.tool_choice.function_name not in names:
+        raise invalid(f"tool_choice names {request.tool_choice.function_name!r}, which is not among the tools",
+                      "tool_choice")
+    if not tools:
+        if mode in ("required", "function"):
+            raise invalid("tool_choice asks for a tool call, but the request has no tools", "tool_choice")
+        return None
+    if mode == "none":
+        return None
+    opening = forced_opening(mode, request.tool_choice.function_name)
+    options.tools = [tool.template() for tool in tools]
+    options.opening = opening
+    parallel = request.parallel_tool_calls if request.HasField("parallel_tool_calls") else True
+    return ToolUse(tools, mode, parallel, opening)
 
 
 def parse_options(request: llm_pb2.CreateChatCompletionRequest, settings: LlmSettings) -> SamplingOptions:
@@ -113,8 +170,27 @@ def parse_messages(request: llm_pb2.CreateChatCompletionRequest, settings: LlmSe
                 parts.append(load_image(part.image, settings, f"messages[{i}].content[{j}].image_url"))
             else:
                 raise invalid("a content part must be text or an image", f"messages[{i}].content[{j}]")
-        messages.append(Message(role, parts))
+        messages.append(Message(role, parts, tool_calls=_tool_calls(message, i), tool_call_id=message.tool_call_id))
     return messages
+
+
+def _tool_calls(message: llm_pb2.ChatMessage, i: int) -> list[dict]:
+    """An assistant message's calls as chat templates take them (arguments as an object)."""
+    calls = []
+    for j, call in enumerate(message.tool_calls):
+        where = f"messages[{i}].tool_calls[{j}]"
+        if message.role != llm_pb2.ROLE_ASSISTANT:
+            raise invalid("only assistant messages carry tool_calls", where)
+        if not call.name:
+            raise invalid("a tool call needs its function's name", f"{where}.function.name")
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise invalid("arguments must be a JSON object, in text", f"{where}.function.arguments")
+        calls.append({"type": "function", "id": call.id, "function": {"name": call.name, "arguments": arguments}})
+    return calls
 
 
 def load_image(image: llm_pb2.ImageInput, settings: LlmSettings, param: str) -> Image.Image:

@@ -25,10 +25,44 @@ from services.llm.backends.base import (
     TokenLogprobs,
 )
 from services.llm.config import LlmSettings
-from services.llm.messages import parse_messages, parse_options
+from services.llm.messages import ToolUse, parse_messages, parse_options, parse_tools
+from services.llm.tools import ToolCallOut, ToolCallParser
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
 
 FINISH = {"stop": llm_pb2.FINISH_REASON_STOP, "length": llm_pb2.FINISH_REASON_LENGTH}
+THINK_CLOSED = "</think>\n\n"
+
+
+class ChoiceText:
+    """One choice's generated text made into the API's fields, across deltas: the reasoning apart (when
+    the model thinks aloud) and the tool calls read out (when tools are in use)."""
+
+    def __init__(self, thinking: bool, tools: ToolUse | None):
+        forced = tools is not None and bool(tools.opening)  # the answer starts with a call: no reasoning
+        self.splitter = ReasoningSplitter() if thinking and not forced else None
+        self.parser = ToolCallParser(tools.tools, opening=tools.opening, parallel=tools.parallel) if tools else None
+
+    def feed(self, text: str) -> tuple[str, str, list[ToolCallOut]]:
+        """(reasoning, content, tool calls completed) in this delta."""
+        reasoning, content = self.splitter.feed(text) if self.splitter else ("", text)
+        if self.parser is None:
+            return reasoning, content, []
+        content, calls = self.parser.feed(content)
+        return reasoning, content, calls
+
+    def flush(self) -> tuple[str, str, list[ToolCallOut]]:
+        """What was held back, at the end of the choice."""
+        reasoning, content = self.splitter.flush() if self.splitter else ("", "")
+        if self.parser is None:
+            return reasoning, content, []
+        content, calls = self.parser.feed(content)
+        rest, more = self.parser.flush()
+        return reasoning, content + rest, calls + more
+
+    def finish_reason(self, reason: str) -> int:
+        if self.parser is not None and self.parser.calls and reason == "stop":
+            return llm_pb2.FINISH_REASON_TOOL_CALLS
+        return FINISH[reason]
 
 
 def completion_id() -> str:
@@ -46,28 +80,34 @@ class ChatServicer(llm_pb2_grpc.ChatServiceServicer):
         self.backend = backend
         self.served_model = served_model
 
-    async def _prepare(self, request: llm_pb2.CreateChatCompletionRequest) -> tuple[Prompt, SamplingOptions]:
+    async def _prepare(self, request: llm_pb2.CreateChatCompletionRequest
+                       ) -> tuple[Prompt, SamplingOptions, ToolUse | None]:
         options = parse_options(request, self.settings)
+        tools = parse_tools(request, options)
+        if tools is not None and tools.opening and self.settings.enable_thinking:
+            options.opening = THINK_CLOSED + options.opening  # the template left a <think> block open
         messages = await asyncio.to_thread(parse_messages, request, self.settings)
         prompt = await self.backend.prepare(messages, options)
-        return prompt, options
+        return prompt, options, tools
+
+    def _text(self, tools: ToolUse | None) -> ChoiceText:
+        return ChoiceText(self.settings.enable_thinking, tools)
 
     async def CreateChatCompletion(self, request: llm_pb2.CreateChatCompletionRequest,
                                    context) -> llm_pb2.CreateChatCompletionResponse:
         created = int(time.time())
-        prompt, options = await self._prepare(request)
+        prompt, options, tools = await self._prepare(request)
         results = await self.backend.generate(prompt, options)
         choices = []
         for result in results:
-            reasoning, content = "", result.text
-            if self.settings.enable_thinking:
-                splitter = ReasoningSplitter()
-                reasoning, content = splitter.feed(result.text)
-                rest_reasoning, rest_content = splitter.flush()
-                reasoning, content = reasoning + rest_reasoning, content + rest_content
-            choices.append(llm_pb2.Choice(index=result.index, content=content, reasoning_content=reasoning,
-                                          finish_reason=FINISH[result.reason],
-                                          logprobs=_logprobs(result.logprobs)))
+            text = self._text(tools)
+            reasoning, content, calls = text.feed(result.text)
+            more_reasoning, more_content, more_calls = text.flush()
+            choices.append(llm_pb2.Choice(index=result.index, content=content + more_content,
+                                          reasoning_content=reasoning + more_reasoning,
+                                          finish_reason=text.finish_reason(result.reason),
+                                          logprobs=_logprobs(result.logprobs),
+                                          tool_calls=_tool_calls(calls + more_calls)))
         completion_tokens = sum(r.completion_tokens for r in results)
         return llm_pb2.CreateChatCompletionResponse(
             id=completion_id(), model=self.served_model, created=created, choices=choices,
@@ -76,13 +116,21 @@ class ChatServicer(llm_pb2_grpc.ChatServiceServicer):
     async def StreamChatCompletion(self, request: llm_pb2.CreateChatCompletionRequest,
                                    context) -> AsyncIterator[llm_pb2.ChatCompletionChunk]:
         created = int(time.time())
-        prompt, options = await self._prepare(request)
+        prompt, options, tools = await self._prepare(request)
         chunk_id = completion_id()
 
         def chunk(**fields) -> llm_pb2.ChatCompletionChunk:
             return llm_pb2.ChatCompletionChunk(id=chunk_id, model=self.served_model, created=created, **fields)
 
-        splitters = [ReasoningSplitter() for _ in range(options.n)] if self.settings.enable_thinking else None
+        texts = [self._text(tools) for _ in range(options.n)]
+        calls_sent = [0] * options.n
+
+        def delta(index: int, reasoning: str, content: str, calls: list[ToolCallOut], **fields) -> llm_pb2.ChoiceDelta:
+            out = llm_pb2.ChoiceDelta(index=index, content=content, reasoning_content=reasoning,
+                                      tool_calls=_tool_calls(calls), tool_call_index=calls_sent[index], **fields)
+            calls_sent[index] += len(calls)
+            return out
+
         completion_tokens = 0
         events = self.backend.stream(prompt, options)
         started = False
@@ -94,24 +142,24 @@ class ChatServicer(llm_pb2_grpc.ChatServiceServicer):
                 if isinstance(event, TokenLogprobs):
                     yield chunk(choices=[llm_pb2.ChoiceDelta(index=event.index, logprobs=_logprobs(event.entries))])
                     continue
+                text = texts[event.index]
                 if isinstance(event, ChoiceFinished):
                     completion_tokens += event.completion_tokens
-                    delta = llm_pb2.ChoiceDelta(index=event.index, finish_reason=FINISH[event.reason])
-                    if splitters is not None:
-                        delta.reasoning_content, delta.content = splitters[event.index].flush()
-                    yield chunk(choices=[delta])
+                    yield chunk(choices=[delta(event.index, *text.flush(),
+                                               finish_reason=text.finish_reason(event.reason))])
                     continue
-                reasoning, content = "", event.text
-                if splitters is not None:
-                    reasoning, content = splitters[event.index].feed(event.text)
-                if reasoning or content:
-                    yield chunk(choices=[llm_pb2.ChoiceDelta(index=event.index, content=content,
-                                                             reasoning_content=reasoning)])
+                reasoning, content, calls = text.feed(event.text)
+                if reasoning or content or calls:
+                    yield chunk(choices=[delta(event.index, reasoning, content, calls)])
         finally:
             with contextlib.suppress(RuntimeError):  # already closed when it ran to its end
                 await events.aclose()
         if request.include_usage:
             yield chunk(usage=_usage(prompt.prompt_tokens, completion_tokens))
+
+
+def _tool_calls(calls: list[ToolCallOut]) -> list[llm_pb2.ToolCall]:
+    return [llm_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in calls]
 
 
 def _logprobs(entries: list[TokenLogprob]) -> list[llm_pb2.TokenLogprob]:

@@ -14,16 +14,41 @@ TINY_CONTEXT = 4096
 PATCH = 16
 
 # Qwen's chat layout: <|im_start|>role\ncontent<|im_end|>\n, images as vision_start/image_pad/vision_end,
-# and a generation prompt with an empty thinking block when thinking is off.
+# and a generation prompt with an empty thinking block when thinking is off. With tools, a system turn lists
+# them and tells the Qwen3-Coder call layout; assistant calls are written in it and tool results come back in
+# a user turn as <tool_response> blocks (see services/llm/tools.py).
 CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['content'] is string %}{{- message['content'] }}"
-    "{%- else %}{%- for part in message['content'] %}"
+    "{%- macro text(content) %}"
+    "{%- if content is string %}{{- content }}"
+    "{%- elif content %}{%- for part in content %}"
     "{%- if part['type'] == 'text' %}{{- part['text'] }}"
     "{%- else %}{{- '<|vision_start|><|image_pad|><|vision_end|>' }}{%- endif %}"
     "{%- endfor %}{%- endif %}"
+    "{%- endmacro %}"
+    "{%- set skip_first = tools and messages[0]['role'] == 'system' %}"
+    "{%- if tools %}"
+    "{{- '<|im_start|>system\\n' }}"
+    "{%- if skip_first %}{{- text(messages[0]['content']) + '\\n\\n' }}{%- endif %}"
+    "{{- '# Tools\\n<tools>' }}{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
+    "{{- '\\n</tools>\\nTo call a function:\\n<tool_call>\\n<function=NAME>\\n<parameter=NAME>\\nVALUE\\n'"
+    "    '</parameter>\\n</function>\\n</tool_call><|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if not (loop.first and skip_first) %}"
+    "{%- if message['role'] == 'tool' %}"
+    "{{- '<|im_start|>user\\n<tool_response>\\n' + text(message['content']) + '\\n</tool_response><|im_end|>\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + text(message['content']) }}"
+    "{%- for call in message.get('tool_calls') or [] %}"
+    "{{- '<tool_call>\\n<function=' + call['function']['name'] + '>\\n' }}"
+    "{%- for name, value in call['function']['arguments'].items() %}"
+    "{{- '<parameter=' + name + '>\\n' + (value if value is string else value | tojson) + '\\n</parameter>\\n' }}"
+    "{%- endfor %}"
+    "{{- '</function>\\n</tool_call>' }}"
+    "{%- endfor %}"
     "{{- '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endif %}"
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
     "{%- if enable_thinking is defined and not enable_thinking %}{{- '<think>\\n\\n</think>\\n\\n' }}"

@@ -188,6 +188,42 @@ async def test_logprobs_give_each_token_and_the_top_alternatives(llm):
     assert not none.choices[0].logprobs
 
 
+WEATHER = llm_pb2.Tool(name="get_weather", description="Weather in a city", parameters=json.dumps(
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}))
+
+
+async def test_tools_are_shown_to_the_model_and_a_conversation_with_calls_is_taken(llm):
+    stub, _ = llm
+    plain = await stub.CreateChatCompletion(chat(user("weather?"), max_tokens=2))
+    offered = await stub.CreateChatCompletion(chat(user("weather?"), max_tokens=2, tools=[WEATHER]))
+    assert offered.usage.prompt_tokens > plain.usage.prompt_tokens + len(WEATHER.parameters)
+    hidden = await stub.CreateChatCompletion(chat(user("weather?"), max_tokens=2, tools=[WEATHER],
+                                                  tool_choice=llm_pb2.ToolChoice(mode=llm_pb2.TOOL_CHOICE_MODE_NONE)))
+    assert hidden.usage.prompt_tokens == plain.usage.prompt_tokens
+    answered = chat(user("weather?"), llm_pb2.ChatMessage(role=llm_pb2.ROLE_ASSISTANT, tool_calls=[llm_pb2.ToolCall(
+        id="call_1", name="get_weather", arguments='{"city": "Paris"}')]), llm_pb2.ChatMessage(
+        role=llm_pb2.ROLE_TOOL, tool_call_id="call_1", content=[llm_pb2.ContentPart(text="sunny, 21 C")]),
+        max_tokens=2, tools=[WEATHER])
+    response = await stub.CreateChatCompletion(answered)
+    # the call and the result are in the prompt: "<parameter=city>\nParis\n</parameter>" ... "sunny, 21 C"
+    assert response.usage.prompt_tokens > offered.usage.prompt_tokens + len("Paris") + len("sunny, 21 C")
+
+
+async def test_a_named_tool_choice_makes_the_model_call_that_function(llm):
+    stub, _ = llm
+    request = chat(user("weather in Paris?"), max_tokens=12, temperature=0, tools=[WEATHER],
+                   tool_choice=llm_pb2.ToolChoice(mode=llm_pb2.TOOL_CHOICE_MODE_FUNCTION, function_name="get_weather"))
+    response = await stub.CreateChatCompletion(request)
+    choice = response.choices[0]
+    assert [c.name for c in choice.tool_calls] == ["get_weather"] and choice.content == ""
+    assert isinstance(json.loads(choice.tool_calls[0].arguments), dict) and choice.tool_calls[0].id.startswith("call_")
+    assert choice.finish_reason in (llm_pb2.FINISH_REASON_TOOL_CALLS, llm_pb2.FINISH_REASON_LENGTH)
+    chunks = [c async for c in stub.StreamChatCompletion(request)]
+    streamed = [(d.tool_call_index, c.name) for chunk in chunks for d in chunk.choices for c in d.tool_calls]
+    assert streamed == [(0, "get_weather")]
+    assert "".join(d.content for chunk in chunks for d in chunk.choices) == ""
+
+
 async def test_penalties_run(llm):
     stub, _ = llm
     response = await stub.CreateChatCompletion(chat(user("repeat"), max_tokens=10, presence_penalty=1.5,
@@ -223,6 +259,16 @@ async def test_context_limit_is_enforced_before_generation(llm):
     (chat(user("hi"), stop=["a", "b", "c", "d", "e"]), "stop"),
     (chat(user("hi"), presence_penalty=-3), "presence_penalty"),
     (chat(user("hi"), logprobs=True, top_logprobs=21), "top_logprobs"),
+    (chat(user("hi"), tools=[llm_pb2.Tool(name="bad name!")]), "tools[0].function.name"),
+    (chat(user("hi"), tools=[llm_pb2.Tool(name="f", parameters="[]")]), "tools[0].function.parameters"),
+    (chat(user("hi"), tools=[llm_pb2.Tool(name="f"), llm_pb2.Tool(name="f")]), "tools[1].function.name"),
+    (chat(user("hi"), tool_choice=llm_pb2.ToolChoice(mode=llm_pb2.TOOL_CHOICE_MODE_REQUIRED)), "tool_choice"),
+    (chat(user("hi"), tools=[llm_pb2.Tool(name="f")], tool_choice=llm_pb2.ToolChoice(
+        mode=llm_pb2.TOOL_CHOICE_MODE_FUNCTION, function_name="g")), "tool_choice"),
+    (chat(user("hi"), llm_pb2.ChatMessage(role=llm_pb2.ROLE_ASSISTANT, tool_calls=[
+        llm_pb2.ToolCall(id="c", name="f", arguments="not json")])), "messages[1].tool_calls[0].function.arguments"),
+    (chat(llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=[llm_pb2.ContentPart(text="x")], tool_calls=[
+        llm_pb2.ToolCall(id="c", name="f", arguments="{}")])), "messages[0].tool_calls[0]"),
     (chat(user("hi"), top_logprobs=2), "top_logprobs"),
     (chat(user("hi"), response_format=llm_pb2.ResponseFormat(type=llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA,
                                                              json_schema="[1]")), "response_format.json_schema.schema"),

@@ -1,7 +1,10 @@
-"""The text bookkeeping every backend shares: stop sequences across deltas, the reasoning split, the
-context budget, and OpenAI's presence/frequency penalties as a logits processor."""
+"""The text bookkeeping every backend shares: stop sequences across deltas, the reasoning split, tool
+calls read out of the text, the context budget, and OpenAI's presence/frequency penalties as a logits
+processor."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -9,6 +12,7 @@ import torch
 from services.common.errors import ServiceError
 from services.llm.backends.base import ReasoningSplitter, StopMatcher, completion_budget
 from services.llm.backends.transformers_backend import OpenAIPenalties
+from services.llm.tools import ToolCallParser, ToolSpec, forced_opening
 
 
 def run_stops(stops: list[str], deltas: list[str]) -> tuple[str, bool]:
@@ -81,3 +85,57 @@ def test_penalties_follow_openai_rule_over_generated_tokens_only():
     assert torch.allclose(out, expected)  # the prompt's token 5 is not penalized
     negative = OpenAIPenalties(len(prompt), presence=-1.0, frequency=0.0)(ids, scores.clone())
     assert negative[0, 1] == 1.0 and negative[0, 5] == 0.0
+
+
+WEATHER = ToolSpec("get_weather", "The weather", {"type": "object", "properties": {
+    "city": {"type": "string"}, "days": {"type": "integer"}, "units": {"type": "string"}}})
+CALL = ("<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+        "<parameter=days>\n2\n</parameter>\n</function>\n</tool_call>")
+
+
+def parse_tools(text: str, size: int, **kwargs) -> tuple[str, list]:
+    """The parser fed `text` in deltas of `size` characters, then flushed."""
+    parser = ToolCallParser([WEATHER], **kwargs)
+    content, calls = [], []
+    for start in range(0, len(text), size):
+        piece, new = parser.feed(text[start:start + size])
+        content.append(piece)
+        calls += new
+    rest, more = parser.flush()
+    return "".join(content) + rest, calls + more
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+def test_tool_calls_are_read_out_of_the_text_across_deltas(size):
+    content, calls = parse_tools("Let me check. " + CALL + "\n" + CALL.replace("Paris", "Rome") + "\n", size)
+    assert content == "Let me check. "
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("get_weather", {"city": "Paris", "days": 2}), ("get_weather", {"city": "Rome", "days": 2})]
+    assert all(c.id.startswith("call_") for c in calls) and calls[0].id != calls[1].id
+
+
+def test_tool_call_values_follow_the_schema_types():
+    block = CALL.replace("Paris", "42").replace("<parameter=days>\n2", "<parameter=days>\nsoon")
+    _, calls = parse_tools(block, 5)
+    assert json.loads(calls[0].arguments) == {"city": "42", "days": "soon"}  # a string stays one; bad JSON is text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("a <tool_ bit of <b>html</b>", "a <tool_ bit of <b>html</b>"),  # a near miss is text, sent once known
+    ("ends with <tool_c", "ends with <tool_c"),
+    ("<tool_call>\nno function here\n</tool_call> after", " after"),
+])
+def test_text_that_is_not_a_call_stays_content(text, expected):
+    content, calls = parse_tools(text, 2)
+    assert (content, calls) == (expected, [])
+
+
+def test_a_forced_call_continues_the_opening_and_an_unclosed_block_still_counts():
+    content, calls = parse_tools("<parameter=city>\nOslo\n</parameter>\n", 4,
+                                 opening=forced_opening("function", "get_weather"))
+    assert content == "" and [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
+
+
+def test_parallel_calls_off_keeps_the_first():
+    _, calls = parse_tools(CALL + CALL, 10, parallel=False)
+    assert len(calls) == 1

@@ -31,6 +31,10 @@ class Message:
 
     role: str  # system, user, assistant or tool
     parts: list[str | Image.Image]
+    # assistant messages: the calls made, as chat templates take them ({"type", "id", "function": {...}})
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # tool messages: the call answered
+    tool_call_id: str = ""
 
     @property
     def text(self) -> str:
@@ -65,6 +69,10 @@ class SamplingOptions:
     response_format: ResponseFormat | None = None
     # None: no log probabilities; k (0 to 20): each token's, with the k most likely alternatives.
     logprobs: int | None = None
+    # Tools shown to the model (OpenAI tool objects, for the chat template), and the start of the answer
+    # written for it (a forced tool call: see services/llm/tools.py).
+    tools: list[dict[str, Any]] | None = None
+    opening: str = ""
 
     @property
     def greedy(self) -> bool:

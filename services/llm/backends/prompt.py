@@ -49,19 +49,27 @@ class PromptBuilder:
                                 for p in message.parts]
             else:
                 content = message.text
-            out.append({"role": message.role, "content": content})
+            entry: dict[str, Any] = {"role": message.role, "content": content}
+            if message.tool_calls:
+                entry["tool_calls"] = message.tool_calls
+            if message.tool_call_id:
+                entry["tool_call_id"] = message.tool_call_id
+            out.append(entry)
         return out
 
-    def build(self, messages: list[Message], *, with_pixels: bool = True) -> BuiltPrompt:
-        """Blocking (template, tokenizer, image processor): call it off the event loop."""
+    def build(self, messages: list[Message], *, with_pixels: bool = True, tools: list[dict[str, Any]] | None = None,
+              opening: str = "") -> BuiltPrompt:
+        """Blocking (template, tokenizer, image processor): call it off the event loop. `tools` go to the
+        template; `opening` is written after the generation prompt, for the model to continue."""
         images = [img for m in messages for img in m.images]
         if images and not self.supports_images:
             raise invalid("This model takes text only; remove the image_url parts", "messages")
         try:
             text = self.tokenizer.apply_chat_template(self.template_messages(messages), add_generation_prompt=True,
-                                                      tokenize=False, **self.template_kwargs)
+                                                      tokenize=False, tools=tools, **self.template_kwargs)
         except Exception as exc:  # noqa: BLE001 - a template that refuses the conversation (e.g. role order)
             raise invalid(f"The conversation does not fit the model's chat template: {exc}", "messages") from None
+        text += opening
         vision: dict[str, Any] = {}
         expanded = text
         if images:

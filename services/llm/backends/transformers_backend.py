@@ -81,7 +81,7 @@ class TransformersBackend(Backend):
     # -- preparing ---------------------------------------------------------------------------------
 
     async def prepare(self, messages: list[Message], options: SamplingOptions) -> Prompt:
-        built = await asyncio.to_thread(self.builder.build, messages)
+        built = await asyncio.to_thread(self.builder.build, messages, tools=options.tools, opening=options.opening)
         count = len(built.input_ids)
         budget = completion_budget(count, options.max_tokens, self.max_model_len, self.default_max_tokens)
         grammar = None

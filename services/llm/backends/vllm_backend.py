@@ -92,7 +92,8 @@ class VllmBackend(Backend):
         return backend
 
     async def prepare(self, messages: list[Message], options: SamplingOptions) -> Prompt:
-        built = await asyncio.to_thread(self.builder.build, messages, with_pixels=False)
+        built = await asyncio.to_thread(self.builder.build, messages, with_pixels=False, tools=options.tools,
+                                        opening=options.opening)
         count = len(built.input_ids)
         budget = completion_budget(count, options.max_tokens, self.max_model_len, self.default_max_tokens)
         if built.images:

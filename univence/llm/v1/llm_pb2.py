@@ -24,43 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19univence/llm/v1/llm.proto\x12\x0funivence.llm.v1\"J\n\nImageInput\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"S\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12,\n\x05image\x18\x02 \x01(\x0b\x32\x1b.univence.llm.v1.ImageInputH\x00\x42\x06\n\x04part\"o\n\x0b\x43hatMessage\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x15.univence.llm.v1.Role\x12-\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1c.univence.llm.v1.ContentPart\x12\x0c\n\x04name\x18\x03 \x01(\t\"}\n\x0eResponseFormat\x12\x31\n\x04type\x18\x01 \x01(\x0e\x32#.univence.llm.v1.ResponseFormatType\x12\x13\n\x0bjson_schema\x18\x02 \x01(\t\x12\x13\n\x0bschema_name\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"\xf2\x03\n\x1b\x43reateChatCompletionRequest\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.univence.llm.v1.ChatMessage\x12\r\n\x05model\x18\x02 \x01(\t\x12\x18\n\x0btemperature\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\t\n\x01n\x18\x08 \x01(\x05\x12\x1d\n\x10presence_penalty\x18\t \x01(\x02H\x04\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\n \x01(\x02H\x05\x88\x01\x01\x12\x38\n\x0fresponse_format\x18\x0b \x01(\x0b\x32\x1f.univence.llm.v1.ResponseFormat\x12\x15\n\rinclude_usage\x18\x0c \x01(\x08\x12\x0c\n\x04user\x18\r \x01(\t\x12\x10\n\x08logprobs\x18\x0e \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x0f \x01(\x05\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penalty\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\";\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\"p\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\x12\x31\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x1b.univence.llm.v1.TopLogprob\"\xaa\x01\n\x06\x43hoice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x34\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1d.univence.llm.v1.FinishReason\x12\x19\n\x11reasoning_content\x18\x04 \x01(\t\x12/\n\x08logprobs\x18\x05 \x03(\x0b\x32\x1d.univence.llm.v1.TokenLogprob\"\x9b\x01\n\x1c\x43reateChatCompletionResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12(\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\x17.univence.llm.v1.Choice\x12%\n\x05usage\x18\x05 \x01(\x0b\x32\x16.univence.llm.v1.Usage\"\xaf\x01\n\x0b\x43hoiceDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x34\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1d.univence.llm.v1.FinishReason\x12\x19\n\x11reasoning_content\x18\x04 \x01(\t\x12/\n\x08logprobs\x18\x05 \x03(\x0b\x32\x1d.univence.llm.v1.TokenLogprob\"\x97\x01\n\x13\x43hatCompletionChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12-\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\x1c.univence.llm.v1.ChoiceDelta\x12%\n\x05usage\x18\x05 \x01(\x0b\x32\x16.univence.llm.v1.Usage*s\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x12\x12\n\x0eROLE_DEVELOPER\x10\x05*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*_\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x32\xf0\x01\n\x0b\x43hatService\x12s\n\x14\x43reateChatCompletion\x12,.univence.llm.v1.CreateChatCompletionRequest\x1a-.univence.llm.v1.CreateChatCompletionResponse\x12l\n\x14StreamChatCompletion\x12,.univence.llm.v1.CreateChatCompletionRequest\x1a$.univence.llm.v1.ChatCompletionChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19univence/llm/v1/llm.proto\x12\x0funivence.llm.v1\"J\n\nImageInput\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"S\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12,\n\x05image\x18\x02 \x01(\x0b\x32\x1b.univence.llm.v1.ImageInputH\x00\x42\x06\n\x04part\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"\xb4\x01\n\x0b\x43hatMessage\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x15.univence.llm.v1.Role\x12-\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1c.univence.llm.v1.ContentPart\x12\x0c\n\x04name\x18\x03 \x01(\t\x12-\n\ntool_calls\x18\x04 \x03(\x0b\x32\x19.univence.llm.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x05 \x01(\t\"=\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\"R\n\nToolChoice\x12-\n\x04mode\x18\x01 \x01(\x0e\x32\x1f.univence.llm.v1.ToolChoiceMode\x12\x15\n\rfunction_name\x18\x02 \x01(\t\"}\n\x0eResponseFormat\x12\x31\n\x04type\x18\x01 \x01(\x0e\x32#.univence.llm.v1.ResponseFormatType\x12\x13\n\x0bjson_schema\x18\x02 \x01(\t\x12\x13\n\x0bschema_name\x18\x03 \x01(\t\x12\x0e\n\x06strict\x18\x04 \x01(\x08\"\x84\x05\n\x1b\x43reateChatCompletionRequest\x12.\n\x08messages\x18\x01 \x03(\x0b\x32\x1c.univence.llm.v1.ChatMessage\x12\r\n\x05model\x18\x02 \x01(\t\x12\x18\n\x0btemperature\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x03\x88\x01\x01\x12\t\n\x01n\x18\x08 \x01(\x05\x12\x1d\n\x10presence_penalty\x18\t \x01(\x02H\x04\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\n \x01(\x02H\x05\x88\x01\x01\x12\x38\n\x0fresponse_format\x18\x0b \x01(\x0b\x32\x1f.univence.llm.v1.ResponseFormat\x12\x15\n\rinclude_usage\x18\x0c \x01(\x08\x12\x0c\n\x04user\x18\r \x01(\t\x12\x10\n\x08logprobs\x18\x0e \x01(\x08\x12\x14\n\x0ctop_logprobs\x18\x0f \x01(\x05\x12$\n\x05tools\x18\x10 \x03(\x0b\x32\x15.univence.llm.v1.Tool\x12\x30\n\x0btool_choice\x18\x11 \x01(\x0b\x32\x1b.univence.llm.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\x12 \x01(\x08H\x06\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x16\n\x14_parallel_tool_calls\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\";\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\"p\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x01\x12\r\n\x05\x62ytes\x18\x03 \x01(\x0c\x12\x31\n\x0ctop_logprobs\x18\x04 \x03(\x0b\x32\x1b.univence.llm.v1.TopLogprob\"\xd9\x01\n\x06\x43hoice\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x34\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1d.univence.llm.v1.FinishReason\x12\x19\n\x11reasoning_content\x18\x04 \x01(\t\x12/\n\x08logprobs\x18\x05 \x03(\x0b\x32\x1d.univence.llm.v1.TokenLogprob\x12-\n\ntool_calls\x18\x06 \x03(\x0b\x32\x19.univence.llm.v1.ToolCall\"\x9b\x01\n\x1c\x43reateChatCompletionResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12(\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\x17.univence.llm.v1.Choice\x12%\n\x05usage\x18\x05 \x01(\x0b\x32\x16.univence.llm.v1.Usage\"\xf7\x01\n\x0b\x43hoiceDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x34\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1d.univence.llm.v1.FinishReason\x12\x19\n\x11reasoning_content\x18\x04 \x01(\t\x12/\n\x08logprobs\x18\x05 \x03(\x0b\x32\x1d.univence.llm.v1.TokenLogprob\x12-\n\ntool_calls\x18\x06 \x03(\x0b\x32\x19.univence.llm.v1.ToolCall\x12\x17\n\x0ftool_call_index\x18\x07 \x01(\x05\"\x97\x01\n\x13\x43hatCompletionChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x03\x12-\n\x07\x63hoices\x18\x04 \x03(\x0b\x32\x1c.univence.llm.v1.ChoiceDelta\x12%\n\x05usage\x18\x05 \x01(\x0b\x32\x16.univence.llm.v1.Usage*s\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04\x12\x12\n\x0eROLE_DEVELOPER\x10\x05*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\xa5\x01\n\x12ResponseFormatType\x12$\n RESPONSE_FORMAT_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESPONSE_FORMAT_TYPE_TEXT\x10\x01\x12$\n RESPONSE_FORMAT_TYPE_JSON_OBJECT\x10\x02\x12$\n RESPONSE_FORMAT_TYPE_JSON_SCHEMA\x10\x03*}\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x03\x32\xf0\x01\n\x0b\x43hatService\x12s\n\x14\x43reateChatCompletion\x12,.univence.llm.v1.CreateChatCompletionRequest\x1a-.univence.llm.v1.CreateChatCompletionResponse\x12l\n\x14StreamChatCompletion\x12,.univence.llm.v1.CreateChatCompletionRequest\x1a$.univence.llm.v1.ChatCompletionChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'univence.llm.v1.llm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1867
-  _globals['_ROLE']._serialized_end=1982
-  _globals['_RESPONSEFORMATTYPE']._serialized_start=1985
-  _globals['_RESPONSEFORMATTYPE']._serialized_end=2150
-  _globals['_FINISHREASON']._serialized_start=2152
-  _globals['_FINISHREASON']._serialized_end=2247
+  _globals['_ROLE']._serialized_start=2406
+  _globals['_ROLE']._serialized_end=2521
+  _globals['_TOOLCHOICEMODE']._serialized_start=2524
+  _globals['_TOOLCHOICEMODE']._serialized_end=2690
+  _globals['_RESPONSEFORMATTYPE']._serialized_start=2693
+  _globals['_RESPONSEFORMATTYPE']._serialized_end=2858
+  _globals['_FINISHREASON']._serialized_start=2860
+  _globals['_FINISHREASON']._serialized_end=2985
   _globals['_IMAGEINPUT']._serialized_start=46
   _globals['_IMAGEINPUT']._serialized_end=120
   _globals['_CONTENTPART']._serialized_start=122
   _globals['_CONTENTPART']._serialized_end=205
-  _globals['_CHATMESSAGE']._serialized_start=207
-  _globals['_CHATMESSAGE']._serialized_end=318
-  _globals['_RESPONSEFORMAT']._serialized_start=320
-  _globals['_RESPONSEFORMAT']._serialized_end=445
-  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_start=448
-  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_end=946
-  _globals['_USAGE']._serialized_start=948
-  _globals['_USAGE']._serialized_end=1027
-  _globals['_TOPLOGPROB']._serialized_start=1029
-  _globals['_TOPLOGPROB']._serialized_end=1088
-  _globals['_TOKENLOGPROB']._serialized_start=1090
-  _globals['_TOKENLOGPROB']._serialized_end=1202
-  _globals['_CHOICE']._serialized_start=1205
-  _globals['_CHOICE']._serialized_end=1375
-  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_start=1378
-  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_end=1533
-  _globals['_CHOICEDELTA']._serialized_start=1536
-  _globals['_CHOICEDELTA']._serialized_end=1711
-  _globals['_CHATCOMPLETIONCHUNK']._serialized_start=1714
-  _globals['_CHATCOMPLETIONCHUNK']._serialized_end=1865
-  _globals['_CHATSERVICE']._serialized_start=2250
-  _globals['_CHATSERVICE']._serialized_end=2490
+  _globals['_TOOLCALL']._serialized_start=207
+  _globals['_TOOLCALL']._serialized_end=262
+  _globals['_CHATMESSAGE']._serialized_start=265
+  _globals['_CHATMESSAGE']._serialized_end=445
+  _globals['_TOOL']._serialized_start=447
+  _globals['_TOOL']._serialized_end=508
+  _globals['_TOOLCHOICE']._serialized_start=510
+  _globals['_TOOLCHOICE']._serialized_end=592
+  _globals['_RESPONSEFORMAT']._serialized_start=594
+  _globals['_RESPONSEFORMAT']._serialized_end=719
+  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_start=722
+  _globals['_CREATECHATCOMPLETIONREQUEST']._serialized_end=1366
+  _globals['_USAGE']._serialized_start=1368
+  _globals['_USAGE']._serialized_end=1447
+  _globals['_TOPLOGPROB']._serialized_start=1449
+  _globals['_TOPLOGPROB']._serialized_end=1508
+  _globals['_TOKENLOGPROB']._serialized_start=1510
+  _globals['_TOKENLOGPROB']._serialized_end=1622
+  _globals['_CHOICE']._serialized_start=1625
+  _globals['_CHOICE']._serialized_end=1842
+  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_start=1845
+  _globals['_CREATECHATCOMPLETIONRESPONSE']._serialized_end=2000
+  _globals['_CHOICEDELTA']._serialized_start=2003
+  _globals['_CHOICEDELTA']._serialized_end=2250
+  _globals['_CHATCOMPLETIONCHUNK']._serialized_start=2253
+  _globals['_CHATCOMPLETIONCHUNK']._serialized_end=2404
+  _globals['_CHATSERVICE']._serialized_start=2988
+  _globals['_CHATSERVICE']._serialized_end=3228
 # @@protoc_insertion_point(module_scope)
