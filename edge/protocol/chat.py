@@ -23,8 +23,12 @@ ROLES = {"system": llm_pb2.ROLE_SYSTEM, "developer": llm_pb2.ROLE_DEVELOPER, "us
 DATA_URL = re.compile(
     r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[^;,]*)*)(?P<b64>;base64)?,(?P<data>.*)$", re.S)
 IMAGE_MIMES = {"image/png", "image/jpeg", "image/jpg", "image/webp", "image/gif", "image/bmp", "image/tiff"}
-UNSUPPORTED = {"tools": "tool calling", "tool_choice": "tool calling", "functions": "function calling",
-               "function_call": "function calling", "audio": "audio output", "prediction": "predicted outputs"}
+UNSUPPORTED = {"functions": "the legacy function calling (use tools)", "function_call": "the legacy function calling "
+               "(use tool_choice)", "audio": "audio output", "prediction": "predicted outputs"}
+UNION_MEMBERS = {"str", "int", "float", "bool", "list[str]"}
+FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_.\[\]]*$")  # our fields, and prefixes like messages[0].tool_calls[1]
+TOOL_CHOICES = {"auto": llm_pb2.TOOL_CHOICE_MODE_AUTO, "none": llm_pb2.TOOL_CHOICE_MODE_NONE,
+                "required": llm_pb2.TOOL_CHOICE_MODE_REQUIRED}
 
 
 # -- request ---------------------------------------------------------------------------------------
@@ -46,11 +50,44 @@ class ImagePart(BaseModel):
     image_url: ImageURL
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments, a JSON object in text")
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart | ImagePart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+
+
+class FunctionDefinition(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDefinition(BaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(BaseModel):
@@ -93,6 +130,9 @@ class ChatCompletionRequest(BaseModel):
     logprobs: bool | None = Field(default=None, description="Return each generated token's log probability")
     top_logprobs: int | None = Field(default=None, ge=0, le=20,
                                      description="With logprobs: the most likely alternatives at each position")
+    tools: list[ToolDefinition] | None = Field(default=None, max_length=128, description="Functions the model may call")
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
 
 
 # -- response --------------------------------------------------------------------------------------
@@ -102,6 +142,7 @@ class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
     reasoning_content: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class TopLogprob(BaseModel):
@@ -122,7 +163,7 @@ class ChoiceLogprobs(BaseModel):
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
-    finish_reason: Literal["stop", "length"] | None
+    finish_reason: Literal["stop", "length", "tool_calls"] | None
     logprobs: ChoiceLogprobs | None = None
 
 
@@ -141,16 +182,21 @@ class ChatCompletion(BaseModel):
     usage: Usage
 
 
+class ChunkToolCall(ToolCall):
+    index: int
+
+
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
     reasoning_content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
 class ChunkChoice(BaseModel):
     index: int
     delta: ChunkDelta
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
     logprobs: ChoiceLogprobs | None = None
 
 
@@ -198,7 +244,12 @@ def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest, bool,
     grpc_request = llm_pb2.CreateChatCompletionRequest(
         messages=messages, model=request.model or "", stop=stop, n=request.n or 1, user=request.user or "",
         response_format=response_format, include_usage=stream, logprobs=bool(request.logprobs),
-        top_logprobs=request.top_logprobs or 0)
+        top_logprobs=request.top_logprobs or 0, tools=[llm_pb2.Tool(
+            name=t.function.name, description=t.function.description or "",
+            parameters=json.dumps(t.function.parameters) if t.function.parameters is not None else "")
+            for t in request.tools or []], tool_choice=_tool_choice(request.tool_choice))
+    if request.parallel_tool_calls is not None:
+        grpc_request.parallel_tool_calls = request.parallel_tool_calls
     for field in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
         value = getattr(request, field)
         if value is not None:
@@ -210,12 +261,22 @@ def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest, bool,
     return grpc_request, stream, include_usage
 
 
+def _tool_choice(choice: str | NamedToolChoice | None) -> llm_pb2.ToolChoice:
+    if choice is None:
+        return llm_pb2.ToolChoice()
+    if isinstance(choice, str):
+        return llm_pb2.ToolChoice(mode=TOOL_CHOICES[choice])
+    return llm_pb2.ToolChoice(mode=llm_pb2.TOOL_CHOICE_MODE_FUNCTION, function_name=choice.function.name)
+
+
 def _param(loc: tuple) -> str | None:
+    """A pydantic error location as the API spells the field; the names pydantic gives the members of a
+    union (`str`, `literal['auto',...]`, `NamedToolChoice`) are left out."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part not in ("str", "list[str]"):
+        elif part not in UNION_MEMBERS and FIELD_NAME.match(part):
             out += f".{part}" if out else str(part)
     return out or None
 
@@ -254,7 +315,29 @@ def parse_message(message: Any, i: int) -> llm_pb2.ChatMessage:
     else:
         raise APIError(400, f"{where}.content must be a string or an array of content parts",
                        param=f"{where}.content")
-    return llm_pb2.ChatMessage(role=ROLES[role], content=parts, name=name or "")
+    tool_call_id = message.get("tool_call_id")
+    if role == "tool" and not isinstance(tool_call_id, str):
+        raise APIError(400, f"{where}.tool_call_id is required for tool messages (the id of the call it answers)",
+                       param=f"{where}.tool_call_id", code="missing_required_parameter")
+    return llm_pb2.ChatMessage(role=ROLES[role], content=parts, name=name or "", tool_call_id=tool_call_id or "",
+                               tool_calls=parse_tool_calls(message.get("tool_calls"), where))
+
+
+def parse_tool_calls(calls: Any, where: str) -> list[llm_pb2.ToolCall]:
+    """An assistant message's `tool_calls` (what the model answered before) for the conversation."""
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise APIError(400, f"{where}.tool_calls must be an array", param=f"{where}.tool_calls")
+    out = []
+    for j, call in enumerate(calls):
+        try:
+            parsed = ToolCall.model_validate(call)
+        except ValidationError as exc:
+            param = _param((f"{where}.tool_calls[{j}]", *exc.errors()[0].get("loc", ())))
+            raise APIError(400, f"{param}: {exc.errors()[0].get('msg', 'invalid value')}", param=param) from None
+        out.append(llm_pb2.ToolCall(id=parsed.id, name=parsed.function.name, arguments=parsed.function.arguments))
+    return out
 
 
 def parse_part(part: Any, where: str) -> llm_pb2.ContentPart:
@@ -335,7 +418,12 @@ def parse_response_format(value: Any) -> llm_pb2.ResponseFormat:
 
 # -- gRPC → response -------------------------------------------------------------------------------
 
-FINISH = {llm_pb2.FINISH_REASON_STOP: "stop", llm_pb2.FINISH_REASON_LENGTH: "length"}
+FINISH = {llm_pb2.FINISH_REASON_STOP: "stop", llm_pb2.FINISH_REASON_LENGTH: "length",
+          llm_pb2.FINISH_REASON_TOOL_CALLS: "tool_calls"}
+
+
+def tool_call_dict(call: llm_pb2.ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
 def usage_dict(usage: llm_pb2.Usage) -> dict[str, int]:
@@ -357,6 +445,9 @@ def completion_dict(response: llm_pb2.CreateChatCompletionResponse, *, logprobs:
         message: dict[str, Any] = {"role": "assistant", "content": choice.content}
         if choice.reasoning_content:
             message["reasoning_content"] = choice.reasoning_content
+        if choice.tool_calls:
+            message["tool_calls"] = [tool_call_dict(call) for call in choice.tool_calls]
+            message["content"] = choice.content or None
         choices.append({"index": choice.index, "message": message,
                         "logprobs": logprobs_dict(choice.logprobs) if logprobs else None,
                         "finish_reason": FINISH.get(choice.finish_reason)})
@@ -388,6 +479,9 @@ class ChunkWriter:
                 out["content"] = delta.content
             if delta.reasoning_content:
                 out["reasoning_content"] = delta.reasoning_content
+            if delta.tool_calls:
+                out["tool_calls"] = [{"index": delta.tool_call_index + k, **tool_call_dict(call)}
+                                     for k, call in enumerate(delta.tool_calls)]
             choices.append({"index": delta.index, "delta": out,
                             "logprobs": logprobs_dict(delta.logprobs) if delta.logprobs else None,
                             "finish_reason": FINISH.get(delta.finish_reason)})

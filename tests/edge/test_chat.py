@@ -151,6 +151,35 @@ async def test_sdk_logprobs_whole_and_streamed(stack):
     assert plain.choices[0].logprobs is None
 
 
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                                  "parameters": {"type": "object", "properties": {
+                                                      "city": {"type": "string"}}, "required": ["city"]}}}
+
+
+async def test_sdk_tool_calls_whole_streamed_and_answered(stack):
+    fields = {"model": MODEL, "messages": [{"role": "user", "content": "Weather in Paris?"}], "max_tokens": 12,
+              "temperature": 0, "tools": [WEATHER_TOOL],
+              "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}
+    completion = await stack.client.chat.completions.create(**fields)
+    choice = completion.choices[0]
+    assert choice.finish_reason in ("tool_calls", "length") and choice.message.content is None
+    call = choice.message.tool_calls[0]
+    assert call.type == "function" and call.function.name == "get_weather" and call.id.startswith("call_")
+    assert isinstance(json.loads(call.function.arguments), dict)
+    stream = await stack.client.chat.completions.create(**fields, stream=True)
+    chunks = [chunk async for chunk in stream]
+    deltas = [c.choices[0].delta for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+    assert [(d.tool_calls[0].index, d.tool_calls[0].function.name) for d in deltas] == [(0, "get_weather")]
+    answered = await stack.client.chat.completions.create(
+        model=MODEL, max_tokens=4, tools=[WEATHER_TOOL], messages=[
+            *fields["messages"], choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"}])
+    assert answered.usage.prompt_tokens > completion.usage.prompt_tokens
+    response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key}, json={
+        "messages": [{"role": "tool", "content": "sunny"}], "max_tokens": 2})
+    assert assert_envelope(response, 400, "invalid_request_error")["param"] == "messages[0].tool_call_id"
+
+
 async def test_the_reference_curl_examples_work_as_written(stack):
     headers = {"Content-Type": "application/json", "X-API-Key": stack.key}
     text = await stack.http.post("/v1/chat/completions", headers=headers, json={
@@ -252,7 +281,11 @@ async def test_malformed_messages_are_400_with_param(stack, messages, param):
     ({"n": 0}, "n"),
     ({"stream_options": {"include_usage": True}}, "stream_options"),
     ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"functions": [{"name": "f"}]}, "functions"),
+    ({"tools": [{"type": "function", "function": {"name": "bad name"}}]}, "tools[0].function.name"),
+    ({"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {
+        "type": "function", "function": {"name": "g"}}}, "tool_choice"),
+    ({"tool_choice": "sometimes"}, "tool_choice"),
     ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
     ({"top_logprobs": 2}, "top_logprobs"),
 ])
