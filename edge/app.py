@@ -73,6 +73,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         log.info("edge ready: accounts at %s, media at %s, modalities %s", settings.accounts_address,
                  settings.media_address, settings.modalities or "none")
         yield
+        await app.state.meter.drain()
         await clients.close()
 
     app = FastAPI(title="Univence API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)

@@ -72,6 +72,12 @@ class Meter:
         self.clients = clients
         self.background: set[asyncio.Task] = set()
 
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Waits (at most `timeout` seconds) for hold releases still on their way to accounts: at shutdown,
+        so that a release is not lost with the process (the hold would stay until it expires)."""
+        if self.background:
+            await asyncio.wait(set(self.background), timeout=timeout)
+
     @contextlib.asynccontextmanager
     async def hold(self, request: Request, principal: Principal,
                    items: list[accounts_pb2.ChargeItem]) -> AsyncIterator[Hold]:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from edge.auth import Principal, require_principal
 from edge.clients import call
 from edge.errors import APIError
-from edge.metering import ClientDisconnected, until_disconnect
+from edge.metering import ClientDisconnected, Meter, until_disconnect
 from tests.edge.test_auth import assert_envelope
 from tests.support.platform import running_platform
 from univence.accounts.v1 import accounts_pb2 as apb
@@ -180,3 +180,19 @@ async def test_until_disconnect_returns_the_work_result():
             return {"type": "http.disconnect"}
 
     assert await until_disconnect(Connected(), work()) == 7
+
+
+async def test_drain_waits_for_releases_on_their_way():
+    meter = Meter(clients=None)
+    finished = []
+
+    async def release():
+        await asyncio.sleep(0.1)
+        finished.append(True)
+
+    task = asyncio.ensure_future(release())
+    meter.background.add(task)
+    task.add_done_callback(meter.background.discard)
+    await meter.drain(timeout=5)
+    assert finished == [True] and not meter.background
+    await meter.drain()  # nothing left: returns at once
