@@ -224,6 +224,15 @@ class TokenText:
             known = self._cache[token_id] = (text, raw)
         return known
 
+    def entry(self, token_id: int, logprob: float, alternatives: list[tuple[int, float]]) -> TokenLogprob:
+        """The logprobs entry of a chosen token, with its (token id, logprob) alternatives, best first."""
+        top = []
+        for alternative, alternative_logprob in alternatives:
+            alt_text, alt_raw = self(alternative)
+            top.append(TopLogprob(alt_text, alternative_logprob, alt_raw))
+        text, raw = self(token_id)
+        return TokenLogprob(text, logprob, raw, top)
+
 
 def completion_budget(prompt_tokens: int, requested: int | None, max_model_len: int, default: int) -> int:
     """Completion tokens allowed: what was asked for when it fits the context window (else a 400 that

@@ -40,7 +40,6 @@ from services.llm.backends.base import (
     TokenLogprob,
     TokenLogprobs,
     TokenText,
-    TopLogprob,
     completion_budget,
 )
 from services.llm.backends.prompt import BuiltPrompt, PromptBuilder
@@ -347,14 +346,9 @@ class _RawLogprobs(LogitsProcessor):
         return scores
 
     def entry(self, row: int, token: int) -> TokenLogprob:
-        text, raw = self.token_text(token)
-        top = []
-        if self.best is not None:
-            for logprob, alternative in zip(self.best.values[row].tolist(), self.best.indices[row].tolist(),
-                                            strict=True):
-                alt_text, alt_raw = self.token_text(alternative)
-                top.append(TopLogprob(alt_text, logprob, alt_raw))
-        return TokenLogprob(text, float(self.rows[row, token]), raw, top)
+        best = [] if self.best is None else \
+            list(zip(self.best.indices[row].tolist(), self.best.values[row].tolist(), strict=True))
+        return self.token_text.entry(token, float(self.rows[row, token]), best)
 
 
 class OpenAIPenalties(LogitsProcessor):

@@ -33,7 +33,6 @@ from services.llm.backends.base import (
     TokenLogprob,
     TokenLogprobs,
     TokenText,
-    TopLogprob,
     completion_budget,
 )
 from services.llm.backends.prompt import PromptBuilder
@@ -188,16 +187,9 @@ class VllmBackend(Backend):
         entries = []
         for token, alternatives in zip(ids, ranked, strict=True):
             best = sorted((lp.rank, alt, lp.logprob) for alt, lp in alternatives.items() if lp.rank <= top)
-            entries.append(self._entry(token, alternatives[token].logprob, best))
+            entries.append(self.token_text.entry(token, alternatives[token].logprob,
+                                                 [(alt, logprob) for _, alt, logprob in best]))
         return entries
-
-    def _entry(self, token: int, logprob: float, best: list[tuple[int, int, float]]) -> TokenLogprob:
-        text, raw = self.token_text(token)
-        top = []
-        for _, alternative, alternative_logprob in best:
-            alt_text, alt_raw = self.token_text(alternative)
-            top.append(TopLogprob(alt_text, alternative_logprob, alt_raw))
-        return TokenLogprob(text, logprob, raw, top)
 
     async def close(self) -> None:
         self.engine.shutdown()
