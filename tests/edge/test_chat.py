@@ -23,6 +23,7 @@ from edge.errors import APIError
 from tests.edge.test_auth import assert_envelope
 from tests.llm.helpers import png_bytes, serve_llm
 from tests.support.platform import Platform, running_platform
+from tests.support.waiting import eventually
 
 MODEL = "qwen3.5"  # any name: the model is accepted and ignored
 PNG_DATA_URL = "data:image/png;base64," + base64.b64encode(png_bytes(48, 32)).decode()
@@ -309,19 +310,14 @@ async def test_a_disconnected_stream_stops_generating(stack):
         await asyncio.sleep(0.3)
         assert generated() > running
     # leaving the block closed the connection mid-stream
-    for _ in range(100):
-        if active() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert active() == 0, "the model is still generating for a client that left"
+    assert await eventually(lambda: active() == 0, seconds=5), "the model is still generating for a client that left"
     stopped = generated()
     await asyncio.sleep(0.5)
     assert generated() == stopped
-    for _ in range(50):
-        if (await stack.platform.balance(stack.user_id)).held_mc == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert (await stack.platform.balance(stack.user_id)).held_mc == 0
+    async def released() -> bool:
+        return (await stack.platform.balance(stack.user_id)).held_mc == 0
+
+    assert await eventually(released, seconds=5, every=0.1)
 
 
 async def test_idempotency_key_replays_a_completion(stack):
@@ -394,11 +390,7 @@ async def test_a_refused_hold_stops_the_generation_that_started_beside_it(stack,
         "messages": [{"role": "user", "content": "write forever"}], "max_tokens": 3000, "temperature": 0,
         "stream": streaming})
     assert assert_envelope(response, 403, "premium_required")["code"] == "premium_required"
-    for _ in range(100):
-        if active() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert active() == 0, "the model is still generating for a refused request"
+    assert await eventually(lambda: active() == 0, seconds=5), "the model is still generating for a refused request"
     stopped = generated()
     await asyncio.sleep(0.3)
     assert generated() == stopped

@@ -16,6 +16,7 @@ import pytest
 
 from tests.llm.helpers import active, backend_of, cancelled, chat, generated, png_bytes, serve_llm, servicer_of, user
 from tests.support.grpc_errors import expect_error
+from tests.support.waiting import eventually
 from univence.common.v1 import common_pb2, common_pb2_grpc
 from univence.llm.v1 import llm_pb2
 
@@ -325,11 +326,7 @@ async def test_a_cancelled_stream_stops_generating(llm):
     await asyncio.sleep(0.3)
     assert generated(name) > running, "generation should be running before the cancel"
     call.cancel()
-    for _ in range(50):
-        if active(name) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert active(name) == 0
+    assert await eventually(lambda: active(name) == 0, seconds=2.5)
     stopped = generated(name)
     await asyncio.sleep(0.5)
     assert generated(name) == stopped, "tokens kept coming after the caller went away"
@@ -361,17 +358,9 @@ async def test_a_cancelled_unary_call_stops_generating(llm):
     stub, runtime = llm
     name = backend_of(runtime).name
     call = stub.CreateChatCompletion(chat(user("long answer"), max_tokens=3000, temperature=0))
-    for _ in range(100):
-        if active(name) > 0:
-            break
-        await asyncio.sleep(0.02)
-    assert active(name) > 0
+    assert await eventually(lambda: active(name) > 0, seconds=2, every=0.02)
     call.cancel()
-    for _ in range(50):
-        if active(name) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert active(name) == 0
+    assert await eventually(lambda: active(name) == 0, seconds=2.5)
     stopped = generated(name)
     await asyncio.sleep(0.3)
     assert generated(name) == stopped

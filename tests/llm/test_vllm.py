@@ -19,6 +19,7 @@ from services.llm.config import LlmSettings
 from tests.llm.helpers import SERVED_NAME, backend_of, chat, generated, needs_vllm, serve_llm, user
 from tests.support.grpc_errors import expect_error
 from tests.support.platform import running_platform
+from tests.support.waiting import eventually
 
 
 def on_vllm(test):
@@ -67,11 +68,8 @@ async def test_a_cancelled_stream_is_aborted_in_the_engine(llm):
         await call.read()
     assert engine.get_num_unfinished_requests() == 1
     call.cancel()
-    for _ in range(50):
-        if engine.get_num_unfinished_requests() == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert engine.get_num_unfinished_requests() == 0 and backend_of(runtime).pending == 0
+    assert await eventually(lambda: engine.get_num_unfinished_requests() == 0, seconds=2.5)
+    assert backend_of(runtime).pending == 0
 
 
 @on_vllm
