@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from univence.common.v1 import common_pb2 as univence_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/audio/v1/audio.proto\x12\x11univence.audio.v1\x1a\x1funivence/common/v1/common.proto\"\xba\x01\n\x11\x43loneVoiceRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tref_audio\x18\x02 \x01(\x0c\x12\x10\n\x08ref_text\x18\x03 \x01(\t\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x35\n\x0c\x61udio_format\x18\x05 \x01(\x0e\x32\x1f.univence.common.v1.AudioFormat\x12\r\n\x05model\x18\x06 \x01(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x00\x88\x01\x01\x42\x07\n\x05_seed\"e\n\x12\x43loneVoiceResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\x04 \x01(\x01\"b\n\nAudioChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x10\n\x08sequence\x18\x04 \x01(\x05\x12\x0c\n\x04last\x18\x05 \x01(\x08\x32\xc4\x01\n\x0cVoiceService\x12Y\n\nCloneVoice\x12$.univence.audio.v1.CloneVoiceRequest\x1a%.univence.audio.v1.CloneVoiceResponse\x12Y\n\x10StreamCloneVoice\x12$.univence.audio.v1.CloneVoiceRequest\x1a\x1d.univence.audio.v1.AudioChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/audio/v1/audio.proto\x12\x11univence.audio.v1\x1a\x1funivence/common/v1/common.proto\"\xdc\x01\n\x11\x43loneVoiceRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tref_audio\x18\x02 \x01(\x0c\x12\x10\n\x08ref_text\x18\x03 \x01(\t\x12\x15\n\x08language\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x36\n\routput_format\x18\x05 \x01(\x0e\x32\x1f.univence.common.v1.AudioFormat\x12\x12\n\x05model\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x02\x88\x01\x01\x42\x0b\n\t_languageB\x08\n\x06_modelB\x07\n\x05_seed\"e\n\x12\x43loneVoiceResponse\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\x04 \x01(\x01\"\xe2\x01\n\x17StreamCloneVoiceRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tref_audio\x18\x02 \x01(\x0c\x12\x10\n\x08ref_text\x18\x03 \x01(\t\x12\x15\n\x08language\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x36\n\routput_format\x18\x05 \x01(\x0e\x32\x1f.univence.common.v1.AudioFormat\x12\x12\n\x05model\x18\x06 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x02\x88\x01\x01\x42\x0b\n\t_languageB\x08\n\x06_modelB\x07\n\x05_seed\"p\n\x18StreamCloneVoiceResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x10\n\x08sequence\x18\x04 \x01(\x05\x12\x0c\n\x04last\x18\x05 \x01(\x08\x32\xd8\x01\n\x0cVoiceService\x12Y\n\nCloneVoice\x12$.univence.audio.v1.CloneVoiceRequest\x1a%.univence.audio.v1.CloneVoiceResponse\x12m\n\x10StreamCloneVoice\x12*.univence.audio.v1.StreamCloneVoiceRequest\x1a+.univence.audio.v1.StreamCloneVoiceResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,11 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'univence.audio.v1.audio_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CLONEVOICEREQUEST']._serialized_start=86
-  _globals['_CLONEVOICEREQUEST']._serialized_end=272
-  _globals['_CLONEVOICERESPONSE']._serialized_start=274
-  _globals['_CLONEVOICERESPONSE']._serialized_end=375
-  _globals['_AUDIOCHUNK']._serialized_start=377
-  _globals['_AUDIOCHUNK']._serialized_end=475
-  _globals['_VOICESERVICE']._serialized_start=478
-  _globals['_VOICESERVICE']._serialized_end=674
+  _globals['_CLONEVOICEREQUEST']._serialized_end=306
+  _globals['_CLONEVOICERESPONSE']._serialized_start=308
+  _globals['_CLONEVOICERESPONSE']._serialized_end=409
+  _globals['_STREAMCLONEVOICEREQUEST']._serialized_start=412
+  _globals['_STREAMCLONEVOICEREQUEST']._serialized_end=638
+  _globals['_STREAMCLONEVOICERESPONSE']._serialized_start=640
+  _globals['_STREAMCLONEVOICERESPONSE']._serialized_end=752
+  _globals['_VOICESERVICE']._serialized_start=755
+  _globals['_VOICESERVICE']._serialized_end=971
 # @@protoc_insertion_point(module_scope)

@@ -6,22 +6,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CloneVoiceRequest(_message.Message):
-    __slots__ = ("text", "ref_audio", "ref_text", "language", "audio_format", "model", "seed")
+    __slots__ = ("text", "ref_audio", "ref_text", "language", "output_format", "model", "seed")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     REF_AUDIO_FIELD_NUMBER: _ClassVar[int]
     REF_TEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
-    AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     text: str
     ref_audio: bytes
     ref_text: str
     language: str
-    audio_format: _common_pb2.AudioFormat
+    output_format: _common_pb2.AudioFormat
     model: str
     seed: int
-    def __init__(self, text: _Optional[str] = ..., ref_audio: _Optional[bytes] = ..., ref_text: _Optional[str] = ..., language: _Optional[str] = ..., audio_format: _Optional[_Union[_common_pb2.AudioFormat, str]] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
+    def __init__(self, text: _Optional[str] = ..., ref_audio: _Optional[bytes] = ..., ref_text: _Optional[str] = ..., language: _Optional[str] = ..., output_format: _Optional[_Union[_common_pb2.AudioFormat, str]] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class CloneVoiceResponse(_message.Message):
     __slots__ = ("audio", "mime_type", "sample_rate", "duration_seconds")
@@ -35,7 +35,25 @@ class CloneVoiceResponse(_message.Message):
     duration_seconds: float
     def __init__(self, audio: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., sample_rate: _Optional[int] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
 
-class AudioChunk(_message.Message):
+class StreamCloneVoiceRequest(_message.Message):
+    __slots__ = ("text", "ref_audio", "ref_text", "language", "output_format", "model", "seed")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    REF_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    REF_TEXT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    ref_audio: bytes
+    ref_text: str
+    language: str
+    output_format: _common_pb2.AudioFormat
+    model: str
+    seed: int
+    def __init__(self, text: _Optional[str] = ..., ref_audio: _Optional[bytes] = ..., ref_text: _Optional[str] = ..., language: _Optional[str] = ..., output_format: _Optional[_Union[_common_pb2.AudioFormat, str]] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class StreamCloneVoiceResponse(_message.Message):
     __slots__ = ("data", "mime_type", "sample_rate", "sequence", "last")
     DATA_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]

@@ -27,6 +27,7 @@ if _version_not_supported:
 
 class VoiceServiceStub:
     """VoiceService speaks text in a voice cloned from a short reference recording (Qwen3-TTS Base).
+    POST /v1/audio/clone calls CloneVoice, or StreamCloneVoice when the API's "stream" is true.
     """
 
     def __init__(self, channel):
@@ -42,13 +43,14 @@ class VoiceServiceStub:
                 _registered_method=True)
         self.StreamCloneVoice = channel.unary_stream(
                 '/univence.audio.v1.VoiceService/StreamCloneVoice',
-                request_serializer=univence_dot_audio_dot_v1_dot_audio__pb2.CloneVoiceRequest.SerializeToString,
-                response_deserializer=univence_dot_audio_dot_v1_dot_audio__pb2.AudioChunk.FromString,
+                request_serializer=univence_dot_audio_dot_v1_dot_audio__pb2.StreamCloneVoiceRequest.SerializeToString,
+                response_deserializer=univence_dot_audio_dot_v1_dot_audio__pb2.StreamCloneVoiceResponse.FromString,
                 _registered_method=True)
 
 
 class VoiceServiceServicer:
     """VoiceService speaks text in a voice cloned from a short reference recording (Qwen3-TTS Base).
+    POST /v1/audio/clone calls CloneVoice, or StreamCloneVoice when the API's "stream" is true.
     """
 
     def CloneVoice(self, request, context):
@@ -59,7 +61,7 @@ class VoiceServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamCloneVoice(self, request, context):
-        """The utterance in chunks as they are made (the API's "stream": true).
+        """The utterance in chunks as they are made. An error before the first chunk is a call error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,8 +77,8 @@ def add_VoiceServiceServicer_to_server(servicer, server):
             ),
             'StreamCloneVoice': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamCloneVoice,
-                    request_deserializer=univence_dot_audio_dot_v1_dot_audio__pb2.CloneVoiceRequest.FromString,
-                    response_serializer=univence_dot_audio_dot_v1_dot_audio__pb2.AudioChunk.SerializeToString,
+                    request_deserializer=univence_dot_audio_dot_v1_dot_audio__pb2.StreamCloneVoiceRequest.FromString,
+                    response_serializer=univence_dot_audio_dot_v1_dot_audio__pb2.StreamCloneVoiceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +90,7 @@ def add_VoiceServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class VoiceService:
     """VoiceService speaks text in a voice cloned from a short reference recording (Qwen3-TTS Base).
+    POST /v1/audio/clone calls CloneVoice, or StreamCloneVoice when the API's "stream" is true.
     """
 
     @staticmethod
@@ -132,8 +135,8 @@ class VoiceService:
             request,
             target,
             '/univence.audio.v1.VoiceService/StreamCloneVoice',
-            univence_dot_audio_dot_v1_dot_audio__pb2.CloneVoiceRequest.SerializeToString,
-            univence_dot_audio_dot_v1_dot_audio__pb2.AudioChunk.FromString,
+            univence_dot_audio_dot_v1_dot_audio__pb2.StreamCloneVoiceRequest.SerializeToString,
+            univence_dot_audio_dot_v1_dot_audio__pb2.StreamCloneVoiceResponse.FromString,
             options,
             channel_credentials,
             insecure,

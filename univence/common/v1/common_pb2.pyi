@@ -91,7 +91,14 @@ class GetServiceInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetServiceInfoResponse(_message.Message):
-    __slots__ = ("service", "profile", "device", "models", "ready", "load_error", "version")
+    __slots__ = ("service", "profile", "device", "models", "ready", "load_error", "version", "limits")
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +106,7 @@ class GetServiceInfoResponse(_message.Message):
     READY_FIELD_NUMBER: _ClassVar[int]
     LOAD_ERROR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     service: str
     profile: str
     device: str
@@ -106,4 +114,5 @@ class GetServiceInfoResponse(_message.Message):
     ready: bool
     load_error: str
     version: str
-    def __init__(self, service: _Optional[str] = ..., profile: _Optional[str] = ..., device: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., ready: _Optional[bool] = ..., load_error: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    limits: _containers.ScalarMap[str, float]
+    def __init__(self, service: _Optional[str] = ..., profile: _Optional[str] = ..., device: _Optional[str] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., ready: _Optional[bool] = ..., load_error: _Optional[str] = ..., version: _Optional[str] = ..., limits: _Optional[_Mapping[str, float]] = ...) -> None: ...

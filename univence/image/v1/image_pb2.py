@@ -22,32 +22,33 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from univence.common.v1 import common_pb2 as univence_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/image/v1/image.proto\x12\x11univence.image.v1\x1a\x1funivence/common/v1/common.proto\"^\n\x0eGeneratedImage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"\xd0\x02\n\x15GenerateImagesRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1c\n\x0fnegative_prompt\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x07 \x01(\x05H\x02\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x08 \x01(\x02H\x03\x88\x01\x01\x12\t\n\x01n\x18\t \x01(\x05\x12\x36\n\routput_format\x18\n \x01(\x0e\x32\x1f.univence.common.v1.ImageFormatB\x12\n\x10_negative_promptB\x07\n\x05_seedB\x16\n\x14_num_inference_stepsB\x11\n\x0f_guidance_scale\"Z\n\x16GenerateImagesResponse\x12\x31\n\x06images\x18\x01 \x03(\x0b\x32!.univence.image.v1.GeneratedImage\x12\r\n\x05model\x18\x02 \x01(\t\"X\n\x1a\x42\x61tchGenerateImagesRequest\x12:\n\x08requests\x18\x01 \x03(\x0b\x32(.univence.image.v1.GenerateImagesRequest\"\xa4\x01\n\x0f\x42\x61tchItemResult\x12;\n\x08response\x18\x01 \x01(\x0b\x32).univence.image.v1.GenerateImagesResponse\x12\x12\n\nerror_code\x18\x02 \x01(\x05\x12\x14\n\x0c\x65rror_reason\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x13\n\x0b\x65rror_param\x18\x05 \x01(\t\"R\n\x1b\x42\x61tchGenerateImagesResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".univence.image.v1.BatchItemResult\"\x89\x03\n\x11\x45\x64itImagesRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1c\n\x0fnegative_prompt\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x0cinput_images\x18\x04 \x03(\x0c\x12\x12\n\x05width\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x13\n\x06height\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x18\n\x10match_image_size\x18\x07 \x01(\x08\x12\x16\n\tnum_steps\x18\x08 \x01(\x05H\x03\x88\x01\x01\x12\x15\n\x08guidance\x18\t \x01(\x02H\x04\x88\x01\x01\x12\x11\n\x04seed\x18\n \x01(\x03H\x05\x88\x01\x01\x12\x0c\n\x04mask\x18\x0b \x01(\x0c\x12\t\n\x01n\x18\x0c \x01(\x05\x12\x36\n\routput_format\x18\r \x01(\x0e\x32\x1f.univence.common.v1.ImageFormatB\x12\n\x10_negative_promptB\x08\n\x06_widthB\t\n\x07_heightB\x0c\n\n_num_stepsB\x0b\n\t_guidanceB\x07\n\x05_seed\"V\n\x12\x45\x64itImagesResponse\x12\x31\n\x06images\x18\x01 \x03(\x0b\x32!.univence.image.v1.GeneratedImage\x12\r\n\x05model\x18\x02 \x01(\t2\xc6\x02\n\x0cImageService\x12\x65\n\x0eGenerateImages\x12(.univence.image.v1.GenerateImagesRequest\x1a).univence.image.v1.GenerateImagesResponse\x12t\n\x13\x42\x61tchGenerateImages\x12-.univence.image.v1.BatchGenerateImagesRequest\x1a..univence.image.v1.BatchGenerateImagesResponse\x12Y\n\nEditImages\x12$.univence.image.v1.EditImagesRequest\x1a%.univence.image.v1.EditImagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/image/v1/image.proto\x12\x11univence.image.v1\x1a\x17google/rpc/status.proto\x1a\x1funivence/common/v1/common.proto\"^\n\x0eGeneratedImage\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"\x89\x03\n\x15GenerateImagesRequest\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1c\n\x0fnegative_prompt\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05width\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x13\n\x06height\x18\x05 \x01(\x05H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x06 \x01(\x03H\x04\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x07 \x01(\x05H\x05\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x08 \x01(\x02H\x06\x88\x01\x01\x12\x0e\n\x01n\x18\t \x01(\x05H\x07\x88\x01\x01\x12\x36\n\routput_format\x18\n \x01(\x0e\x32\x1f.univence.common.v1.ImageFormatB\x08\n\x06_modelB\x12\n\x10_negative_promptB\x08\n\x06_widthB\t\n\x07_heightB\x07\n\x05_seedB\x16\n\x14_num_inference_stepsB\x11\n\x0f_guidance_scaleB\x04\n\x02_n\"Z\n\x16GenerateImagesResponse\x12\x31\n\x06images\x18\x01 \x03(\x0b\x32!.univence.image.v1.GeneratedImage\x12\r\n\x05model\x18\x02 \x01(\t\"X\n\x1a\x42\x61tchGenerateImagesRequest\x12:\n\x08requests\x18\x01 \x03(\x0b\x32(.univence.image.v1.GenerateImagesRequest\"\xcd\x01\n\x0f\x42\x61tchItemResult\x12=\n\x08response\x18\x01 \x01(\x0b\x32).univence.image.v1.GenerateImagesResponseH\x00\x12#\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06resultJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05J\x04\x08\x05\x10\x06R\nerror_codeR\x0c\x65rror_reasonR\rerror_messageR\x0b\x65rror_param\"R\n\x1b\x42\x61tchGenerateImagesResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".univence.image.v1.BatchItemResult\"\xc3\x03\n\x11\x45\x64itImagesRequest\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1c\n\x0fnegative_prompt\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x0cinput_images\x18\x04 \x03(\x0c\x12\x12\n\x05width\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x13\n\x06height\x18\x06 \x01(\x05H\x03\x88\x01\x01\x12\x18\n\x10match_image_size\x18\x07 \x01(\x08\x12 \n\x13num_inference_steps\x18\x08 \x01(\x05H\x04\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\t \x01(\x02H\x05\x88\x01\x01\x12\x11\n\x04seed\x18\n \x01(\x03H\x06\x88\x01\x01\x12\x0c\n\x04mask\x18\x0b \x01(\x0c\x12\x0e\n\x01n\x18\x0c \x01(\x05H\x07\x88\x01\x01\x12\x36\n\routput_format\x18\r \x01(\x0e\x32\x1f.univence.common.v1.ImageFormatB\x08\n\x06_modelB\x12\n\x10_negative_promptB\x08\n\x06_widthB\t\n\x07_heightB\x16\n\x14_num_inference_stepsB\x11\n\x0f_guidance_scaleB\x07\n\x05_seedB\x04\n\x02_n\"V\n\x12\x45\x64itImagesResponse\x12\x31\n\x06images\x18\x01 \x03(\x0b\x32!.univence.image.v1.GeneratedImage\x12\r\n\x05model\x18\x02 \x01(\t2\xc6\x02\n\x0cImageService\x12\x65\n\x0eGenerateImages\x12(.univence.image.v1.GenerateImagesRequest\x1a).univence.image.v1.GenerateImagesResponse\x12t\n\x13\x42\x61tchGenerateImages\x12-.univence.image.v1.BatchGenerateImagesRequest\x1a..univence.image.v1.BatchGenerateImagesResponse\x12Y\n\nEditImages\x12$.univence.image.v1.EditImagesRequest\x1a%.univence.image.v1.EditImagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'univence.image.v1.image_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GENERATEDIMAGE']._serialized_start=85
-  _globals['_GENERATEDIMAGE']._serialized_end=179
-  _globals['_GENERATEIMAGESREQUEST']._serialized_start=182
-  _globals['_GENERATEIMAGESREQUEST']._serialized_end=518
-  _globals['_GENERATEIMAGESRESPONSE']._serialized_start=520
-  _globals['_GENERATEIMAGESRESPONSE']._serialized_end=610
-  _globals['_BATCHGENERATEIMAGESREQUEST']._serialized_start=612
-  _globals['_BATCHGENERATEIMAGESREQUEST']._serialized_end=700
-  _globals['_BATCHITEMRESULT']._serialized_start=703
-  _globals['_BATCHITEMRESULT']._serialized_end=867
-  _globals['_BATCHGENERATEIMAGESRESPONSE']._serialized_start=869
-  _globals['_BATCHGENERATEIMAGESRESPONSE']._serialized_end=951
-  _globals['_EDITIMAGESREQUEST']._serialized_start=954
-  _globals['_EDITIMAGESREQUEST']._serialized_end=1347
-  _globals['_EDITIMAGESRESPONSE']._serialized_start=1349
-  _globals['_EDITIMAGESRESPONSE']._serialized_end=1435
-  _globals['_IMAGESERVICE']._serialized_start=1438
-  _globals['_IMAGESERVICE']._serialized_end=1764
+  _globals['_GENERATEDIMAGE']._serialized_start=110
+  _globals['_GENERATEDIMAGE']._serialized_end=204
+  _globals['_GENERATEIMAGESREQUEST']._serialized_start=207
+  _globals['_GENERATEIMAGESREQUEST']._serialized_end=600
+  _globals['_GENERATEIMAGESRESPONSE']._serialized_start=602
+  _globals['_GENERATEIMAGESRESPONSE']._serialized_end=692
+  _globals['_BATCHGENERATEIMAGESREQUEST']._serialized_start=694
+  _globals['_BATCHGENERATEIMAGESREQUEST']._serialized_end=782
+  _globals['_BATCHITEMRESULT']._serialized_start=785
+  _globals['_BATCHITEMRESULT']._serialized_end=990
+  _globals['_BATCHGENERATEIMAGESRESPONSE']._serialized_start=992
+  _globals['_BATCHGENERATEIMAGESRESPONSE']._serialized_end=1074
+  _globals['_EDITIMAGESREQUEST']._serialized_start=1077
+  _globals['_EDITIMAGESREQUEST']._serialized_end=1528
+  _globals['_EDITIMAGESRESPONSE']._serialized_start=1530
+  _globals['_EDITIMAGESRESPONSE']._serialized_end=1616
+  _globals['_IMAGESERVICE']._serialized_start=1619
+  _globals['_IMAGESERVICE']._serialized_end=1945
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from google.rpc import status_pb2 as _status_pb2
 from univence.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -60,18 +61,12 @@ class BatchGenerateImagesRequest(_message.Message):
     def __init__(self, requests: _Optional[_Iterable[_Union[GenerateImagesRequest, _Mapping]]] = ...) -> None: ...
 
 class BatchItemResult(_message.Message):
-    __slots__ = ("response", "error_code", "error_reason", "error_message", "error_param")
+    __slots__ = ("response", "error")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
-    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
-    ERROR_PARAM_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     response: GenerateImagesResponse
-    error_code: int
-    error_reason: str
-    error_message: str
-    error_param: str
-    def __init__(self, response: _Optional[_Union[GenerateImagesResponse, _Mapping]] = ..., error_code: _Optional[int] = ..., error_reason: _Optional[str] = ..., error_message: _Optional[str] = ..., error_param: _Optional[str] = ...) -> None: ...
+    error: _status_pb2.Status
+    def __init__(self, response: _Optional[_Union[GenerateImagesResponse, _Mapping]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class BatchGenerateImagesResponse(_message.Message):
     __slots__ = ("results",)
@@ -80,7 +75,7 @@ class BatchGenerateImagesResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[BatchItemResult, _Mapping]]] = ...) -> None: ...
 
 class EditImagesRequest(_message.Message):
-    __slots__ = ("model", "prompt", "negative_prompt", "input_images", "width", "height", "match_image_size", "num_steps", "guidance", "seed", "mask", "n", "output_format")
+    __slots__ = ("model", "prompt", "negative_prompt", "input_images", "width", "height", "match_image_size", "num_inference_steps", "guidance_scale", "seed", "mask", "n", "output_format")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -88,8 +83,8 @@ class EditImagesRequest(_message.Message):
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     MATCH_IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
-    NUM_STEPS_FIELD_NUMBER: _ClassVar[int]
-    GUIDANCE_FIELD_NUMBER: _ClassVar[int]
+    NUM_INFERENCE_STEPS_FIELD_NUMBER: _ClassVar[int]
+    GUIDANCE_SCALE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     MASK_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -101,13 +96,13 @@ class EditImagesRequest(_message.Message):
     width: int
     height: int
     match_image_size: bool
-    num_steps: int
-    guidance: float
+    num_inference_steps: int
+    guidance_scale: float
     seed: int
     mask: bytes
     n: int
     output_format: _common_pb2.ImageFormat
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., input_images: _Optional[_Iterable[bytes]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., match_image_size: _Optional[bool] = ..., num_steps: _Optional[int] = ..., guidance: _Optional[float] = ..., seed: _Optional[int] = ..., mask: _Optional[bytes] = ..., n: _Optional[int] = ..., output_format: _Optional[_Union[_common_pb2.ImageFormat, str]] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., input_images: _Optional[_Iterable[bytes]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., match_image_size: _Optional[bool] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., mask: _Optional[bytes] = ..., n: _Optional[int] = ..., output_format: _Optional[_Union[_common_pb2.ImageFormat, str]] = ...) -> None: ...
 
 class EditImagesResponse(_message.Message):
     __slots__ = ("images", "model")

@@ -66,7 +66,8 @@ class ImageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BatchGenerateImages(self, request, context):
-        """Up to 5 generations in one call, answered in order; one item failing does not fail the others.
+        """Up to 5 generations in one call, answered in order; one item failing does not fail the others
+        (its result carries its error).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -43,8 +43,8 @@ class ChatServiceStub:
                 _registered_method=True)
         self.StreamChatCompletion = channel.unary_stream(
                 '/univence.llm.v1.ChatService/StreamChatCompletion',
-                request_serializer=univence_dot_llm_dot_v1_dot_llm__pb2.CreateChatCompletionRequest.SerializeToString,
-                response_deserializer=univence_dot_llm_dot_v1_dot_llm__pb2.ChatCompletionChunk.FromString,
+                request_serializer=univence_dot_llm_dot_v1_dot_llm__pb2.StreamChatCompletionRequest.SerializeToString,
+                response_deserializer=univence_dot_llm_dot_v1_dot_llm__pb2.StreamChatCompletionResponse.FromString,
                 _registered_method=True)
 
 
@@ -61,7 +61,16 @@ class ChatServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamChatCompletion(self, request, context):
-        """The completion as chunks; the last chunk carries usage when include_usage is set.
+        """The completion as chunks, in this order (the first-chunk convention):
+
+        1. Once the first token is out, one chunk with an empty delta (index only) per choice. The edge
+        sends it as the `role: assistant` chunk, and only then commits to a 200 and an event stream.
+        Any error before it (a bad request, a prompt over the context, a full queue, no model) ends
+        the call with a status and no chunk at all: it is a call error, which the edge answers as an
+        HTTP error. An error after it ends a stream that is already under way.
+        2. Deltas of content, reasoning, logprobs and tool calls, as they are generated.
+        3. Each choice's last chunk, with its finish_reason.
+        4. With include_usage, a final chunk with no choices and the usage.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,8 +86,8 @@ def add_ChatServiceServicer_to_server(servicer, server):
             ),
             'StreamChatCompletion': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamChatCompletion,
-                    request_deserializer=univence_dot_llm_dot_v1_dot_llm__pb2.CreateChatCompletionRequest.FromString,
-                    response_serializer=univence_dot_llm_dot_v1_dot_llm__pb2.ChatCompletionChunk.SerializeToString,
+                    request_deserializer=univence_dot_llm_dot_v1_dot_llm__pb2.StreamChatCompletionRequest.FromString,
+                    response_serializer=univence_dot_llm_dot_v1_dot_llm__pb2.StreamChatCompletionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -135,8 +144,8 @@ class ChatService:
             request,
             target,
             '/univence.llm.v1.ChatService/StreamChatCompletion',
-            univence_dot_llm_dot_v1_dot_llm__pb2.CreateChatCompletionRequest.SerializeToString,
-            univence_dot_llm_dot_v1_dot_llm__pb2.ChatCompletionChunk.FromString,
+            univence_dot_llm_dot_v1_dot_llm__pb2.StreamChatCompletionRequest.SerializeToString,
+            univence_dot_llm_dot_v1_dot_llm__pb2.StreamChatCompletionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,35 +26,35 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from univence.common.v1 import common_pb2 as univence_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/media/v1/media.proto\x12\x11univence.media.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1funivence/common/v1/common.proto\"\xde\x01\n\x05Media\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\"\x92\x01\n\x12\x43reateMediaRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\">\n\x13\x43reateMediaResponse\x12\'\n\x05media\x18\x01 \x01(\x0b\x32\x18.univence.media.v1.Media\"\x8b\x01\n\x0fGetMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12/\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.univence.common.v1.ImageFormat\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\x12\x15\n\rmetadata_only\x18\x05 \x01(\x08\"Y\n\x10GetMediaResponse\x12)\n\x05media\x18\x01 \x01(\x0b\x32\x18.univence.media.v1.MediaH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\xb4\x01\n\x10ListMediaRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12+\n\x05order\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.SortOrder\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0e\n\x06offset\x18\x06 \x01(\x05\"i\n\x11ListMediaResponse\x12\'\n\x05media\x18\x01 \x03(\x0b\x32\x18.univence.media.v1.Media\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"8\n\x12\x44\x65leteMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteMediaResponse*i\n\tMediaKind\x12\x1a\n\x16MEDIA_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MEDIA_KIND_IMAGE\x10\x01\x12\x14\n\x10MEDIA_KIND_VIDEO\x10\x02\x12\x14\n\x10MEDIA_KIND_AUDIO\x10\x03*a\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x1b\n\x17SORT_ORDER_NEWEST_FIRST\x10\x01\x12\x1b\n\x17SORT_ORDER_OLDEST_FIRST\x10\x02\x32\xf9\x02\n\x0cMediaService\x12\\\n\x0b\x43reateMedia\x12%.univence.media.v1.CreateMediaRequest\x1a&.univence.media.v1.CreateMediaResponse\x12U\n\x08GetMedia\x12\".univence.media.v1.GetMediaRequest\x1a#.univence.media.v1.GetMediaResponse0\x01\x12V\n\tListMedia\x12#.univence.media.v1.ListMediaRequest\x1a$.univence.media.v1.ListMediaResponse\x12\\\n\x0b\x44\x65leteMedia\x12%.univence.media.v1.DeleteMediaRequest\x1a&.univence.media.v1.DeleteMediaResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/media/v1/media.proto\x12\x11univence.media.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1funivence/common/v1/common.proto\"\xde\x01\n\x05Media\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\"\xb1\x01\n\x12\x43reateMediaRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x12\n\x05width\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06height\x18\x06 \x01(\x05H\x01\x88\x01\x01\x42\x08\n\x06_widthB\t\n\x07_height\">\n\x13\x43reateMediaResponse\x12\'\n\x05media\x18\x01 \x01(\x0b\x32\x18.univence.media.v1.Media\"\x9b\x01\n\x0fGetMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12/\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.univence.common.v1.ImageFormat\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x13\n\x06length\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rmetadata_only\x18\x05 \x01(\x08\x42\t\n\x07_length\"Y\n\x10GetMediaResponse\x12)\n\x05media\x18\x01 \x01(\x0b\x32\x18.univence.media.v1.MediaH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\xc7\x01\n\x10ListMediaRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12+\n\x05order\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.SortOrder\x12\x16\n\tpage_size\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x42\x0c\n\n_page_size\"i\n\x11ListMediaResponse\x12\'\n\x05media\x18\x01 \x03(\x0b\x32\x18.univence.media.v1.Media\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"8\n\x12\x44\x65leteMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteMediaResponse*i\n\tMediaKind\x12\x1a\n\x16MEDIA_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MEDIA_KIND_IMAGE\x10\x01\x12\x14\n\x10MEDIA_KIND_VIDEO\x10\x02\x12\x14\n\x10MEDIA_KIND_AUDIO\x10\x03*a\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x1b\n\x17SORT_ORDER_NEWEST_FIRST\x10\x01\x12\x1b\n\x17SORT_ORDER_OLDEST_FIRST\x10\x02\x32\xf9\x02\n\x0cMediaService\x12\\\n\x0b\x43reateMedia\x12%.univence.media.v1.CreateMediaRequest\x1a&.univence.media.v1.CreateMediaResponse\x12U\n\x08GetMedia\x12\".univence.media.v1.GetMediaRequest\x1a#.univence.media.v1.GetMediaResponse0\x01\x12V\n\tListMedia\x12#.univence.media.v1.ListMediaRequest\x1a$.univence.media.v1.ListMediaResponse\x12\\\n\x0b\x44\x65leteMedia\x12%.univence.media.v1.DeleteMediaRequest\x1a&.univence.media.v1.DeleteMediaResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'univence.media.v1.media_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEDIAKIND']._serialized_start=1160
-  _globals['_MEDIAKIND']._serialized_end=1265
-  _globals['_SORTORDER']._serialized_start=1267
-  _globals['_SORTORDER']._serialized_end=1364
+  _globals['_MEDIAKIND']._serialized_start=1226
+  _globals['_MEDIAKIND']._serialized_end=1331
+  _globals['_SORTORDER']._serialized_start=1333
+  _globals['_SORTORDER']._serialized_end=1430
   _globals['_MEDIA']._serialized_start=119
   _globals['_MEDIA']._serialized_end=341
   _globals['_CREATEMEDIAREQUEST']._serialized_start=344
-  _globals['_CREATEMEDIAREQUEST']._serialized_end=490
-  _globals['_CREATEMEDIARESPONSE']._serialized_start=492
-  _globals['_CREATEMEDIARESPONSE']._serialized_end=554
-  _globals['_GETMEDIAREQUEST']._serialized_start=557
-  _globals['_GETMEDIAREQUEST']._serialized_end=696
-  _globals['_GETMEDIARESPONSE']._serialized_start=698
-  _globals['_GETMEDIARESPONSE']._serialized_end=787
-  _globals['_LISTMEDIAREQUEST']._serialized_start=790
-  _globals['_LISTMEDIAREQUEST']._serialized_end=970
-  _globals['_LISTMEDIARESPONSE']._serialized_start=972
-  _globals['_LISTMEDIARESPONSE']._serialized_end=1077
-  _globals['_DELETEMEDIAREQUEST']._serialized_start=1079
-  _globals['_DELETEMEDIAREQUEST']._serialized_end=1135
-  _globals['_DELETEMEDIARESPONSE']._serialized_start=1137
-  _globals['_DELETEMEDIARESPONSE']._serialized_end=1158
-  _globals['_MEDIASERVICE']._serialized_start=1367
-  _globals['_MEDIASERVICE']._serialized_end=1744
+  _globals['_CREATEMEDIAREQUEST']._serialized_end=521
+  _globals['_CREATEMEDIARESPONSE']._serialized_start=523
+  _globals['_CREATEMEDIARESPONSE']._serialized_end=585
+  _globals['_GETMEDIAREQUEST']._serialized_start=588
+  _globals['_GETMEDIAREQUEST']._serialized_end=743
+  _globals['_GETMEDIARESPONSE']._serialized_start=745
+  _globals['_GETMEDIARESPONSE']._serialized_end=834
+  _globals['_LISTMEDIAREQUEST']._serialized_start=837
+  _globals['_LISTMEDIAREQUEST']._serialized_end=1036
+  _globals['_LISTMEDIARESPONSE']._serialized_start=1038
+  _globals['_LISTMEDIARESPONSE']._serialized_end=1143
+  _globals['_DELETEMEDIAREQUEST']._serialized_start=1145
+  _globals['_DELETEMEDIAREQUEST']._serialized_end=1201
+  _globals['_DELETEMEDIARESPONSE']._serialized_start=1203
+  _globals['_DELETEMEDIARESPONSE']._serialized_end=1224
+  _globals['_MEDIASERVICE']._serialized_start=1433
+  _globals['_MEDIASERVICE']._serialized_end=1810
 # @@protoc_insertion_point(module_scope)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from univence.common.v1 import common_pb2 as univence_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/music/v1/music.proto\x12\x11univence.music.v1\x1a\x1funivence/common/v1/common.proto\"\xdc\x02\n\nMusicStyle\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0e\n\x06lyrics\x18\x02 \x01(\t\x12\x10\n\x03\x62pm\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x11\n\tkey_scale\x18\x04 \x01(\t\x12\x16\n\x0etime_signature\x18\x05 \x01(\t\x12\x16\n\x0evocal_language\x18\x06 \x01(\t\x12\x14\n\x0cinstrumental\x18\x07 \x01(\x08\x12\x35\n\x0c\x61udio_format\x18\x08 \x01(\x0e\x32\x1f.univence.common.v1.AudioFormat\x12\x11\n\x04seed\x18\t \x01(\x03H\x01\x88\x01\x01\x12 \n\x13num_inference_steps\x18\n \x01(\x05H\x02\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x0b \x01(\x02H\x03\x88\x01\x01\x42\x06\n\x04_bpmB\x07\n\x05_seedB\x16\n\x14_num_inference_stepsB\x11\n\x0f_guidance_scale\"x\n\x14GenerateMusicRequest\x12,\n\x05style\x18\x01 \x01(\x0b\x32\x1d.univence.music.v1.MusicStyle\x12\x1d\n\x10\x64uration_seconds\x18\x02 \x01(\x02H\x00\x88\x01\x01\x42\x13\n\x11_duration_seconds\"\x84\x01\n\x11\x43overMusicRequest\x12,\n\x05style\x18\x01 \x01(\x0b\x32\x1d.univence.music.v1.MusicStyle\x12\x11\n\tsrc_audio\x18\x02 \x01(\x0c\x12\x1b\n\x0e\x63over_strength\x18\x03 \x01(\x02H\x00\x88\x01\x01\x42\x11\n\x0f_cover_strength\"\x92\x01\n\x13RepaintMusicRequest\x12,\n\x05style\x18\x01 \x01(\x0b\x32\x1d.univence.music.v1.MusicStyle\x12\x11\n\tsrc_audio\x18\x02 \x01(\x0c\x12\x1d\n\x15repaint_start_seconds\x18\x03 \x01(\x02\x12\x1b\n\x13repaint_end_seconds\x18\x04 \x01(\x02\"l\n\x0bMusicResult\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\x04 \x01(\x01\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"|\n\rMusicJobEvent\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.univence.common.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.univence.music.v1.MusicResultH\x00\x42\x07\n\x05\x65vent2\xa0\x02\n\x0cMusicService\x12\\\n\rGenerateMusic\x12\'.univence.music.v1.GenerateMusicRequest\x1a .univence.music.v1.MusicJobEvent0\x01\x12V\n\nCoverMusic\x12$.univence.music.v1.CoverMusicRequest\x1a .univence.music.v1.MusicJobEvent0\x01\x12Z\n\x0cRepaintMusic\x12&.univence.music.v1.RepaintMusicRequest\x1a .univence.music.v1.MusicJobEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/music/v1/music.proto\x12\x11univence.music.v1\x1a\x1funivence/common/v1/common.proto\"\xa0\x03\n\nMusicStyle\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x0e\n\x06lyrics\x18\x02 \x01(\t\x12\x10\n\x03\x62pm\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x16\n\tkey_scale\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x1b\n\x0etime_signature\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x1b\n\x0evocal_language\x18\x06 \x01(\tH\x03\x88\x01\x01\x12\x14\n\x0cinstrumental\x18\x07 \x01(\x08\x12\x36\n\routput_format\x18\x08 \x01(\x0e\x32\x1f.univence.common.v1.AudioFormat\x12\x11\n\x04seed\x18\t \x01(\x03H\x04\x88\x01\x01\x12 \n\x13num_inference_steps\x18\n \x01(\x05H\x05\x88\x01\x01\x12\x1b\n\x0eguidance_scale\x18\x0b \x01(\x02H\x06\x88\x01\x01\x42\x06\n\x04_bpmB\x0c\n\n_key_scaleB\x11\n\x0f_time_signatureB\x11\n\x0f_vocal_languageB\x07\n\x05_seedB\x16\n\x14_num_inference_stepsB\x11\n\x0f_guidance_scale\"x\n\x14GenerateMusicRequest\x12,\n\x05style\x18\x01 \x01(\x0b\x32\x1d.univence.music.v1.MusicStyle\x12\x1d\n\x10\x64uration_seconds\x18\x02 \x01(\x02H\x00\x88\x01\x01\x42\x13\n\x11_duration_seconds\"\x84\x01\n\x11\x43overMusicRequest\x12,\n\x05style\x18\x01 \x01(\x0b\x32\x1d.univence.music.v1.MusicStyle\x12\x11\n\tsrc_audio\x18\x02 \x01(\x0c\x12\x1b\n\x0e\x63over_strength\x18\x03 \x01(\x02H\x00\x88\x01\x01\x42\x11\n\x0f_cover_strength\"\x92\x01\n\x13RepaintMusicRequest\x12,\n\x05style\x18\x01 \x01(\x0b\x32\x1d.univence.music.v1.MusicStyle\x12\x11\n\tsrc_audio\x18\x02 \x01(\x0c\x12\x1d\n\x15repaint_start_seconds\x18\x03 \x01(\x02\x12\x1b\n\x13repaint_end_seconds\x18\x04 \x01(\x02\"l\n\x0bMusicResult\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x18\n\x10\x64uration_seconds\x18\x04 \x01(\x01\x12\x0c\n\x04seed\x18\x05 \x01(\x03\"\x84\x01\n\x15GenerateMusicResponse\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.univence.common.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.univence.music.v1.MusicResultH\x00\x42\x07\n\x05\x65vent\"\x81\x01\n\x12\x43overMusicResponse\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.univence.common.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.univence.music.v1.MusicResultH\x00\x42\x07\n\x05\x65vent\"\x83\x01\n\x14RepaintMusicResponse\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.univence.common.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.univence.music.v1.MusicResultH\x00\x42\x07\n\x05\x65vent2\xb4\x02\n\x0cMusicService\x12\x64\n\rGenerateMusic\x12\'.univence.music.v1.GenerateMusicRequest\x1a(.univence.music.v1.GenerateMusicResponse0\x01\x12[\n\nCoverMusic\x12$.univence.music.v1.CoverMusicRequest\x1a%.univence.music.v1.CoverMusicResponse0\x01\x12\x61\n\x0cRepaintMusic\x12&.univence.music.v1.RepaintMusicRequest\x1a\'.univence.music.v1.RepaintMusicResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'univence.music.v1.music_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MUSICSTYLE']._serialized_start=86
-  _globals['_MUSICSTYLE']._serialized_end=434
-  _globals['_GENERATEMUSICREQUEST']._serialized_start=436
-  _globals['_GENERATEMUSICREQUEST']._serialized_end=556
-  _globals['_COVERMUSICREQUEST']._serialized_start=559
-  _globals['_COVERMUSICREQUEST']._serialized_end=691
-  _globals['_REPAINTMUSICREQUEST']._serialized_start=694
-  _globals['_REPAINTMUSICREQUEST']._serialized_end=840
-  _globals['_MUSICRESULT']._serialized_start=842
-  _globals['_MUSICRESULT']._serialized_end=950
-  _globals['_MUSICJOBEVENT']._serialized_start=952
-  _globals['_MUSICJOBEVENT']._serialized_end=1076
-  _globals['_MUSICSERVICE']._serialized_start=1079
-  _globals['_MUSICSERVICE']._serialized_end=1367
+  _globals['_MUSICSTYLE']._serialized_end=502
+  _globals['_GENERATEMUSICREQUEST']._serialized_start=504
+  _globals['_GENERATEMUSICREQUEST']._serialized_end=624
+  _globals['_COVERMUSICREQUEST']._serialized_start=627
+  _globals['_COVERMUSICREQUEST']._serialized_end=759
+  _globals['_REPAINTMUSICREQUEST']._serialized_start=762
+  _globals['_REPAINTMUSICREQUEST']._serialized_end=908
+  _globals['_MUSICRESULT']._serialized_start=910
+  _globals['_MUSICRESULT']._serialized_end=1018
+  _globals['_GENERATEMUSICRESPONSE']._serialized_start=1021
+  _globals['_GENERATEMUSICRESPONSE']._serialized_end=1153
+  _globals['_COVERMUSICRESPONSE']._serialized_start=1156
+  _globals['_COVERMUSICRESPONSE']._serialized_end=1285
+  _globals['_REPAINTMUSICRESPONSE']._serialized_start=1288
+  _globals['_REPAINTMUSICRESPONSE']._serialized_end=1419
+  _globals['_MUSICSERVICE']._serialized_start=1422
+  _globals['_MUSICSERVICE']._serialized_end=1730
 # @@protoc_insertion_point(module_scope)

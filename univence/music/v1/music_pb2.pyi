@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class MusicStyle(_message.Message):
-    __slots__ = ("prompt", "lyrics", "bpm", "key_scale", "time_signature", "vocal_language", "instrumental", "audio_format", "seed", "num_inference_steps", "guidance_scale")
+    __slots__ = ("prompt", "lyrics", "bpm", "key_scale", "time_signature", "vocal_language", "instrumental", "output_format", "seed", "num_inference_steps", "guidance_scale")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     LYRICS_FIELD_NUMBER: _ClassVar[int]
     BPM_FIELD_NUMBER: _ClassVar[int]
@@ -15,7 +15,7 @@ class MusicStyle(_message.Message):
     TIME_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     VOCAL_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     INSTRUMENTAL_FIELD_NUMBER: _ClassVar[int]
-    AUDIO_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     NUM_INFERENCE_STEPS_FIELD_NUMBER: _ClassVar[int]
     GUIDANCE_SCALE_FIELD_NUMBER: _ClassVar[int]
@@ -26,11 +26,11 @@ class MusicStyle(_message.Message):
     time_signature: str
     vocal_language: str
     instrumental: bool
-    audio_format: _common_pb2.AudioFormat
+    output_format: _common_pb2.AudioFormat
     seed: int
     num_inference_steps: int
     guidance_scale: float
-    def __init__(self, prompt: _Optional[str] = ..., lyrics: _Optional[str] = ..., bpm: _Optional[int] = ..., key_scale: _Optional[str] = ..., time_signature: _Optional[str] = ..., vocal_language: _Optional[str] = ..., instrumental: _Optional[bool] = ..., audio_format: _Optional[_Union[_common_pb2.AudioFormat, str]] = ..., seed: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ...) -> None: ...
+    def __init__(self, prompt: _Optional[str] = ..., lyrics: _Optional[str] = ..., bpm: _Optional[int] = ..., key_scale: _Optional[str] = ..., time_signature: _Optional[str] = ..., vocal_language: _Optional[str] = ..., instrumental: _Optional[bool] = ..., output_format: _Optional[_Union[_common_pb2.AudioFormat, str]] = ..., seed: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ...) -> None: ...
 
 class GenerateMusicRequest(_message.Message):
     __slots__ = ("style", "duration_seconds")
@@ -76,7 +76,23 @@ class MusicResult(_message.Message):
     seed: int
     def __init__(self, audio: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., sample_rate: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
-class MusicJobEvent(_message.Message):
+class GenerateMusicResponse(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: _common_pb2.Progress
+    result: MusicResult
+    def __init__(self, progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[MusicResult, _Mapping]] = ...) -> None: ...
+
+class CoverMusicResponse(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: _common_pb2.Progress
+    result: MusicResult
+    def __init__(self, progress: _Optional[_Union[_common_pb2.Progress, _Mapping]] = ..., result: _Optional[_Union[MusicResult, _Mapping]] = ...) -> None: ...
+
+class RepaintMusicResponse(_message.Message):
     __slots__ = ("progress", "result")
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class MusicServiceStub:
     """MusicService makes songs from text, covers and repaints (ACE-Step v1.5). Each call is a job that
-    streams its progress and ends with one result message.
+    streams its progress and ends with one result message; an error before the first message is a call
+    error.
     """
 
     def __init__(self, channel):
@@ -39,41 +40,42 @@ class MusicServiceStub:
         self.GenerateMusic = channel.unary_stream(
                 '/univence.music.v1.MusicService/GenerateMusic',
                 request_serializer=univence_dot_music_dot_v1_dot_music__pb2.GenerateMusicRequest.SerializeToString,
-                response_deserializer=univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.FromString,
+                response_deserializer=univence_dot_music_dot_v1_dot_music__pb2.GenerateMusicResponse.FromString,
                 _registered_method=True)
         self.CoverMusic = channel.unary_stream(
                 '/univence.music.v1.MusicService/CoverMusic',
                 request_serializer=univence_dot_music_dot_v1_dot_music__pb2.CoverMusicRequest.SerializeToString,
-                response_deserializer=univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.FromString,
+                response_deserializer=univence_dot_music_dot_v1_dot_music__pb2.CoverMusicResponse.FromString,
                 _registered_method=True)
         self.RepaintMusic = channel.unary_stream(
                 '/univence.music.v1.MusicService/RepaintMusic',
                 request_serializer=univence_dot_music_dot_v1_dot_music__pb2.RepaintMusicRequest.SerializeToString,
-                response_deserializer=univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.FromString,
+                response_deserializer=univence_dot_music_dot_v1_dot_music__pb2.RepaintMusicResponse.FromString,
                 _registered_method=True)
 
 
 class MusicServiceServicer:
     """MusicService makes songs from text, covers and repaints (ACE-Step v1.5). Each call is a job that
-    streams its progress and ends with one result message.
+    streams its progress and ends with one result message; an error before the first message is a call
+    error.
     """
 
     def GenerateMusic(self, request, context):
-        """A new song from a prompt and lyrics.
+        """A new song from a prompt and lyrics (POST /v1/music/generate).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CoverMusic(self, request, context):
-        """The source song in another style.
+        """The source song in another style (POST /v1/music/cover).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RepaintMusic(self, request, context):
-        """The source song with one time region made anew.
+        """The source song with one time range made anew (POST /v1/music/repaint).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,17 +87,17 @@ def add_MusicServiceServicer_to_server(servicer, server):
             'GenerateMusic': grpc.unary_stream_rpc_method_handler(
                     servicer.GenerateMusic,
                     request_deserializer=univence_dot_music_dot_v1_dot_music__pb2.GenerateMusicRequest.FromString,
-                    response_serializer=univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.SerializeToString,
+                    response_serializer=univence_dot_music_dot_v1_dot_music__pb2.GenerateMusicResponse.SerializeToString,
             ),
             'CoverMusic': grpc.unary_stream_rpc_method_handler(
                     servicer.CoverMusic,
                     request_deserializer=univence_dot_music_dot_v1_dot_music__pb2.CoverMusicRequest.FromString,
-                    response_serializer=univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.SerializeToString,
+                    response_serializer=univence_dot_music_dot_v1_dot_music__pb2.CoverMusicResponse.SerializeToString,
             ),
             'RepaintMusic': grpc.unary_stream_rpc_method_handler(
                     servicer.RepaintMusic,
                     request_deserializer=univence_dot_music_dot_v1_dot_music__pb2.RepaintMusicRequest.FromString,
-                    response_serializer=univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.SerializeToString,
+                    response_serializer=univence_dot_music_dot_v1_dot_music__pb2.RepaintMusicResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -107,7 +109,8 @@ def add_MusicServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MusicService:
     """MusicService makes songs from text, covers and repaints (ACE-Step v1.5). Each call is a job that
-    streams its progress and ends with one result message.
+    streams its progress and ends with one result message; an error before the first message is a call
+    error.
     """
 
     @staticmethod
@@ -126,7 +129,7 @@ class MusicService:
             target,
             '/univence.music.v1.MusicService/GenerateMusic',
             univence_dot_music_dot_v1_dot_music__pb2.GenerateMusicRequest.SerializeToString,
-            univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.FromString,
+            univence_dot_music_dot_v1_dot_music__pb2.GenerateMusicResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -153,7 +156,7 @@ class MusicService:
             target,
             '/univence.music.v1.MusicService/CoverMusic',
             univence_dot_music_dot_v1_dot_music__pb2.CoverMusicRequest.SerializeToString,
-            univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.FromString,
+            univence_dot_music_dot_v1_dot_music__pb2.CoverMusicResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -180,7 +183,7 @@ class MusicService:
             target,
             '/univence.music.v1.MusicService/RepaintMusic',
             univence_dot_music_dot_v1_dot_music__pb2.RepaintMusicRequest.SerializeToString,
-            univence_dot_music_dot_v1_dot_music__pb2.MusicJobEvent.FromString,
+            univence_dot_music_dot_v1_dot_music__pb2.RepaintMusicResponse.FromString,
             options,
             channel_credentials,
             insecure,

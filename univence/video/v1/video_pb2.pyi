@@ -19,12 +19,12 @@ RESOLUTION_720P: Resolution
 RESOLUTION_1080P: Resolution
 
 class GenerateVideoRequest(_message.Message):
-    __slots__ = ("image", "prompt", "negative_prompt", "num_frames", "num_steps", "resolution", "use_ode", "seed")
+    __slots__ = ("image", "prompt", "negative_prompt", "num_frames", "num_inference_steps", "resolution", "use_ode", "seed")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_FIELD_NUMBER: _ClassVar[int]
     NUM_FRAMES_FIELD_NUMBER: _ClassVar[int]
-    NUM_STEPS_FIELD_NUMBER: _ClassVar[int]
+    NUM_INFERENCE_STEPS_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_FIELD_NUMBER: _ClassVar[int]
     USE_ODE_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -32,11 +32,11 @@ class GenerateVideoRequest(_message.Message):
     prompt: str
     negative_prompt: str
     num_frames: int
-    num_steps: int
+    num_inference_steps: int
     resolution: Resolution
     use_ode: bool
     seed: int
-    def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., num_frames: _Optional[int] = ..., num_steps: _Optional[int] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., use_ode: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
+    def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., num_frames: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., use_ode: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class VideoResult(_message.Message):
     __slots__ = ("video", "mime_type", "num_frames", "fps", "width", "height", "seed")
@@ -56,7 +56,7 @@ class VideoResult(_message.Message):
     seed: int
     def __init__(self, video: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., num_frames: _Optional[int] = ..., fps: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
-class VideoJobEvent(_message.Message):
+class GenerateVideoResponse(_message.Message):
     __slots__ = ("progress", "result")
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]

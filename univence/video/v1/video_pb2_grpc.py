@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class VideoServiceStub:
     """VideoService animates an image into a video (TurboDiffusion Wan2.2 I2V). The job streams its
-    progress and ends with one result message.
+    progress and ends with one result message; an error before the first message is a call error.
     """
 
     def __init__(self, channel):
@@ -39,17 +39,17 @@ class VideoServiceStub:
         self.GenerateVideo = channel.unary_stream(
                 '/univence.video.v1.VideoService/GenerateVideo',
                 request_serializer=univence_dot_video_dot_v1_dot_video__pb2.GenerateVideoRequest.SerializeToString,
-                response_deserializer=univence_dot_video_dot_v1_dot_video__pb2.VideoJobEvent.FromString,
+                response_deserializer=univence_dot_video_dot_v1_dot_video__pb2.GenerateVideoResponse.FromString,
                 _registered_method=True)
 
 
 class VideoServiceServicer:
     """VideoService animates an image into a video (TurboDiffusion Wan2.2 I2V). The job streams its
-    progress and ends with one result message.
+    progress and ends with one result message; an error before the first message is a call error.
     """
 
     def GenerateVideo(self, request, context):
-        """Image to video.
+        """Image to video (POST /v1/images/img2video).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,7 +61,7 @@ def add_VideoServiceServicer_to_server(servicer, server):
             'GenerateVideo': grpc.unary_stream_rpc_method_handler(
                     servicer.GenerateVideo,
                     request_deserializer=univence_dot_video_dot_v1_dot_video__pb2.GenerateVideoRequest.FromString,
-                    response_serializer=univence_dot_video_dot_v1_dot_video__pb2.VideoJobEvent.SerializeToString,
+                    response_serializer=univence_dot_video_dot_v1_dot_video__pb2.GenerateVideoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -73,7 +73,7 @@ def add_VideoServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class VideoService:
     """VideoService animates an image into a video (TurboDiffusion Wan2.2 I2V). The job streams its
-    progress and ends with one result message.
+    progress and ends with one result message; an error before the first message is a call error.
     """
 
     @staticmethod
@@ -92,7 +92,7 @@ class VideoService:
             target,
             '/univence.video.v1.VideoService/GenerateVideo',
             univence_dot_video_dot_v1_dot_video__pb2.GenerateVideoRequest.SerializeToString,
-            univence_dot_video_dot_v1_dot_video__pb2.VideoJobEvent.FromString,
+            univence_dot_video_dot_v1_dot_video__pb2.GenerateVideoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from univence.common.v1 import common_pb2 as univence_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1funivence/vision/v1/vision.proto\x12\x12univence.vision.v1\x1a\x1funivence/common/v1/common.proto\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\x8f\x01\n\x13SegmentImageRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12)\n\x06points\x18\x03 \x03(\x0b\x32\x19.univence.vision.v1.Point\x12\x14\n\x0cpoint_labels\x18\x04 \x03(\x05\x12\x18\n\x10multimask_output\x18\x05 \x01(\x08\"t\n\x14SegmentImageResponse\x12\x10\n\x08mask_png\x18\x01 \x01(\x0c\x12\x1b\n\x13\x63\x61ndidate_masks_png\x18\x02 \x03(\x0c\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\"\x9e\x01\n\x13UpscaleImageRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x31\n\x06method\x18\x02 \x01(\x0e\x32!.univence.vision.v1.UpscaleMethod\x12\r\n\x05scale\x18\x03 \x01(\x05\x12\x36\n\routput_format\x18\x04 \x01(\x0e\x32\x1f.univence.common.v1.ImageFormat\"W\n\x14UpscaleImageResponse\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\"=\n\x1cRemoveImageBackgroundRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0e\n\x06prompt\x18\x02 \x01(\t\"Q\n\x1dRemoveImageBackgroundResponse\x12\x11\n\timage_png\x18\x01 \x01(\x0c\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\"=\n\x1cRemoveVideoBackgroundRequest\x12\r\n\x05video\x18\x01 \x01(\x0c\x12\x0e\n\x06prompt\x18\x02 \x01(\t\"j\n\x15VideoBackgroundResult\x12\x12\n\nvideo_webm\x18\x01 \x01(\x0c\x12\x14\n\x0ctotal_frames\x18\x02 \x01(\x05\x12\x1a\n\x12\x66rames_with_object\x18\x03 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x02\"\x94\x01\n\x1aRemoveVideoBackgroundEvent\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.univence.common.v1.ProgressH\x00\x12;\n\x06result\x18\x02 \x01(\x0b\x32).univence.vision.v1.VideoBackgroundResultH\x00\x42\x07\n\x05\x65vent*\xd3\x01\n\rUpscaleMethod\x12\x1e\n\x1aUPSCALE_METHOD_UNSPECIFIED\x10\x00\x12 \n\x1cUPSCALE_METHOD_REALESRGAN_2X\x10\x01\x12 \n\x1cUPSCALE_METHOD_REALESRGAN_4X\x10\x02\x12&\n\"UPSCALE_METHOD_REALESRGAN_4X_ANIME\x10\x03\x12\x1a\n\x16UPSCALE_METHOD_SWIN2SR\x10\x04\x12\x1a\n\x16UPSCALE_METHOD_LANCZOS\x10\x05\x32\xd0\x03\n\rVisionService\x12\x61\n\x0cSegmentImage\x12\'.univence.vision.v1.SegmentImageRequest\x1a(.univence.vision.v1.SegmentImageResponse\x12\x61\n\x0cUpscaleImage\x12\'.univence.vision.v1.UpscaleImageRequest\x1a(.univence.vision.v1.UpscaleImageResponse\x12|\n\x15RemoveImageBackground\x12\x30.univence.vision.v1.RemoveImageBackgroundRequest\x1a\x31.univence.vision.v1.RemoveImageBackgroundResponse\x12{\n\x15RemoveVideoBackground\x12\x30.univence.vision.v1.RemoveVideoBackgroundRequest\x1a..univence.vision.v1.RemoveVideoBackgroundEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1funivence/vision/v1/vision.proto\x12\x12univence.vision.v1\x1a\x1funivence/common/v1/common.proto\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\x8f\x01\n\x13SegmentImageRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12)\n\x06points\x18\x03 \x03(\x0b\x32\x19.univence.vision.v1.Point\x12\x14\n\x0cpoint_labels\x18\x04 \x03(\x05\x12\x18\n\x10multimask_output\x18\x05 \x01(\x08\"\x7f\n\x14SegmentImageResponse\x12\x0c\n\x04mask\x18\x01 \x01(\x0c\x12\x17\n\x0f\x63\x61ndidate_masks\x18\x02 \x03(\x0c\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12\x11\n\tmime_type\x18\x06 \x01(\t\"\xad\x01\n\x13UpscaleImageRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x31\n\x06method\x18\x02 \x01(\x0e\x32!.univence.vision.v1.UpscaleMethod\x12\x12\n\x05scale\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x36\n\routput_format\x18\x04 \x01(\x0e\x32\x1f.univence.common.v1.ImageFormatB\x08\n\x06_scale\"W\n\x14UpscaleImageResponse\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\"M\n\x1cRemoveImageBackgroundRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x13\n\x06prompt\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_prompt\"`\n\x1dRemoveImageBackgroundResponse\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x11\n\tmime_type\x18\x04 \x01(\t\"M\n\x1cRemoveVideoBackgroundRequest\x12\r\n\x05video\x18\x01 \x01(\x0c\x12\x13\n\x06prompt\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\t\n\x07_prompt\"x\n\x15VideoBackgroundResult\x12\r\n\x05video\x18\x01 \x01(\x0c\x12\x14\n\x0ctotal_frames\x18\x02 \x01(\x05\x12\x1a\n\x12\x66rames_with_object\x18\x03 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x02\x12\x11\n\tmime_type\x18\x05 \x01(\t\"\x97\x01\n\x1dRemoveVideoBackgroundResponse\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.univence.common.v1.ProgressH\x00\x12;\n\x06result\x18\x02 \x01(\x0b\x32).univence.vision.v1.VideoBackgroundResultH\x00\x42\x07\n\x05\x65vent*\xd3\x01\n\rUpscaleMethod\x12\x1e\n\x1aUPSCALE_METHOD_UNSPECIFIED\x10\x00\x12 \n\x1cUPSCALE_METHOD_REALESRGAN_2X\x10\x01\x12 \n\x1cUPSCALE_METHOD_REALESRGAN_4X\x10\x02\x12&\n\"UPSCALE_METHOD_REALESRGAN_4X_ANIME\x10\x03\x12\x1a\n\x16UPSCALE_METHOD_SWIN2SR\x10\x04\x12\x1a\n\x16UPSCALE_METHOD_LANCZOS\x10\x05\x32\xd3\x03\n\rVisionService\x12\x61\n\x0cSegmentImage\x12\'.univence.vision.v1.SegmentImageRequest\x1a(.univence.vision.v1.SegmentImageResponse\x12\x61\n\x0cUpscaleImage\x12\'.univence.vision.v1.UpscaleImageRequest\x1a(.univence.vision.v1.UpscaleImageResponse\x12|\n\x15RemoveImageBackground\x12\x30.univence.vision.v1.RemoveImageBackgroundRequest\x1a\x31.univence.vision.v1.RemoveImageBackgroundResponse\x12~\n\x15RemoveVideoBackground\x12\x30.univence.vision.v1.RemoveVideoBackgroundRequest\x1a\x31.univence.vision.v1.RemoveVideoBackgroundResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'univence.vision.v1.vision_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPSCALEMETHOD']._serialized_start=1102
-  _globals['_UPSCALEMETHOD']._serialized_end=1313
+  _globals['_UPSCALEMETHOD']._serialized_start=1192
+  _globals['_UPSCALEMETHOD']._serialized_end=1403
   _globals['_POINT']._serialized_start=88
   _globals['_POINT']._serialized_end=117
   _globals['_SEGMENTIMAGEREQUEST']._serialized_start=120
   _globals['_SEGMENTIMAGEREQUEST']._serialized_end=263
   _globals['_SEGMENTIMAGERESPONSE']._serialized_start=265
-  _globals['_SEGMENTIMAGERESPONSE']._serialized_end=381
-  _globals['_UPSCALEIMAGEREQUEST']._serialized_start=384
-  _globals['_UPSCALEIMAGEREQUEST']._serialized_end=542
-  _globals['_UPSCALEIMAGERESPONSE']._serialized_start=544
-  _globals['_UPSCALEIMAGERESPONSE']._serialized_end=631
-  _globals['_REMOVEIMAGEBACKGROUNDREQUEST']._serialized_start=633
-  _globals['_REMOVEIMAGEBACKGROUNDREQUEST']._serialized_end=694
-  _globals['_REMOVEIMAGEBACKGROUNDRESPONSE']._serialized_start=696
-  _globals['_REMOVEIMAGEBACKGROUNDRESPONSE']._serialized_end=777
-  _globals['_REMOVEVIDEOBACKGROUNDREQUEST']._serialized_start=779
-  _globals['_REMOVEVIDEOBACKGROUNDREQUEST']._serialized_end=840
-  _globals['_VIDEOBACKGROUNDRESULT']._serialized_start=842
-  _globals['_VIDEOBACKGROUNDRESULT']._serialized_end=948
-  _globals['_REMOVEVIDEOBACKGROUNDEVENT']._serialized_start=951
-  _globals['_REMOVEVIDEOBACKGROUNDEVENT']._serialized_end=1099
-  _globals['_VISIONSERVICE']._serialized_start=1316
-  _globals['_VISIONSERVICE']._serialized_end=1780
+  _globals['_SEGMENTIMAGERESPONSE']._serialized_end=392
+  _globals['_UPSCALEIMAGEREQUEST']._serialized_start=395
+  _globals['_UPSCALEIMAGEREQUEST']._serialized_end=568
+  _globals['_UPSCALEIMAGERESPONSE']._serialized_start=570
+  _globals['_UPSCALEIMAGERESPONSE']._serialized_end=657
+  _globals['_REMOVEIMAGEBACKGROUNDREQUEST']._serialized_start=659
+  _globals['_REMOVEIMAGEBACKGROUNDREQUEST']._serialized_end=736
+  _globals['_REMOVEIMAGEBACKGROUNDRESPONSE']._serialized_start=738
+  _globals['_REMOVEIMAGEBACKGROUNDRESPONSE']._serialized_end=834
+  _globals['_REMOVEVIDEOBACKGROUNDREQUEST']._serialized_start=836
+  _globals['_REMOVEVIDEOBACKGROUNDREQUEST']._serialized_end=913
+  _globals['_VIDEOBACKGROUNDRESULT']._serialized_start=915
+  _globals['_VIDEOBACKGROUNDRESULT']._serialized_end=1035
+  _globals['_REMOVEVIDEOBACKGROUNDRESPONSE']._serialized_start=1038
+  _globals['_REMOVEVIDEOBACKGROUNDRESPONSE']._serialized_end=1189
+  _globals['_VISIONSERVICE']._serialized_start=1406
+  _globals['_VISIONSERVICE']._serialized_end=1873
 # @@protoc_insertion_point(module_scope)

@@ -46,18 +46,20 @@ class SegmentImageRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ..., points: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., point_labels: _Optional[_Iterable[int]] = ..., multimask_output: _Optional[bool] = ...) -> None: ...
 
 class SegmentImageResponse(_message.Message):
-    __slots__ = ("mask_png", "candidate_masks_png", "scores", "width", "height")
-    MASK_PNG_FIELD_NUMBER: _ClassVar[int]
-    CANDIDATE_MASKS_PNG_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("mask", "candidate_masks", "scores", "width", "height", "mime_type")
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_MASKS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
-    mask_png: bytes
-    candidate_masks_png: _containers.RepeatedScalarFieldContainer[bytes]
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    mask: bytes
+    candidate_masks: _containers.RepeatedScalarFieldContainer[bytes]
     scores: _containers.RepeatedScalarFieldContainer[float]
     width: int
     height: int
-    def __init__(self, mask_png: _Optional[bytes] = ..., candidate_masks_png: _Optional[_Iterable[bytes]] = ..., scores: _Optional[_Iterable[float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    mime_type: str
+    def __init__(self, mask: _Optional[bytes] = ..., candidate_masks: _Optional[_Iterable[bytes]] = ..., scores: _Optional[_Iterable[float]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., mime_type: _Optional[str] = ...) -> None: ...
 
 class UpscaleImageRequest(_message.Message):
     __slots__ = ("image", "method", "scale", "output_format")
@@ -92,14 +94,16 @@ class RemoveImageBackgroundRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class RemoveImageBackgroundResponse(_message.Message):
-    __slots__ = ("image_png", "width", "height")
-    IMAGE_PNG_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("image", "width", "height", "mime_type")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
-    image_png: bytes
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
     width: int
     height: int
-    def __init__(self, image_png: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    mime_type: str
+    def __init__(self, image: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., mime_type: _Optional[str] = ...) -> None: ...
 
 class RemoveVideoBackgroundRequest(_message.Message):
     __slots__ = ("video", "prompt")
@@ -110,18 +114,20 @@ class RemoveVideoBackgroundRequest(_message.Message):
     def __init__(self, video: _Optional[bytes] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class VideoBackgroundResult(_message.Message):
-    __slots__ = ("video_webm", "total_frames", "frames_with_object", "fps")
-    VIDEO_WEBM_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("video", "total_frames", "frames_with_object", "fps", "mime_type")
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FRAMES_FIELD_NUMBER: _ClassVar[int]
     FRAMES_WITH_OBJECT_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
-    video_webm: bytes
+    MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    video: bytes
     total_frames: int
     frames_with_object: int
     fps: float
-    def __init__(self, video_webm: _Optional[bytes] = ..., total_frames: _Optional[int] = ..., frames_with_object: _Optional[int] = ..., fps: _Optional[float] = ...) -> None: ...
+    mime_type: str
+    def __init__(self, video: _Optional[bytes] = ..., total_frames: _Optional[int] = ..., frames_with_object: _Optional[int] = ..., fps: _Optional[float] = ..., mime_type: _Optional[str] = ...) -> None: ...
 
-class RemoveVideoBackgroundEvent(_message.Message):
+class RemoveVideoBackgroundResponse(_message.Message):
     __slots__ = ("progress", "result")
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]

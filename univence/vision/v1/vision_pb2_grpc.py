@@ -54,7 +54,7 @@ class VisionServiceStub:
         self.RemoveVideoBackground = channel.unary_stream(
                 '/univence.vision.v1.VisionService/RemoveVideoBackground',
                 request_serializer=univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundRequest.SerializeToString,
-                response_deserializer=univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundEvent.FromString,
+                response_deserializer=univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundResponse.FromString,
                 _registered_method=True)
 
 
@@ -64,28 +64,29 @@ class VisionServiceServicer:
     """
 
     def SegmentImage(self, request, context):
-        """A mask of what a text prompt or points select.
+        """A mask of what a text prompt or points select (POST /v1/images/segmentations).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpscaleImage(self, request, context):
-        """A larger image.
+        """A larger image (POST /v1/images/upscale).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveImageBackground(self, request, context):
-        """The image with a transparent background.
+        """The image with a transparent background (POST /v1/images/remove-background).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveVideoBackground(self, request, context):
-        """The video with a transparent background, frame by frame; streams progress, then the result.
+        """The video with a transparent background, frame by frame (POST /v1/videos/remove-background):
+        streams progress, then the result. An error before the first message is a call error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,7 +113,7 @@ def add_VisionServiceServicer_to_server(servicer, server):
             'RemoveVideoBackground': grpc.unary_stream_rpc_method_handler(
                     servicer.RemoveVideoBackground,
                     request_deserializer=univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundRequest.FromString,
-                    response_serializer=univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundEvent.SerializeToString,
+                    response_serializer=univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,7 +225,7 @@ class VisionService:
             target,
             '/univence.vision.v1.VisionService/RemoveVideoBackground',
             univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundRequest.SerializeToString,
-            univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundEvent.FromString,
+            univence_dot_vision_dot_v1_dot_vision__pb2.RemoveVideoBackgroundResponse.FromString,
             options,
             channel_credentials,
             insecure,
