@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, Field, NonNegativeInt, PositiveInt
 
 from services.common.config import ServiceSettings
+from univence.registry import entry
 
 MIB = 1024 * 1024
 Percent = Annotated[int, Field(ge=0, lt=100)]
@@ -48,8 +49,8 @@ class PricingSettings(BaseModel):
 class AccountsSettings(ServiceSettings):
     section: ClassVar[str] = "accounts"
 
-    port: int = 50051
-    metrics_port: int = 9151
+    port: int = entry("accounts").port
+    metrics_port: int = entry("accounts").metrics_port
     # SQLite (embedded default, relative to the working directory) or postgresql://... for replicas.
     database_url: str = "sqlite:///data/accounts.db"
     # When set, admin RPCs need the metadata `x-univence-admin-token` equal to it.

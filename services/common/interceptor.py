@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.common.errors import ModelLost, Reason, ServiceError
 from services.common.metrics import RPC_SECONDS, RPCS_HANDLED
-from services.common.telemetry import extract_context
+from univence.telemetry import extract_context
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("univence.services")

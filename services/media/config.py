@@ -8,13 +8,14 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from services.common.config import ServiceSettings
+from univence.registry import entry
 
 
 class MediaSettings(ServiceSettings):
     section: ClassVar[str] = "media"
 
-    port: int = 50052
-    metrics_port: int = 9152
+    port: int = entry("media").port
+    metrics_port: int = entry("media").metrics_port
     # Transcodes are CPU work; two run at once, the rest wait (up to queue_max_pending).
     queue_concurrency: int = 2
     # The filesystem store's folder (blobs, and the SQLite index unless database_url is set).

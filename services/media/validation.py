@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import re
 import secrets
-import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
-
 from services.common.errors import invalid, not_found, too_large
+from univence.imaging import ImageRejected, identify
 from univence.media.v1 import media_pb2
 
 Kind = media_pb2.MediaKind
@@ -89,15 +86,11 @@ class ImageInfo:
 def probe_image(data: bytes, mime: str) -> ImageInfo:
     """Reads the header (no pixel decoding) to check the bytes are the image `mime` says they are."""
     try:
-        with warnings.catch_warnings():
-            # A huge size only matters when decoding; transcoding has its own pixel limit.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=list(PILLOW_FORMATS.values())) as image:
-                found, size = image.format, image.size
-    except Image.DecompressionBombError as exc:
-        raise too_large(f"image dimensions are too large: {exc}", "data") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        found, width, height = identify(data, "data", formats=tuple(PILLOW_FORMATS.values()))
+    except ImageRejected as exc:
+        if exc.too_large:
+            raise too_large(f"image dimensions are too large: {exc.message}", "data") from None
         raise invalid(f"data is not a valid {mime} image", "data") from None
     if found != PILLOW_FORMATS[mime]:
         raise invalid(f"data is a {found} image but mime_type says {mime}", "mime_type")
-    return ImageInfo(*size)
+    return ImageInfo(width, height)

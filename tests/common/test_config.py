@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from services.common.config import ServiceSettings
 from services.common.devices import resolve_device, resolve_profile
+from services.common.modality import ModalitySettings
 
 
-class ExampleSettings(ServiceSettings):
+class ExampleSettings(ModalitySettings):
     section = "example"
     port: int = 50999
     batch_size: int = 4
@@ -31,3 +31,22 @@ def test_profile_and_device_on_a_cpu_machine():
     assert resolve_profile("tiny") == "tiny" and resolve_profile("full") == "full"
     assert resolve_profile("auto") in ("tiny", "full")
     assert resolve_device("cpu") == "cpu"
+
+
+def test_a_missing_or_broken_config_file_is_a_clear_error_for_every_process(tmp_path, monkeypatch):
+    """Services and the edge read the file through one source (univence/settings.py): the same message."""
+    import pytest
+
+    from edge.config import EdgeSettings
+    from univence.settings import ConfigError
+
+    monkeypatch.setenv("UNIVENCE_CONFIG", str(tmp_path / "absent.toml"))
+    for settings_class in (ExampleSettings, EdgeSettings):
+        with pytest.raises(ConfigError, match=r"absent\.toml, which does not exist"):
+            settings_class()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[example\nport = 1\n")
+    monkeypatch.setenv("UNIVENCE_CONFIG", str(broken))
+    for settings_class in (ExampleSettings, EdgeSettings):
+        with pytest.raises(ConfigError, match=r"broken\.toml is not valid TOML"):
+            settings_class()

@@ -16,8 +16,9 @@ from google.protobuf.json_format import MessageToDict
 
 from univence.accounts.v1 import accounts_pb2 as pb
 from univence.accounts.v1 import accounts_pb2_grpc
+from univence.registry import entry
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_ADDRESS = entry("accounts").default_address
 
 
 def credits_to_mc(text: str) -> int:

@@ -1,14 +1,11 @@
-"""The services a Univence deployment is made of, and which of them this install has."""
+"""Which services of univence/registry.py this install has, and running one of them."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
-# name -> module whose main() runs the service. Start order: state first, the edge last.
-PLATFORM = {"accounts": "services.accounts.server", "media": "services.media.server"}
-MODALITIES = {name: f"services.{name}.server" for name in ("image", "llm", "audio", "music", "video", "vision")}
-EDGE = {"edge": "edge.server"}
-ALL = {**PLATFORM, **MODALITIES, **EDGE}
+from univence import registry
 
 
 def installed(module: str) -> bool:
@@ -20,13 +17,13 @@ def installed(module: str) -> bool:
 
 
 def available_modalities() -> list[str]:
-    return [name for name, module in MODALITIES.items() if installed(module)]
+    return [name for name in registry.MODALITIES if installed(registry.entry(name).module)]
 
 
 def run_service(name: str) -> None:
-    module = ALL.get(name)
-    if module is None:
-        raise SystemExit(f"unknown service {name!r}; one of: {', '.join(ALL)}")
+    if name not in registry.BY_NAME:
+        raise SystemExit(f"unknown service {name!r}; one of: {', '.join(registry.BY_NAME)}")
+    module = registry.entry(name).module
     if not installed(module):
         raise SystemExit(f"the {name} service is not part of this install ({module} is missing)")
     importlib.import_module(module).main()

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from univence import registry
 from univence.cli import services
+from univence.telemetry import configure_logging
 
 log = logging.getLogger("univence.up")
 MAX_BACKOFF_SECONDS = 30.0
@@ -30,7 +32,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     up.set_defaults(run=run_up)
 
     serve = commands.add_parser("serve", help="run one service in the foreground (what a container runs)")
-    serve.add_argument("service", choices=list(services.ALL))
+    serve.add_argument("service", choices=list(registry.BY_NAME))
     serve.add_argument("--config", help="TOML config file")
     serve.set_defaults(run=run_serve)
 
@@ -79,10 +81,10 @@ def resolve_profile(requested: str | None) -> str:
 
 def plan(args: argparse.Namespace) -> list[str]:
     modalities = services.available_modalities()
-    names = [*services.PLATFORM, *modalities, *services.EDGE]
+    names = [s.name for s in registry.SERVICES if s.kind != "modality" or s.name in modalities]
     if args.only:
         wanted = {n.strip() for n in args.only.split(",") if n.strip()}
-        unknown = wanted - set(services.ALL)
+        unknown = wanted - set(registry.BY_NAME)
         if unknown:
             raise SystemExit(f"unknown services: {', '.join(sorted(unknown))}")
         names = [n for n in names if n in wanted]
@@ -95,18 +97,18 @@ def child_env(name: str, names: list[str], profile: str | None, args: argparse.N
         env["UNIVENCE_CONFIG"] = str(Path(args.config).resolve())
     key = f"UNIVENCE_{name.upper()}_"
     env.setdefault(key + "DRAIN_SECONDS", str(args.drain_seconds))
-    if name in services.MODALITIES and profile:
+    if name in registry.MODALITIES and profile:
         env.setdefault(key + "PROFILE", profile)
     if name == "edge":
-        env.setdefault("UNIVENCE_EDGE_MODALITIES", json.dumps([n for n in names if n in services.MODALITIES]))
+        env.setdefault("UNIVENCE_EDGE_MODALITIES", json.dumps([n for n in names if n in registry.MODALITIES]))
     return env
 
 
 def run_up(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("info")
     names = plan(args)
-    profile = resolve_profile(args.profile) if any(n in services.MODALITIES for n in names) else None
-    missing = [m for m in services.MODALITIES if m not in services.available_modalities()]
+    profile = resolve_profile(args.profile) if any(n in registry.MODALITIES for n in names) else None
+    missing = [m for m in registry.MODALITIES if m not in services.available_modalities()]
     log.info("starting %s%s", ", ".join(names), f" (not in this install yet: {', '.join(missing)})" if missing else "")
     children = [Child(name, child_env(name, names, profile, args)) for name in names]
     stopping = False
@@ -124,7 +126,7 @@ def run_up(args: argparse.Namespace) -> int:
     edge = next((c for c in children if c.name == "edge"), None)
     if edge is not None:
         host = edge.env.get("UNIVENCE_EDGE_HOST", "127.0.0.1")
-        port = edge.env.get("UNIVENCE_EDGE_PORT", "8000")
+        port = edge.env.get("UNIVENCE_EDGE_PORT", str(registry.entry("edge").port))
         log.info("Univence API on http://%s:%s  (create a key: univence accounts create-user EMAIL; "
                  "univence accounts create-key EMAIL)", host, port)
     while not stopping:

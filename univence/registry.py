@@ -1,0 +1,81 @@
+"""The services a Univence deployment is made of: one entry per service, the one place that says its
+name, its default ports, the module that runs it, the install extra it needs and the gRPC services
+it serves.
+
+The CLI (`univence up`, `univence serve`), the edge (where each modality listens), the services' own
+settings (their default ports) and the deployment files (Kubernetes, Envoy, the container build, checked
+by tests/deploy) all read it from here, so adding a modality is one line here and its folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["platform", "modality", "edge"]
+LOCALHOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """One service of the deployment."""
+
+    name: str
+    kind: Kind
+    # Where it listens by default: the gRPC port (the HTTP port for the edge) and the Prometheus port
+    # (0: served on the main port, as the edge does at /metrics).
+    port: int
+    metrics_port: int
+    # The module whose main() runs it (`univence serve NAME`, a container's entry point).
+    module: str
+    # The pyproject extra that installs what it imports (`pip install '.[EXTRA]'`).
+    extra: str
+    # The gRPC services it serves (full names), besides health, reflection and ServiceInfoService.
+    grpc_services: tuple[str, ...] = ()
+    # Needs a GPU in the full profile (its Kubernetes Deployment requests one, its image is built on CUDA).
+    gpu: bool = False
+    # Packages its GPU image installs besides the extra, apart from constraints.txt (they bring their own
+    # CUDA torch), e.g. vLLM for the llm service.
+    gpu_packages: tuple[str, ...] = ()
+
+    @property
+    def default_address(self) -> str:
+        return f"{LOCALHOST}:{self.port}"
+
+    @property
+    def package(self) -> str:
+        """The proto package of its own API (`univence.image.v1`), which Envoy routes on."""
+        return self.grpc_services[0].rpartition(".")[0] if self.grpc_services else ""
+
+
+# Start order: state first, the modalities, the edge last.
+SERVICES: tuple[ServiceEntry, ...] = (
+    ServiceEntry("accounts", "platform", 50051, 9151, "services.accounts.server", "accounts",
+                 ("univence.accounts.v1.AccountsService",)),
+    ServiceEntry("media", "platform", 50052, 9152, "services.media.server", "media",
+                 ("univence.media.v1.MediaService",)),
+    ServiceEntry("image", "modality", 50053, 9153, "services.image.server", "image",
+                 ("univence.image.v1.ImageService",), gpu=True),
+    ServiceEntry("llm", "modality", 50054, 9154, "services.llm.server", "llm",
+                 ("univence.llm.v1.ChatService",), gpu=True, gpu_packages=("vllm",)),
+    ServiceEntry("audio", "modality", 50055, 9155, "services.audio.server", "audio",
+                 ("univence.audio.v1.VoiceService",), gpu=True),
+    ServiceEntry("music", "modality", 50056, 9156, "services.music.server", "music",
+                 ("univence.music.v1.MusicService",), gpu=True),
+    ServiceEntry("video", "modality", 50057, 9157, "services.video.server", "video",
+                 ("univence.video.v1.VideoService",), gpu=True),
+    ServiceEntry("vision", "modality", 50058, 9158, "services.vision.server", "vision",
+                 ("univence.vision.v1.VisionService",), gpu=True),
+    ServiceEntry("edge", "edge", 8000, 0, "edge.server", "edge"),
+)
+BY_NAME: dict[str, ServiceEntry] = {s.name: s for s in SERVICES}
+MODALITIES: tuple[str, ...] = tuple(s.name for s in SERVICES if s.kind == "modality")
+PLATFORM: tuple[str, ...] = tuple(s.name for s in SERVICES if s.kind == "platform")
+
+
+def entry(name: str) -> ServiceEntry:
+    """The registry entry of `name`; KeyError names the known services."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown service {name!r}; one of: {', '.join(BY_NAME)}") from None

@@ -1,0 +1,60 @@
+"""Logging and OpenTelemetry for every Univence process (the services and the edge): one log format,
+one tracer provider per process, and the W3C trace context carried in gRPC metadata from the edge to
+the services, so a request is one trace across processes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """The process's root logger: LOG_FORMAT at `level` (a name such as "info")."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+
+
+def setup_tracing(service_name: str, exporter: str) -> None:
+    """Installs a tracer provider that names the process; `exporter` is none, console or otlp
+    (OTEL_EXPORTER_OTLP_ENDPOINT). A second call in the same process keeps the first provider (tests
+    run several servers in one process)."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    span_exporter = _exporter(exporter)
+    if span_exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    trace.set_tracer_provider(provider)
+
+
+def _exporter(kind: str) -> SpanExporter | None:
+    if kind == "console":
+        return ConsoleSpanExporter()
+    if kind == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            log.error("otel_exporter=otlp needs opentelemetry-exporter-otlp; spans are not exported")
+            return None
+        return OTLPSpanExporter()
+    return None
+
+
+def inject_metadata(extra: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """gRPC metadata that carries the current trace context (traceparent, tracestate) to the callee."""
+    carrier: dict[str, str] = dict(extra or {})
+    propagate.inject(carrier)
+    return list(carrier.items())
+
+
+def extract_context(metadata: Iterable[tuple[str, str | bytes]] | None):
+    """The trace context a caller sent in gRPC metadata or HTTP headers."""
+    carrier = {k: v for k, v in (metadata or ()) if isinstance(v, str)}
+    return propagate.extract(carrier)
