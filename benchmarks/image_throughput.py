@@ -24,8 +24,8 @@ import time
 import grpc
 
 from services.common.server import ServiceRuntime
+from services.image.catalog import DISTILLED
 from services.image.config import ImageSettings
-from services.image.models import DISTILLED
 from services.image.pipelines import Generation, load_pipelines
 from services.image.server import definition
 from univence.image.v1 import image_pb2, image_pb2_grpc

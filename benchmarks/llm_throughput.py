@@ -84,8 +84,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
     from services.common.devices import resolve_device
     from services.common.workqueue import WorkQueue
     from services.llm.backends.base import Message, SamplingOptions, TextDelta
+    from services.llm.backends.loading import build_transformers, choose_backend
     from services.llm.config import LlmSettings
-    from services.llm.server import build_transformers, choose_backend
 
     settings = LlmSettings(profile=args.profile)  # the same UNIVENCE_LLM_* settings the service reads
     device = resolve_device(settings.device)
@@ -126,7 +126,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
 
         async def via_grpc(i: int) -> Sample:
             started = time.perf_counter()
-            request = llm_pb2.CreateChatCompletionRequest(
+            request = llm_pb2.StreamChatCompletionRequest(
                 messages=[llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=[llm_pb2.ContentPart(
                     text=prompt_text(i))])], max_tokens=args.max_tokens, temperature=0, include_usage=True)
             first, tokens = None, 0

@@ -28,11 +28,30 @@ def resolve_profile(setting: str) -> str:
     return profile
 
 
+def cuda_count() -> int:
+    """CUDA devices torch sees (0 without torch)."""
+    if not cuda_available():
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def resolve_device(setting: str) -> str:
-    """`cpu`, `cuda` or `cuda:N`; `auto` picks cuda when there is one. A missing GPU asked for is an error."""
+    """`cpu`, `cuda` or `cuda:N`; `auto` picks cuda when there is one. A value that is none of these, or
+    a GPU that is not there, is a ValueError that says what to set instead."""
     if setting == "auto":
         return "cuda" if cuda_available() else "cpu"
-    if setting.startswith("cuda") and not cuda_available():
-        raise RuntimeError(f"device {setting!r} was asked for, but no CUDA GPU is visible to torch; "
-                           "set device = \"cpu\" (and profile = \"tiny\") or run on a GPU machine")
+    kind, _, index = setting.partition(":")
+    if setting == "cpu":
+        return setting
+    if kind != "cuda" or not (index == "" or index.isdigit()) or setting.endswith(":"):
+        raise ValueError(f"unknown device {setting!r}: use auto, cpu, cuda or cuda:N")
+    count = cuda_count()
+    if count == 0:
+        raise ValueError(f"device {setting!r} was asked for, but no CUDA GPU is visible to torch; "
+                         "set device = \"cpu\" (and profile = \"tiny\") or run on a GPU machine")
+    if index and int(index) >= count:
+        raise ValueError(f"device {setting!r} was asked for, but torch sees {count} CUDA GPU(s) "
+                         f"(cuda:0 to cuda:{count - 1}); set device to one of them, or to cuda or auto")
     return setting

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from univence.common.v1 import common_pb2
+from univence.imaging import ImageRejected
 
 DOMAIN = "univence.com"
 Reason = common_pb2.ErrorReason
@@ -47,14 +51,18 @@ class ServiceError(Exception):
     def code(self) -> grpc.StatusCode:
         return _CODES[self.reason]
 
-    def to_status(self) -> grpc.Status:
+    def status(self, param_prefix: str = "") -> status_pb2.Status:
+        """The google.rpc.Status of this error: the call's status (to_status), and a batch item's error
+        (AIP-193), whose param gets the item's place as `param_prefix` ("requests[1].")."""
         info = error_details_pb2.ErrorInfo(reason=reason_name(self.reason), domain=DOMAIN)
         if self.param:
-            info.metadata["param"] = self.param
+            info.metadata["param"] = param_prefix + self.param
         detail = any_pb2.Any()
         detail.Pack(info)
-        proto = status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
-        return rpc_status.to_status(proto)
+        return status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
+
+    def to_status(self) -> grpc.Status:
+        return rpc_status.to_status(self.status())
 
 
 class ModelLost(ServiceError):
@@ -76,3 +84,23 @@ def not_found(message: str, param: str | None = None) -> ServiceError:
 
 def too_large(message: str, param: str | None = None) -> ServiceError:
     return ServiceError(Reason.ERROR_REASON_PAYLOAD_TOO_LARGE, message, param=param)
+
+
+def rejected(exc: ImageRejected) -> ServiceError:
+    """An input image refused by univence.imaging: PAYLOAD_TOO_LARGE past a limit, else INVALID_REQUEST,
+    with its message and the request field it names."""
+    return (too_large if exc.too_large else invalid)(exc.message, exc.param)
+
+
+@contextlib.contextmanager
+def image_input() -> Iterator[None]:
+    """Decodes in the block answer the RPC as `rejected` says, e.g. `with image_input(): decode(...)`."""
+    try:
+        yield
+    except ImageRejected as exc:
+        raise rejected(exc) from None
+
+
+class ModelLoadError(RuntimeError):
+    """A model cannot load here (a missing GPU or weights, a bad setting): the message names it and says
+    what to do. The runtime reports it as the load error and answers MODEL_UNAVAILABLE with it."""

@@ -22,8 +22,8 @@ from grpc_reflection.v1alpha import reflection
 from services.common.config import ServiceSettings
 from services.common.interceptor import RuntimeInterceptor
 from services.common.metrics import MODEL_READY, start_metrics_server
-from services.common.telemetry import setup_tracing
 from univence.common.v1 import common_pb2, common_pb2_grpc
+from univence.telemetry import configure_logging, setup_tracing
 
 log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -62,6 +62,9 @@ class ServiceDefinition:
     device: str = ""
     # The models served, for GetServiceInfo (filled in by `load` where they are only known then).
     models: list[common_pb2.ModelInfo] = field(default_factory=list)
+    # Request limits the edge checks before reserving credits (GetServiceInfoResponse.limits), e.g.
+    # {"max_n": 4}: published by the service, so the edge never keeps its own copy of its settings.
+    limits: dict[str, float] = field(default_factory=dict)
 
 
 def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
@@ -195,7 +198,7 @@ class _ServiceInfoServicer(common_pb2_grpc.ServiceInfoServiceServicer):
     async def GetServiceInfo(self, request, context) -> common_pb2.GetServiceInfoResponse:
         d = self._runtime.definition
         return common_pb2.GetServiceInfoResponse(
-            service=d.name, profile=d.profile, device=d.device, models=d.models,
+            service=d.name, profile=d.profile, device=d.device, models=d.models, limits=d.limits,
             ready=self._runtime.loaded.is_set() and not self._runtime.lost,
             load_error=self._runtime.load_error or self._runtime.lost or "",
             version=_version(),
@@ -207,10 +210,6 @@ def _version() -> str:
         return importlib.metadata.version("univence")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def run(settings: ServiceSettings, definition: Callable[[ServiceSettings], ServiceDefinition]) -> None:

@@ -6,7 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from services.common.config import ServiceSettings
+from services.common.modality import ModalitySettings
+from univence.registry import entry
 
 # The Qwen3 hidden states FLUX.2 klein reads (layers 9, 18 and 27 of Qwen3-4B); the tiny text encoder
 # has only two layers, so it reads its embeddings and both layers instead.
@@ -14,11 +15,11 @@ FULL_TEXT_ENCODER_OUT_LAYERS = (9, 18, 27)
 TINY_TEXT_ENCODER_OUT_LAYERS = (0, 1, 2)
 
 
-class ImageSettings(ServiceSettings):
+class ImageSettings(ModalitySettings):
     section: ClassVar[str] = "image"
 
-    port: int = 50053
-    metrics_port: int = 9153
+    port: int = entry("image").port
+    metrics_port: int = entry("image").metrics_port
     # Requests waiting or running (each image of a request counts); one more is refused at once.
     queue_max_pending: int = 32
 
@@ -45,8 +46,6 @@ class ImageSettings(ServiceSettings):
     # one pipeline call of up to `max_batch_size` images, waiting at most `max_batch_wait_ms` to fill.
     max_batch_size: int = Field(default=4, ge=1, le=64)
     max_batch_wait_ms: float = Field(default=10.0, ge=0, le=10_000)
-    # One small generation at load, so the first request does not pay for warm-up.
-    warmup: bool = True
 
     # Limits, checked before any work.
     max_prompt_chars: int = Field(default=4000, gt=0)

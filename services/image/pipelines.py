@@ -17,18 +17,15 @@ import torch
 from diffusers import Flux2KleinInpaintPipeline, Flux2KleinPipeline
 from PIL import Image
 
+from services.common.errors import ModelLoadError
+from services.common.modality import TINY_SOURCE
+from services.image.catalog import BASE, DISTILLED, configured_models
 from services.image.config import ImageSettings
-from services.image.models import BASE, DISTILLED
 from services.image.tiny import build_tiny_pipeline
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-TINY_SOURCE = "tiny-random"
-
-
-class ModelLoadError(RuntimeError):
-    """A model cannot load here; the message names it and says what to do."""
 
 
 @dataclass(frozen=True)
@@ -161,9 +158,7 @@ def resolve_dtype(setting: str, profile: str, device: str) -> torch.dtype:
 def load_pipelines(settings: ImageSettings, profile: str, device: str) -> KleinPipelines:
     """Builds (tiny) or loads (full) the configured models onto `device`."""
     out_layers = settings.out_layers(profile)
-    roles = {DISTILLED: settings.distilled_model}
-    if settings.base_model:
-        roles[BASE] = settings.base_model
+    roles = configured_models(settings)
     dtype = resolve_dtype(settings.dtype, profile, device)
     pipelines: dict[str, Flux2KleinPipeline] = {}
     sources: dict[str, str] = {}

@@ -16,8 +16,9 @@ from diffusers import (
     Flux2KleinPipeline,
     Flux2Transformer2DModel,
 )
-from tokenizers.pre_tokenizers import ByteLevel
 from transformers import Qwen2TokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+from services.common.tokenizers import byte_level_tokenizer
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 # Qwen3's chat template, cut to what the pipeline's prompt encoder uses.
@@ -30,14 +31,8 @@ TEXT_HIDDEN = 16
 
 
 def tiny_tokenizer() -> Qwen2TokenizerFast:
-    """A byte-level Qwen2 tokenizer with Qwen's special tokens and no merges (needs no files)."""
-    vocab = {s: i for i, s in enumerate(SPECIAL_TOKENS)}
-    for ch in sorted(ByteLevel.alphabet()):
-        vocab.setdefault(ch, len(vocab))
-    tokenizer = Qwen2TokenizerFast(vocab=vocab, merges=[])
-    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    """Qwen's special tokens on the shared byte-level tokenizer (Qwen2TokenizerFast's default roles)."""
+    return byte_level_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE)
 
 
 def build_tiny_pipeline(*, distilled: bool, seed: int = 0) -> Flux2KleinPipeline:

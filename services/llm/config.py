@@ -6,16 +6,17 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from services.common.config import ServiceSettings
+from services.common.modality import ModalitySettings
+from univence.registry import entry
 
 DEFAULT_MODEL = "Qwen/Qwen3.5-4B"
 
 
-class LlmSettings(ServiceSettings):
+class LlmSettings(ModalitySettings):
     section: ClassVar[str] = "llm"
 
-    port: int = 50054
-    metrics_port: int = 9154
+    port: int = entry("llm").port
+    metrics_port: int = entry("llm").metrics_port
     # `vllm` (GPU, continuous batching), `transformers` (CPU or GPU, one request at a time per slot) or
     # `auto`: vllm when it is installed and a CUDA GPU is visible, else transformers. The tiny profile
     # always runs on transformers.

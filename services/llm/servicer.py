@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
+from services.common.modality import ModalityServicer, Placement
 from services.llm.backends.base import (
     Backend,
     ChoiceFinished,
@@ -24,8 +25,9 @@ from services.llm.backends.base import (
     TokenLogprob,
     TokenLogprobs,
 )
+from services.llm.catalog import served_name
 from services.llm.config import LlmSettings
-from services.llm.messages import ToolUse, parse_messages, parse_options, parse_tools
+from services.llm.requests import ChatRequest, ToolUse, parse_messages, parse_options, parse_tools
 from services.llm.tools import ToolCallOut, ToolCallParser
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
 
@@ -69,18 +71,21 @@ def completion_id() -> str:
     return "chatcmpl-" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
 
 
-class ChatServicer(llm_pb2_grpc.ChatServiceServicer):
-    backend: Backend
+class ChatServicer(ModalityServicer[Backend], llm_pb2_grpc.ChatServiceServicer):
+    """Serves once `attach` has given it the started backend (its engine)."""
 
-    def __init__(self, settings: LlmSettings):
-        self.settings = settings
-        self.served_model = settings.served_model_name or settings.model
+    settings: LlmSettings
+    served_model: str
 
-    def attach(self, backend: Backend, served_model: str) -> None:
-        self.backend = backend
-        self.served_model = served_model
+    @property
+    def backend(self) -> Backend:
+        return self.engine
 
-    async def _prepare(self, request: llm_pb2.CreateChatCompletionRequest
+    def attach(self, engine: Backend, placement: Placement) -> None:
+        self.served_model = served_name(self.settings, placement.profile)
+        super().attach(engine, placement)
+
+    async def _prepare(self, request: ChatRequest
                        ) -> tuple[Prompt, SamplingOptions, ToolUse | None]:
         options = parse_options(request, self.settings)
         tools = parse_tools(request, options)
@@ -113,14 +118,14 @@ class ChatServicer(llm_pb2_grpc.ChatServiceServicer):
             id=completion_id(), model=self.served_model, created=created, choices=choices,
             usage=_usage(prompt.prompt_tokens, completion_tokens))
 
-    async def StreamChatCompletion(self, request: llm_pb2.CreateChatCompletionRequest,
-                                   context) -> AsyncIterator[llm_pb2.ChatCompletionChunk]:
+    async def StreamChatCompletion(self, request: llm_pb2.StreamChatCompletionRequest,
+                                   context) -> AsyncIterator[llm_pb2.StreamChatCompletionResponse]:
         created = int(time.time())
         prompt, options, tools = await self._prepare(request)
         chunk_id = completion_id()
 
-        def chunk(**fields) -> llm_pb2.ChatCompletionChunk:
-            return llm_pb2.ChatCompletionChunk(id=chunk_id, model=self.served_model, created=created, **fields)
+        def chunk(**fields) -> llm_pb2.StreamChatCompletionResponse:
+            return llm_pb2.StreamChatCompletionResponse(id=chunk_id, model=self.served_model, created=created, **fields)
 
         texts = [self._text(tools) for _ in range(options.n)]
         calls_sent = [0] * options.n

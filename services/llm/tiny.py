@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.tokenizers import byte_level_tokenizer
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<|vision_start|>",
                   "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 TINY_CONTEXT = 4096
@@ -58,18 +60,10 @@ CHAT_TEMPLATE = (
 
 
 def tiny_tokenizer():
-    """A byte-level BPE tokenizer with no merges (one token per byte) plus Qwen's special tokens."""
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import Qwen2TokenizerFast
-
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    for char in sorted(ByteLevel.alphabet()):
-        vocab.setdefault(char, len(vocab))
-    tokenizer = Qwen2TokenizerFast(vocab=vocab, merges=[], unk_token=None, bos_token=None,
-                                   eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
+    """Qwen's special tokens (vision ones included) on the shared byte-level tokenizer; a turn ends at
+    <|im_end|>."""
+    return byte_level_tokenizer(SPECIAL_TOKENS, CHAT_TEMPLATE, unk_token=None, bos_token=None,
+                                eos_token="<|im_end|>", pad_token="<|endoftext|>")
 
 
 def tiny_image_processor():

@@ -20,11 +20,11 @@ from edge.errors import error_info
 from services.common.config import ServiceSettings
 from services.common.errors import ModelLost, ServiceError, invalid
 from services.common.server import GrpcService, ServiceDefinition, ServiceRuntime
-from services.common.telemetry import inject_metadata, setup_tracing
 from services.common.workqueue import WorkQueue
 from tests.support.runtime import running_service
 from univence.common.v1 import common_pb2, common_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
+from univence.telemetry import inject_metadata, setup_tracing
 
 
 class ProbeSettings(ServiceSettings):

@@ -1,49 +1,16 @@
-"""Helpers for the image tests: a running tiny image service, and small images to send it."""
+"""Helpers for the image tests: a running tiny image service (services/image/fixtures.py), and small
+images to send it."""
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import grpc
 import numpy as np
 from PIL import Image
 
-from services.image.config import ImageSettings
-from services.image.server import definition
-from services.image.servicer import ImageServicer
-from tests.support.runtime import running_service
-from univence.common.v1 import common_pb2_grpc
-from univence.image.v1 import image_pb2_grpc
+from services.image.fixtures import ImageService, serve, settings_for
 
-
-@dataclass
-class ImageService:
-    """A running image service: its stubs, and the servicer for looking inside."""
-
-    stub: image_pb2_grpc.ImageServiceStub
-    info: common_pb2_grpc.ServiceInfoServiceStub
-    servicer: ImageServicer
-    settings: ImageSettings
-    address: str
-
-
-def settings_for(**overrides) -> ImageSettings:
-    values = {"host": "127.0.0.1", "port": 0, "metrics_port": 0, "profile": "tiny", "device": "cpu",
-              "warmup": False, **overrides}
-    return ImageSettings(**values)
-
-
-@contextlib.asynccontextmanager
-async def serve(settings: ImageSettings, *, wait_loaded: bool = True) -> AsyncIterator[ImageService]:
-    """The real aio gRPC server in this event loop, and a channel to it."""
-    service = definition(settings)
-    async with running_service(service, settings, wait_loaded=wait_loaded) as runtime, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
-        yield ImageService(image_pb2_grpc.ImageServiceStub(channel), common_pb2_grpc.ServiceInfoServiceStub(channel),
-                           service.services[0].servicer, settings, f"127.0.0.1:{runtime.port}")
+__all__ = ["ImageService", "bomb_png", "decode", "picture", "pixels", "serve", "settings_for"]
 
 
 def picture(width: int = 80, height: int = 64, *, fmt: str = "PNG", seed: int = 0, mode: str = "RGB") -> bytes:

@@ -62,8 +62,8 @@ async def test_a_drawn_seed_reproduces_the_edit(image):
 
 async def test_base_model_edits_with_cfg(image):
     a = picture()
-    one = await image.stub.EditImages(edit(a, model=BASE, seed=1, num_steps=3, negative_prompt="rain"))
-    two = await image.stub.EditImages(edit(a, model=BASE, seed=1, num_steps=3, negative_prompt="snow"))
+    one = await image.stub.EditImages(edit(a, model=BASE, seed=1, num_inference_steps=3, negative_prompt="rain"))
+    two = await image.stub.EditImages(edit(a, model=BASE, seed=1, num_inference_steps=3, negative_prompt="snow"))
     assert one.model == BASE and one.images[0].data != two.images[0].data
     # text-to-image names mean the distilled model for edits
     assert (await image.stub.EditImages(edit(a, model="dall-e-2", seed=1))).model == DISTILLED
@@ -102,8 +102,8 @@ async def test_a_mask_repaints_the_image_with_the_inpainting_pipeline(image):
     (lambda: edit(picture(), model="black-forest-labs/FLUX.1-dev"), "INVALID_REQUEST", "model"),
     (lambda: edit(picture(), width=32), "INVALID_REQUEST", "width"),
     (lambda: edit(picture(), height=4096), "INVALID_REQUEST", "height"),
-    (lambda: edit(picture(), num_steps=0), "INVALID_REQUEST", "num_steps"),
-    (lambda: edit(picture(), guidance=99.0), "INVALID_REQUEST", "guidance"),
+    (lambda: edit(picture(), num_inference_steps=0), "INVALID_REQUEST", "num_inference_steps"),
+    (lambda: edit(picture(), guidance_scale=99.0), "INVALID_REQUEST", "guidance_scale"),
     (lambda: edit(picture(), seed=-1), "INVALID_REQUEST", "seed"),
     (lambda: edit(picture(), n=9), "INVALID_REQUEST", "n"),
     (lambda: edit(picture(), picture(), mask=picture()), "INVALID_REQUEST", "mask"),

@@ -12,7 +12,7 @@ import pytest
 
 from services.image.pipelines import KleinPipelines
 from tests.image.helpers import decode, pixels, serve, settings_for
-from tests.support.grpc_errors import expect_error
+from tests.support.grpc_errors import expect_error, status_error_info
 from univence.common.v1 import common_pb2
 from univence.image.v1 import image_pb2 as pb
 
@@ -138,10 +138,12 @@ async def test_batch_answers_in_order_and_a_bad_item_fails_alone(image):
         request(seed=3, prompt="a blue ocean wave", width=512, height=512),
     ]))
     first, bad, third = response.results
-    assert first.error_code == 0 and first.response.images[0].seed == 1
+    assert first.WhichOneof("result") == "response" and first.response.images[0].seed == 1
     assert (third.response.images[0].width, third.response.images[0].height) == (512, 512)
-    assert bad.error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and not bad.HasField("response")
-    assert (bad.error_reason, bad.error_param) == ("INVALID_REQUEST", "requests[1].image_size")
+    assert bad.WhichOneof("result") == "error"
+    error = status_error_info(bad.error)
+    assert (error.code, error.reason, error.param) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST", "requests[1].image_size")
     alone = await image.stub.GenerateImages(request(seed=1, prompt="a red sports car"))
     assert np.abs(pixels(alone.images[0].data) - pixels(first.response.images[0].data)).max() <= 2
 
@@ -152,7 +154,7 @@ async def test_batch_holds_one_to_five_requests(image):
     assert error.param == "requests"
     await expect_error(image.stub.BatchGenerateImages(pb.BatchGenerateImagesRequest()), "INVALID_REQUEST")
     response = await image.stub.BatchGenerateImages(pb.BatchGenerateImagesRequest(requests=[request(n=2)]))
-    assert response.results[0].error_param == "requests[0].n"
+    assert status_error_info(response.results[0].error).param == "requests[0].n"
 
 
 @pytest.mark.parametrize(("fields", "reason", "param"), [

@@ -10,8 +10,8 @@ import pytest
 import torch
 from diffusers import Flux2KleinPipeline, Flux2Transformer2DModel
 
+from services.image.catalog import edit_model, generation_model
 from services.image.config import ImageSettings
-from services.image.models import edit_model, generation_model
 from services.image.tiny import build_tiny_pipeline
 from tests.image.helpers import serve, settings_for
 from tests.support.grpc_errors import expect_error
@@ -68,6 +68,16 @@ async def test_service_info_lists_the_public_models(image):
     assert set(models["z-image-turbo"].aliases) == {"flux-schnell", "qwen/qwen-image", "pixart-sigma", "dall-e-3",
                                                    "dall-e-2"}
     assert models["z-image-turbo"].task == "image.generation" and models["z-image-turbo"].source == "tiny-random"
+
+
+async def test_the_limits_the_edge_checks_are_published_from_the_settings():
+    async with serve(settings_for(max_n=8, max_input_image_mb=1.5, max_edit_side=1024)) as image:
+        info = await image.info.GetServiceInfo(common_pb2.GetServiceInfoRequest())
+    limits = dict(info.limits)
+    assert (limits["max_n"], limits["max_input_image_bytes"], limits["max_edit_side"]) == (8, 1.5 * 1024 * 1024, 1024)
+    assert (limits["max_prompt_chars"], limits["max_steps"], limits["max_guidance"]) == (4000, 100, 30)
+    assert (limits["max_input_images"], limits["max_input_image_pixels"]) == (4, 4096 * 4096)
+    assert (limits["max_batch_requests"], limits["min_input_side"], limits["max_input_aspect"]) == (5, 64, 8)
 
 
 async def test_without_a_base_model_only_the_distilled_one_is_served(tmp_path):

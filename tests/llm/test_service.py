@@ -14,7 +14,19 @@ import threading
 import grpc
 import pytest
 
-from tests.llm.helpers import active, backend_of, cancelled, chat, generated, png_bytes, serve_llm, servicer_of, user
+from tests.llm.helpers import (
+    active,
+    as_stream,
+    backend_of,
+    cancelled,
+    chat,
+    generated,
+    png_bytes,
+    serve_llm,
+    servicer_of,
+    stream_chat,
+    user,
+)
 from tests.support.grpc_errors import expect_error
 from tests.support.waiting import eventually
 from univence.common.v1 import common_pb2, common_pb2_grpc
@@ -79,14 +91,15 @@ async def test_stop_sequences_cut_the_text_and_are_not_sent(llm):
     cut = await stub.CreateChatCompletion(chat(user("go"), max_tokens=40, temperature=0, stop=[stop, "\x00never"]))
     assert cut.choices[0].content == text[:text.find(stop)]
     assert cut.choices[0].finish_reason == llm_pb2.FINISH_REASON_STOP
-    chunks = [c async for c in stub.StreamChatCompletion(chat(user("go"), max_tokens=40, temperature=0, stop=[stop]))]
+    chunks = [c async for c in stub.StreamChatCompletion(stream_chat(user("go"), max_tokens=40, temperature=0,
+                                                                      stop=[stop]))]
     assert "".join(d.content for c in chunks for d in c.choices) == cut.choices[0].content
 
 
 async def test_stream_sends_start_deltas_finish_and_usage_last(llm):
     stub, _ = llm
-    chunks = [c async for c in stub.StreamChatCompletion(chat(user("stream please"), max_tokens=10, n=2,
-                                                              temperature=0.8, include_usage=True))]
+    chunks = [c async for c in stub.StreamChatCompletion(stream_chat(user("stream please"), max_tokens=10, n=2,
+                                                                      temperature=0.8, include_usage=True))]
     assert len({c.id for c in chunks}) == 1
     assert [d.index for d in chunks[0].choices] == [0, 1] and not any(d.content for d in chunks[0].choices)
     usage = chunks[-1]
@@ -99,7 +112,7 @@ async def test_stream_sends_start_deltas_finish_and_usage_last(llm):
 
 async def test_stream_without_include_usage_has_no_usage_chunk(llm):
     stub, _ = llm
-    chunks = [c async for c in stub.StreamChatCompletion(chat(user("x"), max_tokens=4))]
+    chunks = [c async for c in stub.StreamChatCompletion(stream_chat(user("x"), max_tokens=4))]
     assert chunks[-1].choices and chunks[-1].choices[0].finish_reason
     assert not any(c.HasField("usage") for c in chunks)
 
@@ -108,7 +121,7 @@ async def test_stream_text_equals_the_unary_text(llm):
     stub, _ = llm
     request = chat(user("same"), max_tokens=20, temperature=0)
     whole = await stub.CreateChatCompletion(request)
-    chunks = [c async for c in stub.StreamChatCompletion(request)]
+    chunks = [c async for c in stub.StreamChatCompletion(as_stream(request))]
     assert "".join(d.content for c in chunks for d in c.choices) == whole.choices[0].content
 
 
@@ -120,7 +133,8 @@ async def test_an_image_adds_its_vision_tokens_to_the_prompt(llm):
     with_image = await stub.CreateChatCompletion(chat(user("What is in this image?", png_bytes(48, 32)), max_tokens=3))
     # 48x32 in 16-px patches: 3x2 = 6 image tokens, plus vision_start and vision_end.
     assert with_image.usage.prompt_tokens == text_only.usage.prompt_tokens + 6 + 2
-    chunks = [c async for c in stub.StreamChatCompletion(chat(user(png_bytes(64, 64), "and this?"), max_tokens=3))]
+    chunks = [c async for c in stub.StreamChatCompletion(stream_chat(user(png_bytes(64, 64), "and this?"),
+                                                                      max_tokens=3))]
     assert chunks[-1].choices[0].finish_reason
 
 
@@ -179,7 +193,7 @@ async def test_logprobs_give_each_token_and_the_top_alternatives(llm):
         # greedy decoding picks the most likely token
         assert entry.top_logprobs[0].bytes == entry.bytes
         assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob, abs=1e-4)
-    chunks = [c async for c in stub.StreamChatCompletion(request)]
+    chunks = [c async for c in stub.StreamChatCompletion(as_stream(request))]
     streamed = [e for c in chunks for d in c.choices for e in d.logprobs]
     assert [e.bytes for e in streamed] == [e.bytes for e in choice.logprobs]
     assert [e.logprob for e in streamed] == pytest.approx([e.logprob for e in choice.logprobs], abs=1e-3)
@@ -219,7 +233,7 @@ async def test_a_named_tool_choice_makes_the_model_call_that_function(llm):
     assert [c.name for c in choice.tool_calls] == ["get_weather"] and choice.content == ""
     assert isinstance(json.loads(choice.tool_calls[0].arguments), dict) and choice.tool_calls[0].id.startswith("call_")
     assert choice.finish_reason in (llm_pb2.FINISH_REASON_TOOL_CALLS, llm_pb2.FINISH_REASON_LENGTH)
-    chunks = [c async for c in stub.StreamChatCompletion(request)]
+    chunks = [c async for c in stub.StreamChatCompletion(as_stream(request))]
     streamed = [(d.tool_call_index, c.name) for chunk in chunks for d in chunk.choices for c in d.tool_calls]
     assert streamed == [(0, "get_weather")]
     assert "".join(d.content for chunk in chunks for d in chunk.choices) == ""
@@ -240,7 +254,7 @@ async def test_context_limit_is_enforced_before_generation(llm):
     assert error.param == "messages" and "maximum context length is 4096 tokens" in error.message
     error = await expect_error(stub.CreateChatCompletion(chat(user("hello"), max_tokens=4090)), "INVALID_REQUEST")
     assert error.param == "max_tokens" and "4090 in the completion" in error.message
-    stream = stub.StreamChatCompletion(chat(user("y" * 5000)))
+    stream = stub.StreamChatCompletion(stream_chat(user("y" * 5000)))
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         await stream.read()
     assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -319,7 +333,7 @@ async def test_a_cancelled_stream_stops_generating(llm):
     name = backend_of(runtime).name
     cancelled_before = cancelled(name)
     # Greedy decoding of these random weights repeats one token and never picks the end token.
-    call = stub.StreamChatCompletion(chat(user("write forever"), max_tokens=3000, temperature=0))
+    call = stub.StreamChatCompletion(stream_chat(user("write forever"), max_tokens=3000, temperature=0))
     for _ in range(4):
         await call.read()
     running = generated(name)
@@ -336,7 +350,7 @@ async def test_a_cancelled_stream_stops_generating(llm):
 
 async def test_a_full_queue_refuses_at_once():
     async with serve_llm(queue_max_pending=1) as (stub, _):
-        busy = stub.StreamChatCompletion(chat(user("busy"), max_tokens=3000, temperature=0))
+        busy = stub.StreamChatCompletion(stream_chat(user("busy"), max_tokens=3000, temperature=0))
         await busy.read()
         await expect_error(stub.CreateChatCompletion(chat(user("me too"), max_tokens=2)), "QUEUE_FULL")
         busy.cancel()
@@ -352,6 +366,9 @@ async def test_service_info_reports_the_profile_and_the_model(llm):
     assert (info.service, info.profile, info.ready) == ("llm", profile, True)
     assert [(m.id, m.task, m.source) for m in info.models] == [("Qwen/Qwen3.5-4B", "chat.completion", source)]
     assert backend_of(runtime).max_model_len == 4096
+    settings = runtime.settings  # the limits the edge checks, from the settings
+    assert (info.limits["max_n"], info.limits["max_images"]) == (settings.max_n, settings.max_images)
+    assert info.limits["max_image_bytes"] == settings.max_image_bytes
 
 
 async def test_a_cancelled_unary_call_stops_generating(llm):
@@ -372,7 +389,7 @@ async def test_thinking_mode_returns_the_reasoning_apart():
         # The template opened a <think> block; the random model never closes it, so all is reasoning.
         assert whole.usage.prompt_tokens == prompt_tokens("think") - 4  # "<think>\n" instead of an empty block
         assert whole.choices[0].reasoning_content and whole.choices[0].content == ""
-        chunks = [c async for c in stub.StreamChatCompletion(chat(user("think"), max_tokens=8, temperature=0))]
+        chunks = [c async for c in stub.StreamChatCompletion(stream_chat(user("think"), max_tokens=8, temperature=0))]
         assert "".join(d.reasoning_content for c in chunks for d in c.choices) == whole.choices[0].reasoning_content
 
 

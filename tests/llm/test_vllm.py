@@ -16,7 +16,7 @@ import pytest
 from services.llm.backends.base import SamplingOptions
 from services.llm.backends.vllm_backend import engine_args, engine_choices
 from services.llm.config import LlmSettings
-from tests.llm.helpers import SERVED_NAME, backend_of, chat, generated, needs_vllm, serve_llm, user
+from tests.llm.helpers import SERVED_NAME, backend_of, chat, generated, needs_vllm, serve_llm, stream_chat, user
 from tests.support.grpc_errors import expect_error
 from tests.support.platform import running_platform
 from tests.support.waiting import eventually
@@ -63,7 +63,7 @@ async def test_greedy_n_choices_cost_one_generation(llm):
 async def test_a_cancelled_stream_is_aborted_in_the_engine(llm):
     stub, runtime = llm
     engine = backend_of(runtime).engine
-    call = stub.StreamChatCompletion(chat(user("write forever"), max_tokens=3000, temperature=0))
+    call = stub.StreamChatCompletion(stream_chat(user("write forever"), max_tokens=3000, temperature=0))
     for _ in range(4):
         await call.read()
     assert engine.get_num_unfinished_requests() == 1
@@ -78,7 +78,7 @@ async def test_requests_beyond_the_bound_are_refused_at_once(llm):
     backend = backend_of(runtime)
     bound, backend.max_pending = backend.max_pending, 1
     try:
-        busy = stub.StreamChatCompletion(chat(user("busy"), max_tokens=3000, temperature=0))
+        busy = stub.StreamChatCompletion(stream_chat(user("busy"), max_tokens=3000, temperature=0))
         await busy.read()
         await expect_error(stub.CreateChatCompletion(chat(user("me too"), max_tokens=2)), "QUEUE_FULL")
         busy.cancel()

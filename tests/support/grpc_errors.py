@@ -25,20 +25,28 @@ class RpcErrorInfo:
         return self.metadata.get("param")
 
 
+def _reason(status: status_pb2.Status) -> tuple[str, dict[str, str]]:
+    """(ErrorInfo reason, metadata) of a google.rpc.Status; empty when it has no ErrorInfo."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason, dict(info.metadata)
+    return "", {}
+
+
 def error_info(error: grpc.RpcError) -> RpcErrorInfo:
     """The ErrorInfo carried in the trailing metadata of a failed call (sync or aio)."""
     trailers = error.trailing_metadata() or ()
     raw = next((value for key, value in trailers if key == STATUS_DETAILS_KEY), None)
-    reason, metadata = "", {}
-    if raw is not None:
-        status = status_pb2.Status.FromString(raw)
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                reason, metadata = info.reason, dict(info.metadata)
-                break
+    reason, metadata = _reason(status_pb2.Status.FromString(raw)) if raw is not None else ("", {})
     return RpcErrorInfo(error.code(), error.details() or "", reason, metadata)
+
+
+def status_error_info(status: status_pb2.Status) -> RpcErrorInfo:
+    """The same, read from a google.rpc.Status carried in a result (a failed batch item, AIP-193)."""
+    code = next(c for c in grpc.StatusCode if c.value[0] == status.code)
+    return RpcErrorInfo(code, status.message, *_reason(status))
 
 
 async def expect_error(call: Awaitable[object], reason: str) -> RpcErrorInfo:

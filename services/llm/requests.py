@@ -1,23 +1,22 @@
-"""A CreateChatCompletionRequest checked and turned into what the backends take: messages with decoded
-images, and sampling options. Every refusal names the field the way the HTTP API spells it
-(`messages[0].content[1].image_url`), so the edge can pass it on unchanged."""
+"""A chat request (Create- or StreamChatCompletionRequest) checked and turned into what the backends
+take: messages with decoded images, and sampling options. Every refusal names the field the way the
+HTTP API spells it (`messages[0].content[1].image_url`), so the edge can pass it on unchanged."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
 import urllib.request
-import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from services.common.errors import invalid, too_large
+from services.common.errors import image_input, invalid, too_large
 from services.llm.backends.base import Message, ResponseFormat, SamplingOptions
 from services.llm.config import LlmSettings
 from services.llm.tools import ToolSpec, forced_opening
+from univence.imaging import decode
 from univence.llm.v1 import llm_pb2
 
 ROLES = {
@@ -34,6 +33,15 @@ TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHOICE_MODES = {llm_pb2.TOOL_CHOICE_MODE_UNSPECIFIED: "auto", llm_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
                 llm_pb2.TOOL_CHOICE_MODE_NONE: "none", llm_pb2.TOOL_CHOICE_MODE_REQUIRED: "required",
                 llm_pb2.TOOL_CHOICE_MODE_FUNCTION: "function"}
+# The two RPCs' requests: the same fields with the same numbers (tests/test_protos.py keeps them so).
+ChatRequest = llm_pb2.CreateChatCompletionRequest | llm_pb2.StreamChatCompletionRequest
+
+
+def limits(settings: LlmSettings) -> dict[str, float]:
+    """The bounds the edge checks before reserving credits (GetServiceInfoResponse.limits)."""
+    return {"max_n": settings.max_n, "max_images": settings.max_images, "max_image_bytes": settings.max_image_bytes,
+            "max_image_pixels": settings.max_image_pixels, "max_stop": MAX_STOP,
+            "max_top_logprobs": MAX_TOP_LOGPROBS, "max_tools": MAX_TOOLS}
 
 
 @dataclass
@@ -46,7 +54,7 @@ class ToolUse:
     opening: str
 
 
-def parse_tools(request: llm_pb2.CreateChatCompletionRequest, options: SamplingOptions) -> ToolUse | None:
+def parse_tools(request: ChatRequest, options: SamplingOptions) -> ToolUse | None:
     """Checks tools and tool_choice, and sets what the model is shown (options.tools, options.opening).
     None when the model is to answer in text alone."""
     if len(request.tools) > MAX_TOOLS:
@@ -85,7 +93,7 @@ def parse_tools(request: llm_pb2.CreateChatCompletionRequest, options: SamplingO
     return ToolUse(tools, mode, parallel, opening)
 
 
-def parse_options(request: llm_pb2.CreateChatCompletionRequest, settings: LlmSettings) -> SamplingOptions:
+def parse_options(request: ChatRequest, settings: LlmSettings) -> SamplingOptions:
     options = SamplingOptions()
     if request.HasField("temperature"):
         options.temperature = _bounded(request.temperature, 0.0, 2.0, "temperature")
@@ -145,7 +153,7 @@ def _response_format(fmt: llm_pb2.ResponseFormat) -> ResponseFormat | None:
     raise invalid(f"unknown response_format type {kind}", "response_format.type")
 
 
-def parse_messages(request: llm_pb2.CreateChatCompletionRequest, settings: LlmSettings) -> list[Message]:
+def parse_messages(request: ChatRequest, settings: LlmSettings) -> list[Message]:
     """Blocking (image decoding, and fetching where allowed): call it off the event loop."""
     if not request.messages:
         raise invalid("messages must hold at least one message", "messages")
@@ -194,28 +202,14 @@ def _tool_calls(message: llm_pb2.ChatMessage, i: int) -> list[dict]:
 
 
 def load_image(image: llm_pb2.ImageInput, settings: LlmSettings, param: str) -> Image.Image:
+    """The image of a content part in RGB (inline, or fetched where allowed), checked by univence.imaging."""
     data = image.data
     if not data:
         if not image.url:
             raise invalid("the image has neither data nor a URL", param)
         data = fetch_image(image.url, settings, param + ".url")
-    if len(data) > settings.max_image_bytes:
-        raise too_large(f"the image is {len(data)} bytes; at most {settings.max_image_bytes}", param)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.width * img.height > settings.max_image_pixels:
-                raise too_large(f"the image is {img.width}x{img.height} pixels; at most "
-                                f"{settings.max_image_pixels} pixels", param)
-            img.load()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        raise invalid(f"the image cannot be decoded ({type(exc).__name__}); send PNG, JPEG, WebP or GIF",
-                      param) from None
-    if img.width < 1 or img.height < 1:
-        raise invalid("the image is empty", param)
-    return img.convert("RGB")
+    with image_input():
+        return decode(data, param, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
 
 
 def fetch_image(url: str, settings: LlmSettings, param: str) -> bytes:

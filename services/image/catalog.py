@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.common.modality import TINY_SOURCE
+from services.image.config import ImageSettings
 from univence.common.v1 import common_pb2
 
 DISTILLED = "distilled"
@@ -92,3 +94,19 @@ def edit_model(name: str) -> tuple[str, str] | None:
     if public is None:
         return None
     return (BASE_ID, BASE) if public.runs_on == BASE else (DISTILLED_ID, DISTILLED)
+
+
+def configured_models(settings: ImageSettings) -> dict[str, str]:
+    """The pipelines this deployment runs, by role, with the weights each loads (full profile)."""
+    roles = {DISTILLED: settings.distilled_model}
+    if settings.base_model:
+        roles[BASE] = settings.base_model
+    return roles
+
+
+def model_infos(settings: ImageSettings, profile: str) -> list[common_pb2.ModelInfo]:
+    """The public models this deployment serves, with the weights behind each."""
+    roles = configured_models(settings)
+    return [common_pb2.ModelInfo(id=m.id, aliases=list(m.aliases), task=m.task,
+                                 source=TINY_SOURCE if profile == "tiny" else roles[m.runs_on])
+            for m in GENERATION_MODELS if m.runs_on in roles]
