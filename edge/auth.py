@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from edge.clients import ServiceClients, call
 from edge.errors import APIError
@@ -78,3 +79,7 @@ async def require_principal(request: Request) -> Principal:
     request.app.state.rate_limiter.check(principal.limit_key, request)
     request.state.principal = principal
     return principal
+
+
+# The authenticated caller of an endpoint: `async def endpoint(caller: Caller)`.
+Caller = Annotated[Principal, Depends(require_principal)]

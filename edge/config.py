@@ -1,43 +1,27 @@
-"""Edge settings: defaults, then the `[edge]` table of the UNIVENCE_CONFIG file, then UNIVENCE_EDGE_* env."""
+"""Edge settings: defaults, then the `[edge]` table of the UNIVENCE_CONFIG file, then UNIVENCE_EDGE_* env
+(read the same way as every service's, by univence.settings). Where each service listens by default
+comes from the service registry (univence.registry)."""
 
 from __future__ import annotations
 
-import os
-import tomllib
-from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import field_validator
 
-# The modality services the edge knows, with their default local addresses.
-MODALITY_PORTS = {"image": 50053, "llm": 50054, "audio": 50055, "music": 50056, "video": 50057, "vision": 50058}
+from univence.registry import LOCALHOST, MODALITIES, entry
+from univence.settings import SectionSettings
 
 
-class _EdgeTomlSource(PydanticBaseSettingsSource):
-    def __init__(self, settings_cls: type[BaseSettings]):
-        super().__init__(settings_cls)
-        path = os.environ.get("UNIVENCE_CONFIG")
-        data: dict[str, Any] = {}
-        if path:
-            with Path(path).open("rb") as f:
-                data = tomllib.load(f).get("edge", {})
-        self._values = data
+class EdgeSettings(SectionSettings):
+    section: ClassVar[str] = "edge"
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._values.get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
-
-
-class EdgeSettings(BaseSettings):
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = LOCALHOST
+    port: int = entry("edge").port
     workers: int = 1
-    accounts_address: str = "127.0.0.1:50051"
-    media_address: str = "127.0.0.1:50052"
-    # Modality services this edge routes to, by name; others answer 503. Addresses default to localhost.
+    accounts_address: str = entry("accounts").default_address
+    media_address: str = entry("media").default_address
+    # Modality services this edge routes to, by name; others answer 503. Addresses default to the
+    # registry's local ones.
     modalities: list[str] = []
     modality_addresses: dict[str, str] = {}
     # Metadata sent to accounts for admin RPCs (the CLI uses it; the edge itself calls none).
@@ -60,12 +44,13 @@ class EdgeSettings(BaseSettings):
     log_level: str = "INFO"
     otel_exporter: str = "none"
 
-    model_config = SettingsConfigDict(env_prefix="UNIVENCE_EDGE_", env_nested_delimiter="__", extra="ignore")
-
+    @field_validator("modalities")
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _EdgeTomlSource(settings_cls)
+    def _known_modalities(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in MODALITIES]
+        if unknown:
+            raise ValueError(f"unknown modalities {unknown}; the registry knows {', '.join(MODALITIES)}")
+        return names
 
     def modality_address(self, name: str) -> str:
-        return self.modality_addresses.get(name, f"127.0.0.1:{MODALITY_PORTS[name]}")
+        return self.modality_addresses.get(name) or entry(name).default_address

@@ -1,5 +1,8 @@
 """The API's error envelope, `{"error": {"message", "type", "param", "code"}}`, for every failure:
-our own errors, validation errors, unknown routes, gRPC errors from services, and surprises.
+our own errors, validation errors, rejected images, unknown routes, gRPC errors from services, and
+surprises; and its OpenAPI shape, which every endpoint group documents.
+
+Nothing here imports the rest of the edge, so any edge module can raise these errors.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from google.rpc import error_details_pb2, status_pb2
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from univence.imaging import ImageRejected
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +29,21 @@ class APIError(Exception):
         self.status, self.message, self.type = status, message, type
         self.param, self.code, self.headers = param, code, headers or {}
 
+    def fields(self) -> dict[str, str | None]:
+        """The inside of the envelope: what `{"error": …}` holds (also a failed batch item's or stream's)."""
+        return {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+
     def response(self) -> JSONResponse:
-        return error_response(self.status, self.message, self.type, self.param, self.code, self.headers)
+        return JSONResponse({"error": self.fields()}, status_code=self.status, headers=self.headers)
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the work finished; the work was cancelled and nothing is charged."""
 
 
 def error_response(status: int, message: str, type: str, param: str | None = None, code: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": type, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return APIError(status, message, type, param=param, code=code, headers=headers).response()
 
 
 # ErrorInfo.reason from a service → (HTTP status, error type, code).
@@ -58,16 +71,30 @@ def from_reason(reason: str, message: str, param: str | None = None) -> APIError
                     headers=headers)
 
 
+def status_error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo in a google.rpc.Status, if any: a failed call's, or a failed batch item's (AIP-193)."""
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    return None
+
+
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
     """The ErrorInfo a Univence service put in the call's google.rpc.Status, if any."""
     for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                info = error_details_pb2.ErrorInfo()
-                if detail.Unpack(info):
-                    return info
+            return status_error_info(status_pb2.Status.FromString(value))
     return None
+
+
+def from_status(status: status_pb2.Status, fallback: str) -> APIError:
+    """The APIError for a google.rpc.Status a service put in a result (a failed batch item), read like a
+    failed call's; `fallback` is the message when the status has none."""
+    info = status_error_info(status)
+    if info is None:
+        return APIError(500, status.message or fallback, "processing_error")
+    return from_reason(info.reason, status.message or fallback, info.metadata.get("param"))
 
 
 def from_grpc(error: grpc.aio.AioRpcError, service: str) -> APIError:
@@ -88,6 +115,13 @@ def from_grpc(error: grpc.aio.AioRpcError, service: str) -> APIError:
     return APIError(500, f"the {service} service failed to process the request", "processing_error")
 
 
+def from_image_rejected(exc: ImageRejected) -> APIError:
+    """An input image refused by univence.imaging: 413 past a size limit, 400 otherwise."""
+    if exc.too_large:
+        return APIError(413, exc.message, param=exc.param, code="payload_too_large")
+    return APIError(400, exc.message, param=exc.param, code="invalid_image")
+
+
 def _param(loc: tuple) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
     return ".".join(parts) or None
@@ -97,6 +131,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(ImageRejected)
+    async def _image(_: Request, exc: ImageRejected) -> JSONResponse:
+        return from_image_rejected(exc).response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -118,8 +156,6 @@ def install_error_handlers(app: FastAPI) -> None:
         type_ = "processing_error" if exc.status_code >= 500 else "invalid_request_error"
         return error_response(exc.status_code, str(exc.detail), type_, headers=getattr(exc, "headers", None))
 
-    from edge.metering import ClientDisconnected
-
     @app.exception_handler(ClientDisconnected)
     async def _gone(_: Request, exc: ClientDisconnected) -> JSONResponse:
         # Nobody reads this: the client closed the connection (499, as nginx logs it).
@@ -129,3 +165,32 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal error while processing the request", "processing_error")
+
+
+# -- the envelope in the OpenAPI document ------------------------------------------------------------
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str = Field(description="invalid_request_error, authentication_error, insufficient_credits, "
+                                  "processing_error, maintenance_mode, premium_required or rate_limit_error")
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API returns has this shape."""
+
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI `responses` entries for these statuses, all with the error envelope."""
+    described = {
+        400: "Invalid request", 401: "Authentication failed", 402: "Insufficient credits",
+        403: "Premium required", 404: "Not found", 409: "Idempotency conflict", 413: "Payload too large",
+        429: "Rate limited or queue full", 500: "Processing error", 503: "Maintenance or service unavailable",
+    }
+    return {s: {"model": ErrorResponse, "description": described.get(s, "Error")} for s in statuses}
+
+
+COMMON_ERRORS = error_responses(400, 401, 429, 500, 503)

@@ -1,4 +1,5 @@
-"""The metering flow around every priced request: reserve → run → store → commit, release on failure.
+"""Holds on credits around every priced request: reserve → run → store → commit, release on failure.
+Endpoints do not use this directly: edge.serving runs the whole metered flow for them.
 
     async with meter.hold(request, principal, [item]) as hold:
         if hold.replay is not None:
@@ -18,22 +19,18 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 
 from edge.auth import Principal
 from edge.clients import ServiceClients, call
-from edge.errors import APIError
+from edge.errors import APIError, ClientDisconnected
 from univence.accounts.v1 import accounts_pb2
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_IDEMPOTENCY_KEY = 255
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the work finished; the work was cancelled and nothing is charged."""
 
 
 class Hold:
@@ -169,3 +166,10 @@ async def _wait_disconnect(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def get_meter(request: Request) -> Meter:
+    return request.app.state.meter
+
+
+Metering = Annotated[Meter, Depends(get_meter)]

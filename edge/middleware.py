@@ -14,9 +14,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.config import EdgeSettings
+from edge.errors import APIError
 
 REQUESTS = Counter("univence_edge_requests_total", "HTTP requests, by route and status.",
                    ["method", "route", "status"])
@@ -27,6 +29,11 @@ LATENCY = Histogram("univence_edge_request_seconds", "HTTP request time to the l
 ALWAYS_OPEN = ("/healthz", "/readyz", "/metrics")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 tracer = trace.get_tracer("univence.edge")
+
+
+def add_response_headers(request: Request, headers: dict[str, str]) -> None:
+    """Headers the middleware adds to this request's response, whatever answers it (an error too)."""
+    request.state.extra_headers = {**getattr(request.state, "extra_headers", {}), **headers}
 
 
 class Maintenance:
@@ -127,7 +134,7 @@ class EdgeMiddleware:
 
 
 async def _send_error(send: Send, status: int, message: str, type_: str, retry_after: str | None = None) -> None:
-    body = json.dumps({"error": {"message": message, "type": type_, "param": None, "code": None}}).encode()
+    body = json.dumps({"error": APIError(status, message, type_).fields()}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if retry_after:
         headers.append((b"retry-after", retry_after.encode()))

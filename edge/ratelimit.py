@@ -12,6 +12,7 @@ import time
 from fastapi import Request
 
 from edge.errors import APIError
+from edge.middleware import add_response_headers
 
 
 class RateLimiter:
@@ -46,4 +47,4 @@ class RateLimiter:
             raise APIError(429, f"Rate limit reached: {self.per_minute} requests per minute for this key; "
                            f"retry in {retry_after}s", "rate_limit_error", code="rate_limit_exceeded",
                            headers={**headers, "Retry-After": str(retry_after)})
-        request.state.extra_headers = {**getattr(request.state, "extra_headers", {}), **headers}
+        add_response_headers(request, headers)

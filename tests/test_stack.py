@@ -20,10 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from tests.support.platform import free_port
+from univence import registry
 from univence.cli.services import available_modalities
 
-SERVICE_NAMES = {"accounts": "univence.accounts.v1.AccountsService", "media": "univence.media.v1.MediaService",
-                 "image": "univence.image.v1.ImageService", "llm": "univence.llm.v1.ChatService"}
 RUNNING = ["accounts", "media", *available_modalities()]
 
 
@@ -130,7 +129,7 @@ def test_cli_manages_premium_credits_ledger_and_revocation(stack):
 
 def test_every_service_is_healthy_and_reflectable(stack):
     for name in RUNNING:
-        full_name = SERVICE_NAMES[name]
+        full_name = registry.entry(name).grpc_services[0]
         wait_serving(stack["ports"][name])
         with grpc.insecure_channel(f"127.0.0.1:{stack['ports'][name]}") as channel:
             status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=full_name))

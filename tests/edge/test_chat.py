@@ -18,7 +18,7 @@ import openai
 import pytest
 from prometheus_client import REGISTRY
 
-import edge.routers.chat as chat_router
+import edge.serving as serving
 from edge.errors import APIError
 from tests.edge.test_auth import assert_envelope
 from tests.llm.helpers import png_bytes, serve_llm
@@ -399,7 +399,7 @@ async def test_a_refused_hold_stops_the_generation_that_started_beside_it(stack,
 @pytest.mark.parametrize("key", ["gone-1", None])
 async def test_a_client_gone_before_the_first_chunk_frees_the_hold_and_its_idempotency_key(stack, monkeypatch, key):
     # With no key the generation starts beside the reservation; with one, after it.
-    real_stream = chat_router.stream
+    real_stream = serving.stream
 
     def late_stream(*args, **kwargs):
         async def chunks():
@@ -408,7 +408,7 @@ async def test_a_client_gone_before_the_first_chunk_frees_the_hold_and_its_idemp
                 yield chunk
         return chunks()
 
-    monkeypatch.setattr(chat_router, "stream", late_stream)
+    monkeypatch.setattr(serving, "stream", late_stream)
     headers = {"X-API-Key": stack.key, **({"Idempotency-Key": key} if key else {})}
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": True}
     with pytest.raises(httpx.ReadTimeout):

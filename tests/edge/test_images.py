@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -19,17 +24,22 @@ import openai
 import pytest
 from PIL import Image
 
+from services.common.errors import too_large
 from tests.edge.test_auth import assert_envelope
 from tests.image.helpers import ImageService, bomb_png, picture, serve, settings_for
 from tests.support.platform import JWT_SECRET, Platform, running_platform
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.media.v1 import media_pb2
 
-# The service's own prompt limit is below the edge's 4000: a 1500-character prompt passes the edge,
-# reserves credits, and is refused by the service, which is how these tests make a request fail.
-SERVICE_PROMPT_LIMIT = 1000
-REFUSED_BY_SERVICE = "x" * 1500
+# A prompt the edge lets through and the image service then refuses (its checks are the edge's, so the
+# service is told to, see refuse_marked): how these tests make a request fail after credits were reserved.
+REFUSED_BY_SERVICE = "refused by the service"
 START_MC = 100_000
+
+
+def refuse_marked(kind: str, request) -> None:
+    if request.prompt == REFUSED_BY_SERVICE:
+        raise too_large("prompt is refused by this image service", "prompt")
 
 
 @dataclass
@@ -37,6 +47,7 @@ class Stack:
     platform: Platform
     http: httpx.AsyncClient
     image: ImageService
+    accounts_db: Path
 
     async def user(self, email: str, *, credits_mc: int = START_MC, premium: bool = False) -> tuple[str, dict]:
         user_id, secret = await self.platform.user_with_key(email, credits_mc=credits_mc, premium=premium)
@@ -50,34 +61,48 @@ class Stack:
         b = await self.platform.balance(user_id)
         return b.balance_mc, b.held_mc
 
-    def watch_service(self) -> list[str]:
-        """Records every request that reaches the image service's planning (what the edge let through)."""
-        seen: list[str] = []
+    def intercept(self, before: Callable[[str, Any], None]) -> None:
+        """Calls `before(kind, request)` on every request that reaches the image service's planning."""
         servicer = self.image.servicer
         plan_generation, plan_edit = servicer.plan_generation, servicer._plan_edit
 
         def generation(request):
-            seen.append("generation")
+            before("generation", request)
             return plan_generation(request)
 
         async def edit(request):
-            seen.append("edit")
+            before("edit", request)
             return await plan_edit(request)
 
         servicer.plan_generation, servicer._plan_edit = generation, edit
+
+    def watch_service(self) -> list[str]:
+        """Records every request that reaches the image service's planning (what the edge let through)."""
+        seen: list[str] = []
+        self.intercept(lambda kind, _: seen.append(kind))
         return seen
+
+    def holds(self) -> int:
+        """How many holds were ever reserved (settled or not)."""
+        with contextlib.closing(sqlite3.connect(self.accounts_db)) as db:
+            return db.execute("SELECT COUNT(*) FROM holds").fetchone()[0]
 
     async def media_count(self, user_id: str) -> int:
         listing = await self.platform.media.ListMedia(media_pb2.ListMediaRequest(owner_id=user_id))
         return listing.total_size
 
 
-async def stack_with(tmp_path, **image_settings):
-    settings = settings_for(max_prompt_chars=SERVICE_PROMPT_LIMIT, **image_settings)
-    async with serve(settings) as image, \
-            running_platform(tmp_path, modalities=["image"], modality_addresses={"image": image.address}) as platform, \
+async def stack_with(tmp_path, others: dict[str, str] | None = None, **image_settings):
+    """The image service (with these settings), the platform and an edge that routes to it (and to the
+    `others`, modality name → address)."""
+    addresses = {**(others or {})}
+    async with serve(settings_for(**image_settings)) as image, \
+            running_platform(tmp_path, modalities=["image", *addresses],
+                             modality_addresses={"image": image.address, **addresses}) as platform, \
             httpx.AsyncClient(base_url=platform.base_url, timeout=60) as http:
-        yield Stack(platform, http, image)
+        stack = Stack(platform, http, image, tmp_path / "accounts.db")
+        stack.intercept(refuse_marked)
+        yield stack
 
 
 @pytest.fixture

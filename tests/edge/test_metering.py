@@ -1,8 +1,8 @@
 """The metering flow against a real accounts service: reserve → run → store → commit, release on
 failure and on client disconnect, Idempotency-Key replays charged once.
 
-The priced route here is test scaffolding that drives edge.metering exactly as the modality routers
-do, storing a real file in the media service as its "work"."""
+The priced route here is test scaffolding that drives edge.metering exactly as edge.serving's flows
+do for the modality endpoints, storing a real file in the media service as its "work"."""
 
 from __future__ import annotations
 

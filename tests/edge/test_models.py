@@ -51,10 +51,10 @@ async def test_a_service_that_starts_after_the_edge_asked_is_listed_soon(tmp_pat
         definition = ServiceDefinition(name="image", services=[], profile="tiny", models=[
             common_pb2.ModelInfo(id="z-image-turbo", task="image.generation")])
         async with running_service(definition, ImageLikeSettings(port=port)):
-            platform.app.state.catalog._cached = None  # skip the 5 s list cache, not the channel's backoff
+            platform.app.state.catalog.forget()  # skip the 5 s info cache, not the channel's backoff
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 3
             while not (await client.models.list()).data and loop.time() < deadline:
-                platform.app.state.catalog._cached = None
+                platform.app.state.catalog.forget()
                 await asyncio.sleep(0.2)
             assert [m.id for m in (await client.models.list()).data] == ["z-image-turbo"]

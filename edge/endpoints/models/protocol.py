@@ -18,6 +18,8 @@ class ModelObject(BaseModel):
     profile: str = ""
     aliases: list[str] = []
     ready: bool = True
+    # Why the model is not ready, as its service reports it (failed to load: a missing GPU or weights).
+    error: str | None = None
 
 
 class ModelList(BaseModel):

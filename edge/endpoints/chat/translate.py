@@ -1,8 +1,8 @@
-"""POST /v1/chat/completions: OpenAI's request, completion and chunk shapes, and the request turned
-into the LLM service's CreateChatCompletionRequest.
+"""POST /v1/chat/completions: OpenAI's request → the LLM service's CreateChatCompletionRequest, and
+the service's completion and chunks → OpenAI's `chat.completion` and `chat.completion.chunk` events.
 
 Messages are checked by hand so each refusal names the exact field the way OpenAI spells it
-(`messages[0].content[1].type`); the pydantic models below describe the same shapes for the
+(`messages[0].content[1].type`); the pydantic models of protocol describe the same shapes for the
 OpenAPI document and check the scalar fields."""
 
 from __future__ import annotations
@@ -11,12 +11,20 @@ import base64
 import binascii
 import json
 import re
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from edge.endpoints.chat.protocol import ChatCompletionRequest, NamedToolChoice, ToolCall
 from edge.errors import APIError
-from univence.llm.v1 import llm_pb2
+from edge.outputs import Outputs
+from edge.serving import Answer, Modality, StreamPlan, UnaryPlan
+from univence.accounts.v1 import accounts_pb2
+from univence.llm.v1 import llm_pb2, llm_pb2_grpc
+
+LLM = Modality("llm", llm_pb2_grpc.ChatServiceStub)
+# The accounts service refuses non-premium callers with PREMIUM_REQUIRED; premium pays nothing.
+ITEMS = [accounts_pb2.ChargeItem(operation=accounts_pb2.OPERATION_CHAT_COMPLETION)]
 
 ROLES = {"system": llm_pb2.ROLE_SYSTEM, "developer": llm_pb2.ROLE_DEVELOPER, "user": llm_pb2.ROLE_USER,
          "assistant": llm_pb2.ROLE_ASSISTANT, "tool": llm_pb2.ROLE_TOOL}
@@ -31,191 +39,32 @@ TOOL_CHOICES = {"auto": llm_pb2.TOOL_CHOICE_MODE_AUTO, "none": llm_pb2.TOOL_CHOI
                 "required": llm_pb2.TOOL_CHOICE_MODE_REQUIRED}
 
 
-# -- request ---------------------------------------------------------------------------------------
-
-
-class TextPart(BaseModel):
-    type: Literal["text"]
-    text: str
-
-
-class ImageURL(BaseModel):
-    url: str = Field(description="A data URL (`data:image/png;base64,...`); http(s) URLs only where the "
-                                 "server enables fetching")
-    detail: Literal["auto", "low", "high"] | None = None
-
-
-class ImagePart(BaseModel):
-    type: Literal["image_url"]
-    image_url: ImageURL
-
-
-class FunctionCall(BaseModel):
-    name: str
-    arguments: str = Field(description="The arguments, a JSON object in text")
-
-
-class ToolCall(BaseModel):
-    id: str
-    type: Literal["function"] = "function"
-    function: FunctionCall
-
-
-class ChatMessage(BaseModel):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart | ImagePart] | None = None
-    name: str | None = None
-    tool_calls: list[ToolCall] | None = None
-    tool_call_id: str | None = None
-
-
-class FunctionDefinition(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    description: str | None = None
-    parameters: dict[str, Any] | None = None
-    strict: bool | None = None
-
-
-class ToolDefinition(BaseModel):
-    type: Literal["function"]
-    function: FunctionDefinition
-
-
-class NamedFunction(BaseModel):
-    name: str
-
-
-class NamedToolChoice(BaseModel):
-    type: Literal["function"]
-    function: NamedFunction
-
-
-class StreamOptions(BaseModel):
-    include_usage: bool | None = None
-
-
-class JSONSchemaFormat(BaseModel):
-    name: str = "response"
-    description: str | None = None
-    schema_: dict[str, Any] = Field(alias="schema")
-    strict: bool | None = None
-
-
-class ResponseFormat(BaseModel):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JSONSchemaFormat | None = None
-
-
-class ChatCompletionRequest(BaseModel):
-    """OpenAI's chat completion request (the fields this server honours; others are ignored)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str | None = Field(default=None, description="Accepted for compatibility and ignored: the served model "
-                                                        "answers (Qwen 3.5-4B)")
-    messages: list[ChatMessage] = Field(min_length=1)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=-(2 ** 63), lt=2 ** 63)
-    n: int | None = Field(default=None, ge=1)
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    response_format: ResponseFormat | None = None
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-    user: str | None = None
-    logprobs: bool | None = Field(default=None, description="Return each generated token's log probability")
-    top_logprobs: int | None = Field(default=None, ge=0, le=20,
-                                     description="With logprobs: the most likely alternatives at each position")
-    tools: list[ToolDefinition] | None = Field(default=None, max_length=128, description="Functions the model may call")
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
-
-
-# -- response --------------------------------------------------------------------------------------
-
-
-class AssistantMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str | None
-    reasoning_content: str | None = None
-    tool_calls: list[ToolCall] | None = None
-
-
-class TopLogprob(BaseModel):
-    token: str
-    logprob: float
-    bytes: list[int] | None
-
-
-class TokenLogprob(TopLogprob):
-    top_logprobs: list[TopLogprob]
-
-
-class ChoiceLogprobs(BaseModel):
-    content: list[TokenLogprob] | None
-    refusal: None = None
-
-
-class Choice(BaseModel):
-    index: int
-    message: AssistantMessage
-    finish_reason: Literal["stop", "length", "tool_calls"] | None
-    logprobs: ChoiceLogprobs | None = None
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class ChatCompletion(BaseModel):
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[Choice]
-    usage: Usage
-
-
-class ChunkToolCall(ToolCall):
-    index: int
-
-
-class ChunkDelta(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-    reasoning_content: str | None = None
-    tool_calls: list[ChunkToolCall] | None = None
-
-
-class ChunkChoice(BaseModel):
-    index: int
-    delta: ChunkDelta
-    finish_reason: Literal["stop", "length", "tool_calls"] | None = None
-    logprobs: ChoiceLogprobs | None = None
-
-
-class ChatCompletionChunk(BaseModel):
-    """One `data:` event of a stream (`text/event-stream`, ending with `data: [DONE]`)."""
-
-    id: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
-    choices: list[ChunkChoice]
-    usage: Usage | None = None
-
-
 # -- request → gRPC --------------------------------------------------------------------------------
 
+def read_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise APIError(400, "The request body is not valid JSON", code="invalid_json") from None
 
-def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest, bool, bool]:
-    """(the gRPC request, stream?, include_usage?) or an APIError naming the offending field."""
+
+def plan_completion(body: Any) -> UnaryPlan | StreamPlan:
+    """The checked request, whole or streamed. Either may start beside its hold (overlap, see
+    edge.serving): a premium caller's first token does not wait for Reserve."""
+    request, streaming, include_usage = parse_request(body)
+    if streaming:
+        return StreamPlan(request, ITEMS, ChunkWriter(include_usage), overlap=True)
+
+    async def answer(response: llm_pb2.CreateChatCompletionResponse, _: Outputs) -> Answer:
+        return Answer(json.dumps(completion_dict(response, logprobs=request.logprobs), ensure_ascii=False).encode())
+
+    return UnaryPlan(request, ITEMS, answer, overlap=True)
+
+
+def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest | llm_pb2.StreamChatCompletionRequest,
+                                      bool, bool]:
+    """(the gRPC request, stream?, include_usage?) or an APIError naming the offending field. The request
+    is a StreamChatCompletionRequest when streaming: the same fields as CreateChatCompletionRequest."""
     if not isinstance(body, dict):
         raise APIError(400, "The request body must be a JSON object", param=None, code="invalid_json")
     for field, what in UNSUPPORTED.items():
@@ -241,7 +90,8 @@ def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest, bool,
     if request.stream_options is not None and not stream:
         raise APIError(400, "stream_options is only allowed when stream is true", param="stream_options")
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
-    grpc_request = llm_pb2.CreateChatCompletionRequest(
+    kind = llm_pb2.StreamChatCompletionRequest if stream else llm_pb2.CreateChatCompletionRequest
+    grpc_request = kind(
         messages=messages, model=request.model or "", stop=stop, n=request.n or 1, user=request.user or "",
         response_format=response_format, include_usage=stream, logprobs=bool(request.logprobs),
         top_logprobs=request.top_logprobs or 0, tools=[llm_pb2.Tool(
@@ -456,14 +306,18 @@ def completion_dict(response: llm_pb2.CreateChatCompletionResponse, *, logprobs:
 
 
 class ChunkWriter:
-    """Service chunks → OpenAI `chat.completion.chunk` events. The service's first chunk (empty deltas)
-    becomes the `role: assistant` chunk; its usage chunk goes out only when the client asked for it."""
+    """Service chunks → OpenAI `chat.completion.chunk` events (an edge.serving StreamEncoder). The
+    service's first chunk (empty deltas) becomes the `role: assistant` chunk; its usage chunk goes out
+    only when the client asked for it. A failure mid-stream is an `error` event; a complete stream
+    ends with `data: [DONE]`."""
+
+    media_type = "text/event-stream"
 
     def __init__(self, include_usage: bool):
         self.include_usage = include_usage
         self.started = False
 
-    def event(self, chunk: llm_pb2.ChatCompletionChunk) -> bytes | None:
+    def event(self, chunk: llm_pb2.StreamChatCompletionResponse) -> bytes | None:
         head: dict[str, Any] = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created,
                                 "model": chunk.model}
         if not chunk.choices:
@@ -490,6 +344,12 @@ class ChunkWriter:
         if self.include_usage:
             event["usage"] = None
         return sse(event)
+
+    def error(self, error: APIError) -> bytes:
+        return sse({"error": error.fields()})
+
+    def end(self) -> bytes:
+        return DONE
 
 
 def sse(payload: dict[str, Any]) -> bytes:

@@ -1,20 +1,19 @@
-"""Image generation and editing shapes (POST /v1/images/generations, /generations/batch, /edits) and the
-documented rules they follow: public model names and aliases, the five sizes, per-model limits,
-defaults and the limits checked before any credits are reserved.
+"""Image generation and editing shapes (POST /v1/images/generations, /generations/batch, /edits), with
+the documented names and defaults their descriptions give.
 
 Fields are the API reference's, plus OpenAI's own (size, n, response_format, user, quality, style,
-output_format), so the official `openai` SDK works unchanged.
+output_format), so the official `openai` SDK works unchanged. The counts in descriptions are the
+documented defaults; the limits checked are the image service's (see translate.ImageLimits).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-# -- the documented rules -----------------------------------------------------------------------------
+# -- the documented names and defaults the shapes describe -----------------------------------------
 
 DEFAULT_GENERATION_MODEL = "z-image-turbo"
 DISTILLED_ID = "black-forest-labs/FLUX.2-klein-4B"
@@ -23,53 +22,6 @@ SIZES = ("256x256", "512x512", "1024x1024", "1024x1792", "1792x1024")
 DEFAULT_SIZE = "1024x1024"
 DEFAULT_NEGATIVE_PROMPT = "blurry, distorted, low quality, bad anatomy, text, watermark, signature"
 DEFAULT_EDIT_NEGATIVE_PROMPT = "blurry, distorted, low quality"
-MAX_BATCH_REQUESTS = 5
-
-# Limits the edge checks before reserving credits (the image service checks its own configured ones too).
-MAX_PROMPT_CHARS = 4000
-MAX_N = 4
-MAX_STEPS = 100
-MAX_GUIDANCE = 30.0
-MAX_INPUT_IMAGES = 4
-MAX_INPUT_IMAGE_BYTES = 12 * 1024 * 1024
-MAX_INPUT_IMAGE_PIXELS = 4096 * 4096
-MIN_EDIT_SIDE = 64
-# FLUX.2 klein reads input images of at least 64 px a side and at most 8:1.
-MIN_INPUT_SIDE = 64
-MAX_INPUT_ASPECT = 8
-MAX_EDIT_SIDE = 2048
-MAX_SEED = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class ImageModel:
-    """A text-to-image model name: its limits, and the edit model it means for /v1/images/edits."""
-
-    id: str
-    max_width: int
-    max_height: int
-    edit_model: str = DISTILLED_ID
-
-
-MODELS = (
-    ImageModel("z-image-turbo", 1792, 1792),
-    ImageModel("longcat-image-edit", 1792, 1024),
-    ImageModel(DISTILLED_ID, 1792, 1792),
-    ImageModel(BASE_ID, 1792, 1792, edit_model=BASE_ID),
-)
-ALIASES = {"flux-schnell": "z-image-turbo", "qwen/qwen-image": "z-image-turbo", "pixart-sigma": "z-image-turbo",
-           "dall-e-3": "z-image-turbo", "dall-e-2": "z-image-turbo"}
-_BY_NAME = {m.id.lower(): m for m in MODELS}
-_BY_NAME.update({alias: _BY_NAME[target] for alias, target in ALIASES.items()})
-
-
-def image_model(name: str | None) -> ImageModel | None:
-    """The model a name or alias means (case-insensitive; empty is the default), or None."""
-    return _BY_NAME.get((name or DEFAULT_GENERATION_MODEL).strip().lower())
-
-
-def model_names() -> str:
-    return ", ".join([m.id for m in MODELS] + list(ALIASES))
 
 
 # -- requests -----------------------------------------------------------------------------------------
@@ -97,7 +49,7 @@ class ImageGenerationRequest(BaseModel):
     num_inference_steps: int | None = Field(None, description="Denoising steps; default 8 (50 on the base model)")
     guidance_scale: float | None = Field(None, description="Guidance scale (CFG on the base model only)")
     cfg: float | None = Field(None, description="Alternative name for guidance_scale")
-    n: int | None = Field(1, description=f"How many images, 1 to {MAX_N}; image i uses seed + i (1 in a batch)")
+    n: int | None = Field(1, description="How many images, 1 to 4; image i uses seed + i (1 in a batch)")
     response_format: ResponseFormat | None = Field("b64_json", description="b64_json, or url (a /v1/media link)")
     output_format: OutputFormat | None = Field(None, description="png (default), jpeg or webp")
     user: str | None = Field(None, description="Accepted for OpenAI compatibility")
@@ -112,7 +64,7 @@ class ImageGenerationRequest(BaseModel):
 class BatchGenerationRequest(BaseModel):
     """POST /v1/images/generations/batch."""
 
-    requests: list[ImageGenerationRequest] = Field(description=f"1 to {MAX_BATCH_REQUESTS} generation requests,"
+    requests: list[ImageGenerationRequest] = Field(description="1 to 5 generation requests,"
                                                    " answered in order")
 
 
@@ -126,7 +78,7 @@ class ImageEditRequest(BaseModel):
     prompt: Prompt
     negative_prompt: str | None = Field(None, description="Things to avoid (base model only); default "
                                         f"\"{DEFAULT_EDIT_NEGATIVE_PROMPT}\"")
-    input_images: list[str] | None = Field(None, description=f"1 to {MAX_INPUT_IMAGES} base64 images (PNG, JPEG, "
+    input_images: list[str] | None = Field(None, description="1 to 4 base64 images (PNG, JPEG, "
                                            "WebP or GIF; data: URLs too)")
     mask: str | None = Field(None, description="Base64 PNG mask for a single input image: transparent (or, without "
                              "alpha, white) pixels are repainted")
@@ -137,7 +89,7 @@ class ImageEditRequest(BaseModel):
     num_steps: int | None = Field(None, description="Denoising steps; default 4 (distilled) / 50 (base)")
     guidance: float | None = Field(None, description="Guidance; default 1.0 (distilled) / 4.0 (base)")
     seed: int | None = Field(None, description="Random seed; drawn (and returned) when unset")
-    n: int | None = Field(1, description=f"How many images, 1 to {MAX_N}")
+    n: int | None = Field(1, description="How many images, 1 to 4")
     response_format: ResponseFormat | None = "b64_json"
     output_format: OutputFormat | None = None
     user: str | None = None

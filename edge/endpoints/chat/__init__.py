@@ -1,0 +1,1 @@
+"""Chat completions with vision: POST /v1/chat/completions, whole or streamed."""

@@ -1,0 +1,1 @@
+"""Probes: GET /healthz and /readyz."""

@@ -1,0 +1,127 @@
+"""GET /v1/media/{id}: public, cached, ranged and transcodable; and the caller's media listings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+import grpc
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from edge.auth import Caller
+from edge.clients import Clients, call
+from edge.endpoints.media.protocol import MediaList
+from edge.endpoints.media.translate import MEDIA_ID, etag_matches, image_format, media_object, not_found, parse_range
+from edge.errors import COMMON_ERRORS, error_responses, from_grpc
+from edge.outputs import media_url
+from univence.media.v1 import media_pb2, media_pb2_grpc
+from univence.telemetry import inject_metadata
+
+router = APIRouter(tags=["media"])
+CACHE_CONTROL = "public, max-age=3600"
+BUFFER_BELOW_BYTES = 1024 * 1024
+
+
+@router.get("/v1/media/{media_id}", summary="Get a media file by id (public; HEAD works too)",
+            responses={**error_responses(400, 404), 206: {"description": "Partial content"},
+                       304: {"description": "Not modified"}, 416: {"description": "Range not satisfiable"}},
+            response_class=Response)
+async def get_media(media_id: str, request: Request, clients: Clients,
+                    format: Annotated[str | None, Query(description="Transcode an image: webp, jpeg or png")] = None,
+                    ) -> Response:
+    if not MEDIA_ID.match(media_id):
+        raise not_found(media_id)
+    stub = clients.media
+    transcode = image_format(format)
+    wanted = parse_range(request.headers.get("range", ""))
+
+    meta = None
+    if wanted is not None and wanted[0] is None:  # a suffix range needs the size first
+        meta = await _metadata(stub, media_id, transcode)
+        size = meta.size_bytes
+        wanted = (max(0, size - (wanted[1] or 0)), size - 1)
+    offset, length = 0, 0
+    if wanted is not None:
+        offset = wanted[0] or 0
+        length = 0 if wanted[1] is None else wanted[1] - offset + 1
+
+    stream = stub.GetMedia(media_pb2.GetMediaRequest(
+        media_id=media_id, format=transcode, offset=offset, length=length,
+        metadata_only=request.method == "HEAD"), timeout=60, metadata=inject_metadata())
+    try:
+        first = await stream.read()
+    except grpc.aio.AioRpcError as exc:
+        stream.cancel()
+        error = from_grpc(exc, "media")
+        if error.status == 404:
+            raise not_found(media_id) from None
+        if error.param == "range" and meta is None:
+            meta = await _metadata(stub, media_id, transcode)
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{meta.size_bytes}"})
+        raise error from None
+    media = first.media
+    etag = f'"{media.sha256[:40]}"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "User-Agent", "Accept-Ranges": "bytes"}
+    if etag_matches(request.headers.get("if-none-match", ""), etag):
+        stream.cancel()
+        return Response(status_code=304, headers=headers)
+    status, body_length = 200, media.size_bytes
+    if wanted is not None:
+        end = media.size_bytes - 1 if length == 0 else min(offset + length, media.size_bytes) - 1
+        body_length = end - offset + 1
+        status = 206
+        headers["Content-Range"] = f"bytes {offset}-{end}/{media.size_bytes}"
+    headers["Content-Length"] = str(body_length)
+    if request.method == "HEAD":
+        stream.cancel()
+        return Response(status_code=status, headers=headers, media_type=media.mime_type)
+    if body_length <= BUFFER_BELOW_BYTES:  # small files: one plain response, no streaming machinery
+        body = b"".join([chunk async for chunk in _chunks(stream)])
+        return Response(body, status_code=status, headers=headers, media_type=media.mime_type)
+    return StreamingResponse(_chunks(stream), status_code=status, headers=headers, media_type=media.mime_type)
+
+
+router.add_api_route("/v1/media/{media_id}", get_media, methods=["HEAD"], include_in_schema=False)
+
+
+async def _metadata(stub: media_pb2_grpc.MediaServiceStub, media_id: str, transcode: int) -> media_pb2.Media:
+    stream = stub.GetMedia(media_pb2.GetMediaRequest(media_id=media_id, format=transcode, metadata_only=True),
+                           timeout=60, metadata=inject_metadata())
+    try:
+        return (await stream.read()).media
+    except grpc.aio.AioRpcError as exc:
+        error = from_grpc(exc, "media")
+        raise (not_found(media_id) if error.status == 404 else error) from None
+    finally:
+        stream.cancel()
+
+
+async def _chunks(stream) -> AsyncIterator[bytes]:
+    """The rest of the stream after the metadata (read() only: grpc forbids mixing it with iteration)."""
+    try:
+        while (message := await stream.read()) is not grpc.aio.EOF:
+            yield message.chunk
+    finally:
+        stream.cancel()
+
+
+@router.get("/v1/images/user-videos", response_model=MediaList, summary="List the caller's videos",
+            responses=COMMON_ERRORS)
+async def user_videos(
+    request: Request,
+    caller: Caller,
+    clients: Clients,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    sort_by: Annotated[Literal["newest", "oldest", "createdAt", "created_at"], Query(alias="sortBy")] = "newest",
+    sort_order: Annotated[Literal["asc", "desc"], Query(alias="sortOrder")] = "desc",
+) -> MediaList:
+    oldest_first = (sort_by == "oldest") != (sort_order == "asc")
+    order = media_pb2.SORT_ORDER_OLDEST_FIRST if oldest_first else media_pb2.SORT_ORDER_NEWEST_FIRST
+    page = await call("media", clients.media.ListMedia, media_pb2.ListMediaRequest(
+        owner_id=caller.user_id, kind=media_pb2.MEDIA_KIND_VIDEO, order=order, page_size=limit, offset=offset),
+        timeout=30)
+    data = [media_object(m, media_url(request, m.media_id)) for m in page.media]
+    return MediaList(data=data, total=page.total_size, limit=limit, offset=offset,
+                     has_more=offset + len(data) < page.total_size)

@@ -1,0 +1,54 @@
+"""Media requests and answers: Range headers, ETags, transcoding formats, and the media service's
+records → the API's media objects."""
+
+from __future__ import annotations
+
+import re
+
+from edge.endpoints.media.protocol import MediaObject
+from edge.errors import APIError
+from univence.common.v1 import common_pb2
+from univence.media.v1 import media_pb2
+
+MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+FORMATS = {"png": common_pb2.IMAGE_FORMAT_PNG, "jpeg": common_pb2.IMAGE_FORMAT_JPEG,
+           "jpg": common_pb2.IMAGE_FORMAT_JPEG, "webp": common_pb2.IMAGE_FORMAT_WEBP}
+KINDS = {media_pb2.MEDIA_KIND_IMAGE: "image", media_pb2.MEDIA_KIND_VIDEO: "video",
+         media_pb2.MEDIA_KIND_AUDIO: "audio"}
+
+
+def not_found(media_id: str) -> APIError:
+    return APIError(404, f"No media file with id '{media_id}'", param="mediaFileId", code="not_found")
+
+
+def image_format(format: str | None) -> int:
+    """The transcoding a `?format=` asks for (unspecified: the stored bytes)."""
+    if format is None:
+        return common_pb2.IMAGE_FORMAT_UNSPECIFIED
+    if format.lower() not in FORMATS:
+        raise APIError(400, f"format must be one of webp, jpeg, png (got '{format}')", param="format")
+    return FORMATS[format.lower()]
+
+
+def parse_range(header: str) -> tuple[int | None, int | None] | None:
+    """`bytes=a-b`, `bytes=a-` or `bytes=-n` → (start, end inclusive) with None for open ends;
+    None for anything else (several ranges, other units), which is served whole as RFC 9110 allows."""
+    match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
+    if not match or (not match[1] and not match[2]):
+        return None
+    start = int(match[1]) if match[1] else None
+    end = int(match[2]) if match[2] else None
+    if start is not None and end is not None and end < start:
+        return None
+    return start, end
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+def media_object(media: media_pb2.Media, url: str) -> MediaObject:
+    return MediaObject(id=media.media_id, url=url, mime_type=media.mime_type, kind=KINDS.get(media.kind, "unknown"),
+                       size_bytes=media.size_bytes, width=media.width or None, height=media.height or None,
+                       created=media.create_time.seconds)
