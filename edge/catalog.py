@@ -1,15 +1,23 @@
 """What each modality service says about itself (GetServiceInfo): its models, its profile and the limits
 the edge checks before reserving credits. Cached per modality for a few seconds, so an image request
 waits on the image service's answer only (never on every modality's), and at most once per interval;
-concurrent requests share one call."""
+concurrent requests share one call.
+
+Each answer is read once into a `Published`: the service's limits, and its models by every name they
+answer to (`PublishedModels`: case-insensitive ids and aliases, the default model of each task, the
+sizes and per-model bounds). Endpoints resolve names and check bounds from it: the service's table is
+the only one, so the edge has no model list or limit of its own to keep in step.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import grpc
 from fastapi import Depends, Request
@@ -20,7 +28,93 @@ from univence.common.v1 import common_pb2
 CACHE_SECONDS = 5.0
 INFO_TIMEOUT_SECONDS = 2.0
 ServiceInfo = common_pb2.GetServiceInfoResponse
-NO_LIMITS: Mapping[str, float] = MappingProxyType({})
+B = TypeVar("B")
+
+
+def bound(value: float) -> float:
+    """A published bound as messages should show it: whole numbers as ints ("at most 4", not 4.0)."""
+    return int(value) if math.isfinite(value) and float(value).is_integer() else value
+
+
+def read_bounds(cls: type[B], published: Mapping[str, float]) -> B:
+    """The dataclass `cls` (every field a bound with a default) with the published values of its fields;
+    one that is not published keeps its default."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{name: bound(value) for name, value in published.items() if name in known})
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedModel:
+    """One model as its service publishes it (common.v1.ModelInfo)."""
+
+    id: str
+    task: str
+    # The id of the model whose weights run this name (its own id when the service says nothing).
+    runs_on: str
+    sizes: tuple[str, ...]
+    default_size: str
+    limits: Mapping[str, float]
+
+    @classmethod
+    def of(cls, info: common_pb2.ModelInfo) -> PublishedModel:
+        return cls(info.id, info.task, info.runs_on or info.id, tuple(info.sizes), info.default_size,
+                   MappingProxyType(dict(info.limits)))
+
+    def limit(self, name: str) -> float:
+        """The model's own bound `name` (unbounded where it publishes none)."""
+        return bound(self.limits.get(name, math.inf))
+
+
+class PublishedModels:
+    """A service's models by every name they answer to: ids and aliases, matched case-insensitively; a
+    request that names none gets its task's default."""
+
+    def __init__(self, infos: Sequence[common_pb2.ModelInfo]):
+        self.models = tuple(PublishedModel.of(info) for info in infos)
+        self.aliases = tuple(alias for info in infos for alias in info.aliases)
+        self._by_name: dict[str, PublishedModel] = {}
+        self._defaults: dict[str, PublishedModel] = {}
+        for info, model in zip(infos, self.models, strict=True):
+            for name in (info.id, *info.aliases):
+                self._by_name.setdefault(name.lower(), model)
+            if info.task_default:
+                self._defaults.setdefault(info.task, model)
+
+    def find(self, name: str | None, task: str) -> PublishedModel | None:
+        """The model `name` means (any task: an edit may name a text-to-image model), or for an empty
+        name the default of `task`; None when there is none."""
+        if not name:
+            return self._defaults.get(task)
+        return self._by_name.get(name.strip().lower())
+
+    def names(self) -> list[str]:
+        """Every id, then every alias: the names a request may use."""
+        return [m.id for m in self.models] + list(self.aliases)
+
+    def ids(self, task: str) -> list[str]:
+        """The ids of `task`'s models."""
+        return [m.id for m in self.models if m.task == task]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Published:
+    """One GetServiceInfo answer, read once: the service's limits and its models."""
+
+    info: ServiceInfo
+    limits: Mapping[str, float]
+    models: PublishedModels
+    _bounds: dict[type, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, info: ServiceInfo) -> Published:
+        return cls(info, MappingProxyType(dict(info.limits)), PublishedModels(info.models))
+
+    def bounds(self, cls: type[B]) -> B:
+        """The published limits as `cls` (see read_bounds), made once per answer."""
+        made = self._bounds.get(cls)
+        if made is None:
+            made = self._bounds[cls] = read_bounds(cls, self.limits)
+        return made
 
 
 class ServiceCatalog:
@@ -30,9 +124,9 @@ class ServiceCatalog:
     def __init__(self, clients: ServiceClients, cache_seconds: float = CACHE_SECONDS):
         self._clients = clients
         self._cache_seconds = cache_seconds
-        # modality → (expiry, its info, its limits as a read-only dict made once per answer)
-        self._cached: dict[str, tuple[float, ServiceInfo | None, Mapping[str, float]]] = {}
-        self._fetching: dict[str, asyncio.Future[ServiceInfo | None]] = {}
+        # modality → (expiry, its answer read once; None while it does not answer)
+        self._cached: dict[str, tuple[float, Published | None]] = {}
+        self._fetching: dict[str, asyncio.Future[tuple[float, Published | None]]] = {}
 
     def forget(self) -> None:
         """Drops the cached answers (the next request asks again)."""
@@ -40,11 +134,17 @@ class ServiceCatalog:
 
     async def info(self, modality: str) -> ServiceInfo | None:
         """The service's info, None when it is not enabled here or did not answer."""
+        published = await self.published(modality)
+        return published.info if published is not None else None
+
+    async def published(self, modality: str) -> Published | None:
+        """The service's answer (its models and limits), None when it is not enabled here or did not
+        answer. The same object until the next refresh, so what is derived from it is kept as long."""
         return (await self._entry(modality))[1]
 
-    async def _entry(self, modality: str) -> tuple[float, ServiceInfo | None, Mapping[str, float]]:
+    async def _entry(self, modality: str) -> tuple[float, Published | None]:
         if not self._clients.enabled(modality):
-            return 0.0, None, NO_LIMITS
+            return 0.0, None
         hit = self._cached.get(modality)
         if hit is not None and hit[0] > time.monotonic():
             return hit
@@ -54,7 +154,7 @@ class ServiceCatalog:
         # Shielded: one waiting request that is cancelled does not cancel the others' answer.
         return await asyncio.shield(fetching)
 
-    async def _fetch(self, modality: str) -> tuple[float, ServiceInfo | None, Mapping[str, float]]:
+    async def _fetch(self, modality: str) -> tuple[float, Published | None]:
         try:
             info = await self._clients.info(modality).GetServiceInfo(common_pb2.GetServiceInfoRequest(),
                                                                      timeout=INFO_TIMEOUT_SECONDS)
@@ -62,8 +162,8 @@ class ServiceCatalog:
             info = None
         finally:
             del self._fetching[modality]
-        limits = MappingProxyType(dict(info.limits)) if info is not None else NO_LIMITS
-        entry = self._cached[modality] = (time.monotonic() + self._cache_seconds, info, limits)
+        entry = self._cached[modality] = (time.monotonic() + self._cache_seconds,
+                                          Published.of(info) if info is not None else None)
         return entry
 
     async def infos(self) -> list[ServiceInfo]:
@@ -75,12 +175,6 @@ class ServiceCatalog:
         """`full` or `tiny` as the service reports it; empty when it did not answer."""
         info = await self.info(modality)
         return info.profile if info is not None else ""
-
-    async def limits(self, modality: str) -> Mapping[str, float]:
-        """The limits the service publishes (GetServiceInfoResponse.limits, e.g. image `max_n`); empty
-        when it did not answer (the service still checks its own). The same object until the next
-        refresh, so what is derived from it can be kept as long (see ImageLimits.of)."""
-        return (await self._entry(modality))[2]
 
 
 async def get_catalog(request: Request) -> ServiceCatalog:

@@ -62,11 +62,15 @@ class ServiceClients:
     def enabled(self, modality: str) -> bool:
         return modality in self.settings.modalities
 
-    def modality(self, name: str, stub_class: type[S]) -> S:
-        """The stub of an enabled modality service; 503 for one this deployment does not route to."""
+    def require(self, name: str) -> None:
+        """503 for a modality service this deployment does not route to."""
         if not self.enabled(name):
             raise APIError(503, f"the {name} service is not enabled on this deployment", "processing_error",
                            code="service_not_enabled")
+
+    def modality(self, name: str, stub_class: type[S]) -> S:
+        """The stub of an enabled modality service; 503 for one this deployment does not route to."""
+        self.require(name)
         return self._stub(self.settings.modality_address(name), stub_class)
 
     def info(self, modality: str) -> common_pb2_grpc.ServiceInfoServiceStub:

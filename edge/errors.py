@@ -97,6 +97,12 @@ def from_status(status: status_pb2.Status, fallback: str) -> APIError:
     return from_reason(info.reason, status.message or fallback, info.metadata.get("param"))
 
 
+def service_unavailable(service: str) -> APIError:
+    """503 for a service that cannot be reached (or has not said what it serves): retry shortly."""
+    return APIError(503, f"the {service} service is unavailable; retry shortly", "processing_error",
+                    code="service_unavailable", headers={"Retry-After": "1"})
+
+
 def from_grpc(error: grpc.aio.AioRpcError, service: str) -> APIError:
     """The APIError for a failed call to `service`, from the ErrorInfo reason or else the gRPC code."""
     info = error_info(error)
@@ -104,8 +110,7 @@ def from_grpc(error: grpc.aio.AioRpcError, service: str) -> APIError:
         return from_reason(info.reason, error.details(), info.metadata.get("param"))
     code = error.code()
     if code == grpc.StatusCode.UNAVAILABLE:
-        return APIError(503, f"the {service} service is unavailable; retry shortly", "processing_error",
-                        code="service_unavailable", headers={"Retry-After": "1"})
+        return service_unavailable(service)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return APIError(504, f"the {service} service did not answer in time", "processing_error", code="timeout")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -16,8 +16,12 @@ is then a plan function and one call:
 
     @router.post("/v1/audio/speech", response_model=SpeechResponse)
     async def create_speech(body: SpeechRequest, serve: Serve) -> Response:
-        plan = translate.plan_speech(body, await serve.limits(AUDIO))
+        plan = translate.plan_speech(body, await serve.published(AUDIO))
         return await serve.unary(AUDIO, "Synthesize", plan)
+
+The plan checks the request against what the service publishes (`serve.published`: its models by name,
+with their sizes and bounds, and its limits), so a request the service would refuse is refused before
+anything is held; while the service has not said what it serves, the request is a 503.
 
 Overlap (`plan.overlap`, chat): for a caller the authenticator knows as premium, without an
 Idempotency-Key, the call starts while the hold is reserved (the Reserve answer still decides: a
@@ -31,7 +35,7 @@ saved.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
@@ -40,9 +44,9 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from edge.auth import Caller, Principal
-from edge.catalog import ServiceCatalog
+from edge.catalog import Published, ServiceCatalog
 from edge.clients import ServiceClients, call, stream
-from edge.errors import APIError, ClientDisconnected
+from edge.errors import APIError, ClientDisconnected, service_unavailable
 from edge.metering import Meter, until_disconnect
 from edge.middleware import add_response_headers
 from edge.outputs import Outputs
@@ -117,9 +121,15 @@ class Serving:
         self.clients, self.meter, self.catalog = clients, meter, catalog
         self.outputs = Outputs(request, principal, clients)
 
-    async def limits(self, modality: Modality) -> Mapping[str, float]:
-        """The limits the modality's service publishes (empty while it does not answer)."""
-        return await self.catalog.limits(modality.name)
+    async def published(self, modality: Modality) -> Published:
+        """What the modality's service publishes (its models and limits), which a plan checks the
+        request against; before anything is reserved, 503 while the service does not answer (and for
+        a modality this deployment does not route to)."""
+        self.clients.require(modality.name)
+        published = await self.catalog.published(modality.name)
+        if published is None:
+            raise service_unavailable(modality.name)
+        return published
 
     async def unary(self, modality: Modality[S], method: str, plan: UnaryPlan) -> Response:
         """Reserve → `method` on the modality's service → plan.answer (stores outputs) → commit."""

@@ -2,6 +2,11 @@
 
 Every text-to-image name runs on the distilled FLUX.2 klein 4B pipeline; the klein ids themselves
 name the distilled and base pipelines (for edits, and for text-to-image with CFG on the base model).
+
+This table is the only one: `model_infos` publishes it (ModelInfo: aliases, the task's default, what
+each name runs on, its sizes and max_width/max_height), and the edge resolves names and checks sizes
+from what is published. The edge's OpenAPI descriptions repeat the documented names and defaults; a
+test ties them to the values here (tests/edge/test_contract_copies.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ DEFAULT_SIZE = (1024, 1024)
 MAX_BATCH_REQUESTS = 5
 
 
+def size_name(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
 @dataclass(frozen=True)
 class PublicModel:
     """A model name clients use for text-to-image."""
@@ -50,6 +59,10 @@ GENERATION_MODELS: tuple[PublicModel, ...] = (
     PublicModel(BASE_ID, (), BASE, 1792, 1792, task="image.edit"),
 )
 DEFAULT_GENERATION_MODEL = "z-image-turbo"
+# The edit model a request that names none gets.
+DEFAULT_EDIT_MODEL = DISTILLED_ID
+# The model id of each pipeline (what a name that runs on it means for an edit).
+PIPELINE_IDS = {DISTILLED: DISTILLED_ID, BASE: BASE_ID}
 
 _BY_NAME = {name.lower(): m for m in GENERATION_MODELS for name in (m.id, *m.aliases)}
 
@@ -80,7 +93,7 @@ def generation_model(name: str) -> PublicModel | None:
 
 
 def size_names() -> str:
-    return ", ".join(f"{w}x{h}" for w, h in SIZES)
+    return ", ".join(size_name(size) for size in SIZES)
 
 
 def generation_model_names() -> str:
@@ -90,10 +103,10 @@ def generation_model_names() -> str:
 def edit_model(name: str) -> tuple[str, str] | None:
     """(klein id, pipeline) for an edit model name ("" is the distilled model); None when unknown. The
     text-to-image names run on the distilled model, so they mean it here too."""
-    public = generation_model(name or DISTILLED_ID)
+    public = generation_model(name or DEFAULT_EDIT_MODEL)
     if public is None:
         return None
-    return (BASE_ID, BASE) if public.runs_on == BASE else (DISTILLED_ID, DISTILLED)
+    return PIPELINE_IDS[public.runs_on], public.runs_on
 
 
 def configured_models(settings: ImageSettings) -> dict[str, str]:
@@ -105,8 +118,13 @@ def configured_models(settings: ImageSettings) -> dict[str, str]:
 
 
 def model_infos(settings: ImageSettings, profile: str) -> list[common_pb2.ModelInfo]:
-    """The public models this deployment serves, with the weights behind each."""
+    """The public models this deployment serves, with the weights behind each, the edit model each name
+    means (runs_on), the sizes it makes and its largest width and height."""
     roles = configured_models(settings)
     return [common_pb2.ModelInfo(id=m.id, aliases=list(m.aliases), task=m.task,
-                                 source=TINY_SOURCE if profile == "tiny" else roles[m.runs_on])
+                                 source=TINY_SOURCE if profile == "tiny" else roles[m.runs_on],
+                                 task_default=m.id in (DEFAULT_GENERATION_MODEL, DEFAULT_EDIT_MODEL),
+                                 runs_on=PIPELINE_IDS[m.runs_on], sizes=[size_name(size) for size in SIZES],
+                                 default_size=size_name(DEFAULT_SIZE),
+                                 limits={"max_width": m.max_width, "max_height": m.max_height})
             for m in GENERATION_MODELS if m.runs_on in roles]

@@ -29,6 +29,10 @@ ROLES = {
 MAX_STOP = 4
 MAX_TOP_LOGPROBS = 20
 MAX_TOOLS = 128
+# OpenAI's ranges of the sampling fields (the edge's request schema documents and checks the same;
+# tests/edge/test_contract_copies.py ties them).
+RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "presence_penalty": (-2.0, 2.0),
+          "frequency_penalty": (-2.0, 2.0)}
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHOICE_MODES = {llm_pb2.TOOL_CHOICE_MODE_UNSPECIFIED: "auto", llm_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
                 llm_pb2.TOOL_CHOICE_MODE_NONE: "none", llm_pb2.TOOL_CHOICE_MODE_REQUIRED: "required",
@@ -96,9 +100,9 @@ def parse_tools(request: ChatRequest, options: SamplingOptions) -> ToolUse | Non
 def parse_options(request: ChatRequest, settings: LlmSettings) -> SamplingOptions:
     options = SamplingOptions()
     if request.HasField("temperature"):
-        options.temperature = _bounded(request.temperature, 0.0, 2.0, "temperature")
+        options.temperature = _bounded(request.temperature, "temperature")
     if request.HasField("top_p"):
-        options.top_p = _bounded(request.top_p, 0.0, 1.0, "top_p")
+        options.top_p = _bounded(request.top_p, "top_p")
     if request.HasField("max_tokens"):
         if request.max_tokens < 1:
             raise invalid("max_tokens must be at least 1", "max_tokens")
@@ -116,9 +120,9 @@ def parse_options(request: ChatRequest, settings: LlmSettings) -> SamplingOption
         raise invalid(f"n must be between 1 and {settings.max_n}", "n")
     options.n = n
     if request.HasField("presence_penalty"):
-        options.presence_penalty = _bounded(request.presence_penalty, -2.0, 2.0, "presence_penalty")
+        options.presence_penalty = _bounded(request.presence_penalty, "presence_penalty")
     if request.HasField("frequency_penalty"):
-        options.frequency_penalty = _bounded(request.frequency_penalty, -2.0, 2.0, "frequency_penalty")
+        options.frequency_penalty = _bounded(request.frequency_penalty, "frequency_penalty")
     options.response_format = _response_format(request.response_format)
     if request.top_logprobs and not request.logprobs:
         raise invalid("top_logprobs needs logprobs set to true", "top_logprobs")
@@ -129,7 +133,8 @@ def parse_options(request: ChatRequest, settings: LlmSettings) -> SamplingOption
     return options
 
 
-def _bounded(value: float, low: float, high: float, param: str) -> float:
+def _bounded(value: float, param: str) -> float:
+    low, high = RANGES[param]
     if not math.isfinite(value) or not low <= value <= high:
         raise invalid(f"{param} must be between {low:g} and {high:g}", param)
     return float(value)

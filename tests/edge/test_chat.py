@@ -296,6 +296,19 @@ async def test_malformed_parameters_are_400_with_param(stack, fields, param):
     assert assert_envelope(response, 400, "invalid_request_error")["param"] == param
 
 
+async def test_the_llm_service_s_published_limits_are_checked_before_reserving(stack):
+    # n (max_n = 8 on the service), stop sequences (at most 4) and images (max_images = 16): the edge
+    # refuses what the service would, with the service's numbers, before any hold is made.
+    before = generated()
+    image = {"type": "image_url", "image_url": {"url": PNG_DATA_URL}}
+    for fields, param in [({"n": 9}, "n"), ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+                          ({"messages": [{"role": "user", "content": [image] * 17}]}, "messages[0].content[16]")]:
+        response = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key},
+                                         json={"messages": [{"role": "user", "content": "hi"}], **fields})
+        assert assert_envelope(response, 400, "invalid_request_error")["param"] == param, response.text
+    assert stack.holds() == [] and generated() == before
+
+
 async def test_a_disconnected_stream_stops_generating(stack):
     # Greedy decoding of the tiny random weights never picks the end token: without the disconnect
     # this would run for 3000 tokens.

@@ -1,17 +1,30 @@
 """The edge reads what each modality service says about itself (GetServiceInfo, cached per service): the
-limits it checks before reserving credits are the service's own, and a response's profile header
-asks the service that answers it, no other."""
+model names, sizes and limits it checks before reserving credits are the service's own (a service that
+has not answered gets a 503, nothing is guessed), and a response's profile header asks the service that
+answers it, no other."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import sqlite3
 
 import grpc
+import httpx
+import pytest
 
+from edge.catalog import Published
+from edge.endpoints.chat import translate as chat
+from edge.endpoints.images import translate as images
+from edge.endpoints.images.protocol import ImageEditRequest, ImageGenerationRequest
+from edge.errors import APIError, from_image_rejected
 from tests.edge.test_auth import assert_envelope
 from tests.edge.test_images import START_MC, stack_with
-from tests.support.platform import free_port
+from tests.image.helpers import picture
+from tests.support.platform import free_port, running_platform
 from univence.common.v1 import common_pb2, common_pb2_grpc
+from univence.imaging import ImageRejected
 
 
 async def test_the_edge_checks_the_limits_the_image_service_publishes(tmp_path):
@@ -57,3 +70,83 @@ async def test_an_image_request_asks_only_the_image_service_for_its_profile(tmp_
             assert silent.asked == 0, "the image request waited on the llm service's GetServiceInfo"
     finally:
         await server.stop(0)
+
+
+async def test_an_image_request_while_the_image_service_has_not_answered_is_a_503_before_reserving(tmp_path):
+    # Nothing listens at the image service's address: the edge does not know its models or limits, so
+    # it does not guess them; it answers as a call to an unreachable service does, and holds nothing.
+    async with running_platform(tmp_path, modalities=["image"],
+                                modality_addresses={"image": f"127.0.0.1:{free_port()}"}) as platform, \
+            httpx.AsyncClient(base_url=platform.base_url, timeout=30) as http:
+        user_id, key = await platform.user_with_key("down@example.com", credits_mc=START_MC)
+        response = await http.post("/v1/images/generations", headers={"X-API-Key": key},
+                                   json={"prompt": "a tree", "image_size": "256x256"})
+        error = assert_envelope(response, 503, "processing_error")
+        assert error["code"] == "service_unavailable" and "image service is unavailable" in error["message"]
+        assert response.headers["retry-after"] == "1"
+        edit = await http.post("/v1/images/edits", headers={"X-API-Key": key},
+                               files=[("image", ("a.png", b"x", "image/png"))], data={"prompt": "x"})
+        assert assert_envelope(edit, 503, "processing_error")["code"] == "service_unavailable"
+        with contextlib.closing(sqlite3.connect(tmp_path / "accounts.db")) as db:
+            assert db.execute("SELECT COUNT(*) FROM holds").fetchone()[0] == 0
+        assert (await platform.balance(user_id)).balance_mc == START_MC
+
+
+def _published(*models: common_pb2.ModelInfo, **limits: float) -> Published:
+    return Published.of(common_pb2.GetServiceInfoResponse(service="image", models=models, limits=limits))
+
+
+def test_image_names_sizes_and_bounds_are_what_the_service_publishes():
+    # A table unlike the documented one: the edge follows it (no copy of its own to disagree).
+    published = _published(
+        common_pb2.ModelInfo(id="painter", aliases=["Brush"], task="image.generation", task_default=True,
+                             runs_on="editor", sizes=["640x480", "2048x2048"], default_size="640x480",
+                             limits={"max_width": 1024, "max_height": 1024}),
+        common_pb2.ModelInfo(id="editor", task="image.edit", task_default=True),
+        max_n=2)
+    plan = images.plan_generation(ImageGenerationRequest(prompt="x", model=None), published)
+    assert (plan.request.model, plan.request.width, plan.request.height) == ("painter", 640, 480)
+    assert images.plan_generation(ImageGenerationRequest(prompt="x", model="bRUSH"), published).request.model == \
+        "painter"
+    for body, param, words in [
+            ({"model": "z-image-turbo"}, "model", "use one of painter, editor, Brush"),
+            ({"image_size": "1024x1024"}, "image_size", "use one of 640x480, 2048x2048"),
+            ({"size": "2048x2048"}, "size", "painter makes images up to 1024x1024"),
+            ({"n": 3}, "n", "between 1 and 2")]:
+        with pytest.raises(APIError) as refused:
+            images.plan_generation(ImageGenerationRequest(prompt="x", **body), published)
+        assert (refused.value.status, refused.value.param) == (400, param) and words in refused.value.message, body
+    edit = images.plan_edit(ImageEditRequest(prompt="x", model="brush"), [("image[0]", picture(64, 64))], None,
+                            published)
+    assert edit.request.model == edit.charges[0].model == "editor", "an edit runs on what the name runs on"
+    assert images.plan_edit(ImageEditRequest(prompt="x"), [("image[0]", picture(64, 64))], None,
+                            published).request.model == "editor"
+    with pytest.raises(APIError) as refused:
+        images.plan_edit(ImageEditRequest(prompt="x", model="sdxl"), [], None, published)
+    assert refused.value.code == "model_not_found" and "use editor" in refused.value.message
+
+
+def test_chat_counts_are_checked_against_what_the_llm_service_publishes():
+    published = Published.of(common_pb2.GetServiceInfoResponse(service="llm", limits={
+        "max_n": 2, "max_stop": 1, "max_top_logprobs": 3, "max_tools": 1, "max_images": 1, "max_image_bytes": 100}))
+    limits = published.bounds(chat.ChatLimits)
+    assert limits is published.bounds(chat.ChatLimits) and limits.max_n == 2
+    hi = [{"role": "user", "content": "hi"}]
+    tool = {"type": "function", "function": {"name": "f"}}
+    small = "data:image/png;base64," + base64.b64encode(b"p" * 50).decode()
+    big = "data:image/png;base64," + base64.b64encode(b"p" * 101).decode()
+    assert chat.parse_request({"messages": hi, "n": 2, "stop": ["a"], "logprobs": True, "top_logprobs": 3,
+                               "tools": [tool]}, limits)[0].n == 2
+    for body, status, param in [
+            ({"messages": hi, "n": 3}, 400, "n"),
+            ({"messages": hi, "stop": ["a", "b"]}, 400, "stop"),
+            ({"messages": hi, "logprobs": True, "top_logprobs": 4}, 400, "top_logprobs"),
+            ({"messages": hi, "tools": [tool, {**tool, "function": {"name": "g"}}]}, 400, "tools"),
+            ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": small}}] * 2}]},
+             400, "messages[0].content[1]"),
+            ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": big}}]}]},
+             413, "messages[0].content[0].image_url")]:
+        with pytest.raises((APIError, ImageRejected)) as refused:
+            chat.parse_request(body, limits)
+        error = refused.value if isinstance(refused.value, APIError) else from_image_rejected(refused.value)
+        assert (error.status, error.param) == (status, param), body

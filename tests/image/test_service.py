@@ -68,6 +68,15 @@ async def test_service_info_lists_the_public_models(image):
     assert set(models["z-image-turbo"].aliases) == {"flux-schnell", "qwen/qwen-image", "pixart-sigma", "dall-e-3",
                                                    "dall-e-2"}
     assert models["z-image-turbo"].task == "image.generation" and models["z-image-turbo"].source == "tiny-random"
+    # What the edge resolves requests with: the task's default, the edit model a name means, sizes, bounds.
+    assert [m.id for m in info.models if m.task_default] == ["z-image-turbo", "black-forest-labs/FLUX.2-klein-4B"]
+    assert {m.id: m.runs_on for m in info.models} == {
+        "z-image-turbo": "black-forest-labs/FLUX.2-klein-4B", "longcat-image-edit": "black-forest-labs/FLUX.2-klein-4B",
+        "black-forest-labs/FLUX.2-klein-4B": "black-forest-labs/FLUX.2-klein-4B",
+        "black-forest-labs/FLUX.2-klein-base-4B": "black-forest-labs/FLUX.2-klein-base-4B"}
+    longcat = models["longcat-image-edit"]
+    assert list(longcat.sizes) == ["256x256", "512x512", "1024x1024", "1024x1792", "1792x1024"]
+    assert longcat.default_size == "1024x1024" and dict(longcat.limits) == {"max_width": 1792, "max_height": 1024}
 
 
 async def test_the_limits_the_edge_checks_are_published_from_the_settings():

@@ -3,9 +3,28 @@ shows; translate checks the messages by hand so each refusal names the exact fie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
+
+# -- the documented bounds --------------------------------------------------------------------------
+# A deliberate copy of services/llm/requests.py's MAX_TOP_LOGPROBS and MAX_TOOLS, for the OpenAPI
+# document only: the edge checks what the LLM service publishes (translate.ChatLimits). The sampling
+# ranges below (temperature, top_p, the penalties) are OpenAI's, checked here and by the service alike.
+# tests/edge/test_contract_copies.py fails when any of them differs from the service's.
+MAX_TOP_LOGPROBS = 20
+MAX_TOOLS = 128
+
+
+def documented(**bounds: int) -> Callable[[JsonDict], None]:
+    """Puts bounds into an optional field's schema (its non-null member) without checking them."""
+    def extra(schema: JsonDict) -> None:
+        schema["anyOf"][0].update(bounds)
+
+    return extra
+
 
 # -- request ---------------------------------------------------------------------------------------
 
@@ -104,9 +123,10 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     user: str | None = None
     logprobs: bool | None = Field(default=None, description="Return each generated token's log probability")
-    top_logprobs: int | None = Field(default=None, ge=0, le=20,
+    top_logprobs: int | None = Field(default=None, ge=0, json_schema_extra=documented(maximum=MAX_TOP_LOGPROBS),
                                      description="With logprobs: the most likely alternatives at each position")
-    tools: list[ToolDefinition] | None = Field(default=None, max_length=128, description="Functions the model may call")
+    tools: list[ToolDefinition] | None = Field(default=None, json_schema_extra=documented(maxItems=MAX_TOOLS),
+                                               description="Functions the model may call")
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
 

@@ -51,7 +51,8 @@ SSE_RESPONSE = {"description": "A completion, or with `stream: true` a `text/eve
              response_model=ChatCompletion, openapi_extra=REQUEST_BODY,
              responses={200: SSE_RESPONSE, **error_responses(400, 401, 403, 413, 429, 500, 503)})
 async def create_chat_completion(request: Request, serve: Serve) -> Response:
-    plan = translate.plan_completion(translate.read_json(await request.body()))
+    body = translate.read_json(await request.body())
+    plan = translate.plan_completion(body, await serve.published(LLM))
     if isinstance(plan, StreamPlan):
         return await serve.streaming(LLM, "StreamChatCompletion", plan)
     return await serve.unary(LLM, "CreateChatCompletion", plan)

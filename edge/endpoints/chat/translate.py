@@ -3,22 +3,28 @@ the service's completion and chunks → OpenAI's `chat.completion` and `chat.com
 
 Messages are checked by hand so each refusal names the exact field the way OpenAI spells it
 (`messages[0].content[1].type`); the pydantic models of protocol describe the same shapes for the
-OpenAPI document and check the scalar fields."""
+OpenAPI document and check the scalar fields. The counts the LLM service limits (n, stop sequences,
+top_logprobs, tools, images and their bytes) are checked against what it publishes (ChatLimits), before
+anything is reserved."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from edge.catalog import Published
 from edge.endpoints.chat.protocol import ChatCompletionRequest, NamedToolChoice, ToolCall
 from edge.errors import APIError
 from edge.outputs import Outputs
 from edge.serving import Answer, Modality, StreamPlan, UnaryPlan
+from univence import imaging
 from univence.accounts.v1 import accounts_pb2
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
 
@@ -39,6 +45,21 @@ TOOL_CHOICES = {"auto": llm_pb2.TOOL_CHOICE_MODE_AUTO, "none": llm_pb2.TOOL_CHOI
                 "required": llm_pb2.TOOL_CHOICE_MODE_REQUIRED}
 
 
+
+
+@dataclass(frozen=True)
+class ChatLimits:
+    """The bounds the LLM service publishes (GetServiceInfoResponse.limits). One it does not publish is
+    not checked here: the service checks its own."""
+
+    max_n: float = math.inf
+    max_stop: float = math.inf
+    max_top_logprobs: float = math.inf
+    max_tools: float = math.inf
+    max_images: float = math.inf
+    max_image_bytes: float = math.inf
+
+
 # -- request → gRPC --------------------------------------------------------------------------------
 
 def read_json(raw: bytes) -> Any:
@@ -48,10 +69,10 @@ def read_json(raw: bytes) -> Any:
         raise APIError(400, "The request body is not valid JSON", code="invalid_json") from None
 
 
-def plan_completion(body: Any) -> UnaryPlan | StreamPlan:
+def plan_completion(body: Any, published: Published) -> UnaryPlan | StreamPlan:
     """The checked request, whole or streamed. Either may start beside its hold (overlap, see
     edge.serving): a premium caller's first token does not wait for Reserve."""
-    request, streaming, include_usage = parse_request(body)
+    request, streaming, include_usage = parse_request(body, published.bounds(ChatLimits))
     if streaming:
         return StreamPlan(request, ITEMS, ChunkWriter(include_usage), overlap=True)
 
@@ -61,8 +82,8 @@ def plan_completion(body: Any) -> UnaryPlan | StreamPlan:
     return UnaryPlan(request, ITEMS, answer, overlap=True)
 
 
-def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest | llm_pb2.StreamChatCompletionRequest,
-                                      bool, bool]:
+def parse_request(body: Any, limits: ChatLimits
+                  ) -> tuple[llm_pb2.CreateChatCompletionRequest | llm_pb2.StreamChatCompletionRequest, bool, bool]:
     """(the gRPC request, stream?, include_usage?) or an APIError naming the offending field. The request
     is a StreamChatCompletionRequest when streaming: the same fields as CreateChatCompletionRequest."""
     if not isinstance(body, dict):
@@ -83,6 +104,7 @@ def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest | llm_
                        param=param, code="invalid_value") from None
     if request.top_logprobs and not request.logprobs:
         raise APIError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
+    check_limits(request, messages, limits)
     if request.max_tokens is not None and request.max_completion_tokens is not None \
             and request.max_tokens != request.max_completion_tokens:
         raise APIError(400, "max_tokens and max_completion_tokens disagree; send one of them", param="max_tokens")
@@ -109,6 +131,34 @@ def parse_request(body: Any) -> tuple[llm_pb2.CreateChatCompletionRequest | llm_
         grpc_request.max_tokens = min(max_tokens, 2 ** 31 - 1)
     include_usage = bool(stream and request.stream_options and request.stream_options.include_usage)
     return grpc_request, stream, include_usage
+
+
+def check_limits(request: ChatCompletionRequest, messages: list[llm_pb2.ChatMessage], limits: ChatLimits) -> None:
+    """The counts the LLM service publishes bounds for. The messages and codes are what a refusal had before
+    the edge checked them: the service's (n, stop, images), or the request schema's (top_logprobs, tools)."""
+    if request.n is not None and request.n > limits.max_n:
+        raise APIError(400, f"n must be between 1 and {limits.max_n}", param="n")
+    if isinstance(request.stop, list) and len(request.stop) > limits.max_stop:
+        raise APIError(400, f"stop takes at most {limits.max_stop} sequences", param="stop")
+    if request.top_logprobs is not None and request.top_logprobs > limits.max_top_logprobs:
+        raise APIError(400, f"top_logprobs must be between 0 and {limits.max_top_logprobs}", param="top_logprobs",
+                       code="invalid_value")
+    if request.tools is not None and len(request.tools) > limits.max_tools:
+        raise APIError(400, f"tools: at most {limits.max_tools} tools", param="tools", code="invalid_value")
+    images = 0
+    for i, message in enumerate(messages):
+        if message.role != llm_pb2.ROLE_USER:  # the service refuses images anywhere else
+            continue
+        for j, part in enumerate(message.content):
+            if part.WhichOneof("part") != "image":
+                continue
+            images += 1
+            if images > limits.max_images:
+                raise APIError(400, f"at most {limits.max_images} images per request",
+                               param=f"messages[{i}].content[{j}]")
+            if part.image.data:  # an http(s) image is fetched (and checked) by the service
+                imaging.check_bytes(part.image.data, f"messages[{i}].content[{j}].image_url",
+                                    max_bytes=limits.max_image_bytes)
 
 
 def _tool_choice(choice: str | NamedToolChoice | None) -> llm_pb2.ToolChoice:

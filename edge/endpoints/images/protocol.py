@@ -3,7 +3,7 @@ the documented names and defaults their descriptions give.
 
 Fields are the API reference's, plus OpenAI's own (size, n, response_format, user, quality, style,
 output_format), so the official `openai` SDK works unchanged. The counts in descriptions are the
-documented defaults; the limits checked are the image service's (see translate.ImageLimits).
+documented defaults; the names, sizes and limits checked are the image service's (see translate).
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 # -- the documented names and defaults the shapes describe -----------------------------------------
+# A deliberate copy of services/image/catalog.py's values, for the OpenAPI document only (it is built
+# before any service answers, and the edge never imports a service). The checks use what the image
+# service publishes (translate), never these; tests/edge/test_contract_copies.py fails when they differ.
 
 DEFAULT_GENERATION_MODEL = "z-image-turbo"
 DISTILLED_ID = "black-forest-labs/FLUX.2-klein-4B"
@@ -37,7 +40,8 @@ class ImageGenerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str | None = Field(DEFAULT_GENERATION_MODEL, description=(
+    # Unset: the image service's default (documented, not applied, here).
+    model: str | None = Field(None, json_schema_extra={"default": DEFAULT_GENERATION_MODEL}, description=(
         "z-image-turbo (default) or longcat-image-edit; flux-schnell, qwen/qwen-image, pixart-sigma, dall-e-3 and "
         "dall-e-2 map to z-image-turbo. The FLUX.2 klein ids run their own pipeline (the base model runs CFG)."))
     prompt: Prompt
@@ -74,7 +78,8 @@ class ImageEditRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str | None = Field(DISTILLED_ID, description=f"{DISTILLED_ID} (distilled, default) or {BASE_ID} (base)")
+    model: str | None = Field(None, json_schema_extra={"default": DISTILLED_ID},
+                              description=f"{DISTILLED_ID} (distilled, default) or {BASE_ID} (base)")
     prompt: Prompt
     negative_prompt: str | None = Field(None, description="Things to avoid (base model only); default "
                                         f"\"{DEFAULT_EDIT_NEGATIVE_PROMPT}\"")

@@ -1,7 +1,7 @@
 """POST /v1/images/generations, /v1/images/generations/batch and /v1/images/edits.
 
-Each is checked by translate (against the image service's published limits) before any credits are
-reserved, then runs the metered unary flow of edge.serving: reserve → the image service → each image
+Each is checked by translate (against the image service's published models and limits) before any
+credits are reserved, then runs the metered unary flow of edge.serving: reserve → the image service → each image
 stored in media (owner = the caller) → commit. In a batch only the items that succeed are charged.
 """
 
@@ -25,20 +25,16 @@ from edge.serving import Serve
 router = APIRouter(tags=["images"], responses={**COMMON_ERRORS, **error_responses(402, 409, 413)})
 
 
-async def _limits(serve: Serve) -> ImageLimits:
-    return ImageLimits.of(await serve.limits(IMAGE))
-
-
 @router.post("/v1/images/generations", response_model=ImagesResponse, summary="Generate images from a prompt")
 async def create_images(body: ImageGenerationRequest, serve: Serve) -> Response:
-    plan = translate.plan_generation(body, await _limits(serve))
+    plan = translate.plan_generation(body, await serve.published(IMAGE))
     return await serve.unary(IMAGE, "GenerateImages", plan)
 
 
 @router.post("/v1/images/generations/batch", response_model=BatchResponse,
              summary="Up to 5 generations, answered in order; failed items cost nothing")
 async def create_image_batch(body: BatchGenerationRequest, serve: Serve) -> Response:
-    plan = translate.plan_batch(body, await _limits(serve))
+    plan = translate.plan_batch(body, await serve.published(IMAGE))
     return await serve.unary(IMAGE, "BatchGenerateImages", plan)
 
 
@@ -48,6 +44,6 @@ async def create_image_batch(body: BatchGenerationRequest, serve: Serve) -> Resp
                  JSON: {"schema": ImageEditRequest.model_json_schema()},
                  "multipart/form-data": {"schema": EDIT_FORM_SCHEMA}}}})
 async def edit_images(request: Request, serve: Serve) -> Response:
-    bounds = await _limits(serve)
-    body, images, mask = await translate.read_edit(request, bounds)
-    return await serve.unary(IMAGE, "EditImages", translate.plan_edit(body, images, mask, bounds))
+    published = await serve.published(IMAGE)
+    body, images, mask = await translate.read_edit(request, published.bounds(ImageLimits))
+    return await serve.unary(IMAGE, "EditImages", translate.plan_edit(body, images, mask, published))

@@ -3,8 +3,9 @@ price, and the service's results → the API's answers.
 
 Every request is checked here before any credits are reserved: model, size, prompt and counts, and for
 edits the base64, each image's header and its pixel count (univence.imaging, nothing is decoded). The
-bounds are the image service's own (ImageLimits, published in its GetServiceInfo), so raising a limit
-on the service raises it here too.
+model names, their sizes and bounds, and the limits are the image service's own (what its
+GetServiceInfo publishes, edge.catalog.Published), so a name or a limit changed on the service changes
+here too.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import asyncio
 import base64
 import json
 import math
+import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -24,16 +25,8 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from edge import inputs
-from edge.endpoints.images.protocol import (
-    BASE_ID,
-    DEFAULT_GENERATION_MODEL,
-    DEFAULT_SIZE,
-    DISTILLED_ID,
-    SIZES,
-    BatchGenerationRequest,
-    ImageEditRequest,
-    ImageGenerationRequest,
-)
+from edge.catalog import Published, PublishedModel, PublishedModels
+from edge.endpoints.images.protocol import BatchGenerationRequest, ImageEditRequest, ImageGenerationRequest
 from edge.errors import from_status
 from edge.inputs import MIB, bad, check_range, check_text, too_large
 from edge.outputs import Outputs
@@ -49,49 +42,20 @@ OUTPUT_FORMATS = {None: common_pb2.IMAGE_FORMAT_PNG, "png": common_pb2.IMAGE_FOR
 JSON = "application/json"
 # The seed is an int64 in the proto.
 MAX_SEED = 2**63 - 1
-# Bounds the edge needs before the service has answered (a multipart part, a base64 payload).
-FALLBACK_INPUT_IMAGE_BYTES = 12 * MIB
 
 
-# -- the documented models -------------------------------------------------------------------------------
+# -- what the image service publishes --------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ImageModel:
-    """A text-to-image model name: its limits, and the edit model it means for /v1/images/edits."""
+# The tasks of the image service's models (ModelInfo.task): a request that names no model gets its
+# task's default. Any of its models may be named for either; an edit runs on the model's `runs_on`.
+GENERATION = "image.generation"
+EDIT = "image.edit"
 
-    id: str
-    max_width: int
-    max_height: int
-    edit_model: str = DISTILLED_ID
-
-
-MODELS = (
-    ImageModel("z-image-turbo", 1792, 1792),
-    ImageModel("longcat-image-edit", 1792, 1024),
-    ImageModel(DISTILLED_ID, 1792, 1792),
-    ImageModel(BASE_ID, 1792, 1792, edit_model=BASE_ID),
-)
-ALIASES = {"flux-schnell": "z-image-turbo", "qwen/qwen-image": "z-image-turbo", "pixart-sigma": "z-image-turbo",
-           "dall-e-3": "z-image-turbo", "dall-e-2": "z-image-turbo"}
-_BY_NAME = {m.id.lower(): m for m in MODELS}
-_BY_NAME.update({alias: _BY_NAME[target] for alias, target in ALIASES.items()})
-
-
-def image_model(name: str | None) -> ImageModel | None:
-    """The model a name or alias means (case-insensitive; empty is the default), or None."""
-    return _BY_NAME.get((name or DEFAULT_GENERATION_MODEL).strip().lower())
-
-
-def model_names() -> str:
-    return ", ".join([m.id for m in MODELS] + list(ALIASES))
-
-
-# -- the service's limits ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """The bounds the image service publishes (GetServiceInfoResponse.limits). One it does not publish,
-    or all of them while it does not answer, is not checked here: the service checks its own."""
+    """The bounds the image service publishes (GetServiceInfoResponse.limits). One it does not publish
+    is not checked here: the service checks its own."""
 
     max_prompt_chars: float = math.inf
     max_n: float = math.inf
@@ -99,30 +63,36 @@ class ImageLimits:
     max_guidance: float = math.inf
     max_batch_requests: float = math.inf
     max_input_images: float = math.inf
-    max_input_image_bytes: int = FALLBACK_INPUT_IMAGE_BYTES
+    max_input_image_bytes: float = math.inf
     max_input_image_pixels: float = math.inf
     min_input_side: float = 1
     max_input_aspect: float = math.inf
     min_edit_side: float = 1
     max_edit_side: float = math.inf
 
-    @classmethod
-    def of(cls, published: Mapping[str, float]) -> ImageLimits:
-        """The limits in `published` (the catalog's mapping, which stays the same object until it is
-        refreshed: the last one read is kept, so a request does not rebuild them)."""
-        cached = _LAST_READ.get(id(published))
-        if cached is not None and cached[0] is published:
-            return cached[1]
-        known = {f.name for f in fields(cls)}
-        # Whole numbers as ints, so messages say "at most 4", not "at most 4.0".
-        limits = cls(**{name: int(value) if float(value).is_integer() else value
-                        for name, value in published.items() if name in known})
-        _LAST_READ.clear()
-        _LAST_READ[id(published)] = (published, limits)
-        return limits
+    @property
+    def max_form_part_bytes(self) -> int:
+        """The largest multipart part worth reading: an image, or its base64, and a little more."""
+        if math.isinf(self.max_input_image_bytes):
+            return sys.maxsize
+        return int(self.max_input_image_bytes) * 4 // 3 + 1024
 
 
-_LAST_READ: dict[int, tuple[Mapping[str, float], ImageLimits]] = {}
+def generation_model(name: str | None, models: PublishedModels, param: str) -> PublishedModel:
+    """The model a generation names (an id or alias, any case; none: the default), or model_not_found."""
+    model = models.find(name, GENERATION)
+    if model is None:
+        raise bad(f"Invalid model ID {name!r}; use one of {', '.join(models.names())}", param, "model_not_found")
+    return model
+
+
+def edit_model(name: str | None, models: PublishedModels) -> str:
+    """The id of the model an edit naming `name` runs on (none: the default edit model), or
+    model_not_found."""
+    model = models.find(name, EDIT)
+    if model is None:
+        raise bad(f"Invalid model ID {name!r}; use {' or '.join(models.ids(EDIT))}", "model", "model_not_found")
+    return model.runs_on
 
 
 # -- plans: the checked request, its proto and its price ---------------------------------------------
@@ -147,28 +117,28 @@ class _Item:
     response_format: str
 
 
-def _generation(body: ImageGenerationRequest, limits: ImageLimits, prefix: str = "") -> _Item:
+def _generation(body: ImageGenerationRequest, published: Published, prefix: str = "") -> _Item:
+    limits = published.bounds(ImageLimits)
     for name in ("image", "mask", "input_images"):
         if getattr(body, name) is not None:
             raise bad(f"`{name}` is not supported on /v1/images/generations; use POST /v1/images/edits to edit "
                       "images", prefix + name, "unsupported_parameter")
     check_text(body.prompt, prefix + "prompt", required=True, max_chars=limits.max_prompt_chars)
     check_text(body.negative_prompt, prefix + "negative_prompt", required=False, max_chars=limits.max_prompt_chars)
-    model = image_model(body.model)
-    if model is None:
-        raise bad(f"Invalid model ID {body.model!r}; use one of {model_names()}", prefix + "model", "model_not_found")
+    model = generation_model(body.model, published.models, prefix + "model")
     size, param = body.image_size, "image_size"
     if body.size and body.size.strip().lower() != "auto":
         if size and size.strip().lower() != body.size.strip().lower():
             raise bad(f"image_size ({size}) and size ({body.size}) disagree; send one of them", prefix + "size")
         size, param = size or body.size, "image_size" if size else "size"
-    size = (size or DEFAULT_SIZE).strip().lower()
-    if size not in SIZES:
-        raise bad(f"{param} {size!r} is not supported; use one of {', '.join(SIZES)}", prefix + param)
+    size = (size or model.default_size).strip().lower()
+    if size not in model.sizes:
+        raise bad(f"{param} {size!r} is not supported; use one of {', '.join(model.sizes)}", prefix + param)
     width, height = parse_size(size, prefix + param)
-    if width > model.max_width or height > model.max_height:
-        raise bad(f"{model.id} makes images up to {model.max_width}x{model.max_height} (width x height); {size} is "
-                  "too large for it", prefix + param)
+    max_width, max_height = model.limit("max_width"), model.limit("max_height")
+    if width > max_width or height > max_height:
+        raise bad(f"{model.id} makes images up to {max_width}x{max_height} (width x height); {size} is too large "
+                  "for it", prefix + param)
     n = 1 if body.n is None else body.n
     check_range(n, 1, limits.max_n, prefix + "n")
     check_range(body.num_inference_steps, 1, limits.max_steps, prefix + "num_inference_steps")
@@ -185,17 +155,18 @@ def _generation(body: ImageGenerationRequest, limits: ImageLimits, prefix: str =
     return _Item(proto, charge, body.response_format or "b64_json")
 
 
-def plan_generation(body: ImageGenerationRequest, limits: ImageLimits) -> UnaryPlan:
-    item = _generation(body, limits)
+def plan_generation(body: ImageGenerationRequest, published: Published) -> UnaryPlan:
+    item = _generation(body, published)
     return UnaryPlan(item.proto, [item.charge], images_answer(item))
 
 
-def plan_batch(body: BatchGenerationRequest, limits: ImageLimits) -> UnaryPlan:
+def plan_batch(body: BatchGenerationRequest, published: Published) -> UnaryPlan:
     """A batch is one hold and one call; only the items that succeed are charged."""
+    limits = published.bounds(ImageLimits)
     if not 1 <= len(body.requests) <= limits.max_batch_requests:
         raise bad(f"requests must hold 1 to {limits.max_batch_requests} generation requests, got "
                   f"{len(body.requests)}", "requests")
-    items = [_generation(request, limits, f"requests[{i}].") for i, request in enumerate(body.requests)]
+    items = [_generation(request, published, f"requests[{i}].") for i, request in enumerate(body.requests)]
     for i, item in enumerate(items):
         if item.proto.n != 1:  # keeps a batch's answer within one message; n works on /v1/images/generations
             raise bad("n must be 1 in a batch item; send more items, or use n on /v1/images/generations",
@@ -205,14 +176,12 @@ def plan_batch(body: BatchGenerationRequest, limits: ImageLimits) -> UnaryPlan:
 
 
 def plan_edit(body: ImageEditRequest, images: list[tuple[str, bytes]], mask: bytes | None,
-              limits: ImageLimits) -> UnaryPlan:
+              published: Published) -> UnaryPlan:
     """`images` are (param name, bytes) in order; the JSON form's base64 is already decoded."""
+    limits = published.bounds(ImageLimits)
     check_text(body.prompt, "prompt", required=True, max_chars=limits.max_prompt_chars)
     check_text(body.negative_prompt, "negative_prompt", required=False, max_chars=limits.max_prompt_chars)
-    model = image_model(body.model or None)
-    if model is None:
-        raise bad(f"Invalid model ID {body.model!r}; use black-forest-labs/FLUX.2-klein-4B (distilled) or "
-                  "black-forest-labs/FLUX.2-klein-base-4B (base)", "model", "model_not_found")
+    model = edit_model(body.model, published.models)
     if not images:
         raise bad("at least one input image is required (input_images, or `image` files)", "input_images",
                   "missing_required_parameter")
@@ -249,13 +218,13 @@ def plan_edit(body: ImageEditRequest, images: list[tuple[str, bytes]], mask: byt
     check_range(body.num_steps, 1, limits.max_steps, "num_steps")
     check_range(body.guidance, 0, limits.max_guidance, "guidance")
     check_range(body.seed, 0, MAX_SEED, "seed")
-    proto = image_pb2.EditImagesRequest(model=model.edit_model, prompt=body.prompt,
+    proto = image_pb2.EditImagesRequest(model=model, prompt=body.prompt,
                                         input_images=[data for _, data in images], mask=mask or b"",
                                         match_image_size=bool(match), n=n,
                                         output_format=OUTPUT_FORMATS[body.output_format])
     set_optional(proto, negative_prompt=body.negative_prompt, width=width, height=height,
                  num_inference_steps=body.num_steps, guidance_scale=body.guidance, seed=body.seed)
-    charge = apb.ChargeItem(operation=apb.OPERATION_IMAGE_EDIT, model=model.edit_model, quantity=n)
+    charge = apb.ChargeItem(operation=apb.OPERATION_IMAGE_EDIT, model=model, quantity=n)
     return UnaryPlan(proto, [charge], images_answer(_Item(proto, charge, body.response_format or "b64_json")))
 
 
@@ -278,8 +247,7 @@ async def read_edit(request: Request, limits: ImageLimits
     (param name, bytes) in order, and the mask."""
     content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
     if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        async with request.form(max_files=32, max_fields=64,
-                                max_part_size=limits.max_input_image_bytes * 4 // 3 + 1024) as form:
+        async with request.form(max_files=32, max_fields=64, max_part_size=limits.max_form_part_bytes) as form:
             return await read_edit_form(form, limits)
     if content_type == JSON or content_type.endswith("+json"):
         return read_edit_json(await request.body(), limits)

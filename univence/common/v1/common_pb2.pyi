@@ -75,16 +75,33 @@ class Progress(_message.Message):
     def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("id", "aliases", "task", "source")
+    __slots__ = ("id", "aliases", "task", "source", "task_default", "runs_on", "sizes", "default_size", "limits")
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TASK_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    RUNS_ON_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     id: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     task: str
     source: str
-    def __init__(self, id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., task: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+    task_default: bool
+    runs_on: str
+    sizes: _containers.RepeatedScalarFieldContainer[str]
+    default_size: str
+    limits: _containers.ScalarMap[str, float]
+    def __init__(self, id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., task: _Optional[str] = ..., source: _Optional[str] = ..., task_default: _Optional[bool] = ..., runs_on: _Optional[str] = ..., sizes: _Optional[_Iterable[str]] = ..., default_size: _Optional[str] = ..., limits: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class GetServiceInfoRequest(_message.Message):
     __slots__ = ()
