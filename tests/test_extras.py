@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import re
 import sys
 import tomllib
 from functools import cache
@@ -26,6 +27,9 @@ PROJECT = ("univence", "services", "edge")
 # Imported only where installed, behind a find_spec check or an ImportError fallback, and installed apart
 # (vLLM brings its own CUDA torch on GPU machines; the OTLP exporter only where spans are exported).
 OPTIONAL = {"vllm", "opentelemetry.exporter"}
+# Installed with `pip install --no-deps` by both README commands, because their metadata pins something
+# that breaks this environment (spandrel requires torchvision; see pyproject.toml).
+INSTALLED_APART = {"spandrel"}
 
 
 def _pyproject() -> dict:
@@ -155,12 +159,20 @@ def _present(module: str) -> bool:
 
 @pytest.mark.parametrize("service", [s for s in registry.SERVICES if _present(s.module)], ids=lambda s: s.name)
 def test_each_extra_declares_what_its_service_imports(service):
-    installed = closure(declared(service.extra))
+    installed = closure(declared(service.extra)) | INSTALLED_APART
     missing = {top: dists for top, dists in distributions_of(reached_imports(service.module)).items()
                if not dists & installed}
     assert not missing, (f"`pip install '.[{service.extra}]'` cannot run {service.name}: it imports "
                          f"{sorted(missing)} (from {sorted(set().union(*missing.values()))}), which the extra "
                          "does not install")
+
+
+def test_packages_installed_apart_are_in_both_readme_commands():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```(?:bash|sh)?\n(.*?)\n```", readme, flags=re.S)[:2]
+    for name in INSTALLED_APART:
+        for command in commands:
+            assert re.search(rf"pip install [^&]*--no-deps [^&]*\b{name}==", command), (name, command)
 
 
 def test_the_check_sees_a_missing_dependency():
