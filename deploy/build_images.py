@@ -34,6 +34,8 @@ def build_command(service: registry.ServiceEntry, engine: str, tag: str) -> list
                "--build-arg", f"EXTRAS={service.extra}"]
     if service.gpu:
         command += ["--build-arg", f"BASE={CUDA_BASE}"]
+    if service.no_deps_packages:
+        command += ["--build-arg", f"NO_DEPS_PACKAGES={' '.join(service.no_deps_packages)}"]
     if service.gpu_packages:
         command += ["--build-arg", f"GPU_PACKAGES={' '.join(service.gpu_packages)}"]
     return [*command, "-t", f"univence/{service.name}:{tag}", "."]

@@ -10,6 +10,12 @@ Endpoints do not use this directly: edge.serving runs the whole metered flow for
 Leaving the block without a commit (an error, a cancelled request, a client that went away) releases
 the hold, so a failed request never costs credits. The release runs in its own task, so cancellation
 of the request cannot cut it short.
+
+A replay is the first response as it was: its body and content type, and the headers that belong to the
+answer (a mask's scores, a video's media id). Accounts keeps a body and its content type; an answer with
+headers, or whose body is a file in media, is kept as a replay record (REPLAY_RECORD: a JSON line with
+the content type, the headers and the media id, then the body, left out when media holds it: a video is
+read back from media rather than copied into the accounts database).
 """
 
 from __future__ import annotations
@@ -17,20 +23,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
 
 from edge.auth import Principal
-from edge.clients import ServiceClients, call
+from edge.clients import ServiceClients, call, stream
 from edge.errors import APIError, ClientDisconnected
 from univence.accounts.v1 import accounts_pb2
+from univence.media.v1 import media_pb2
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_IDEMPOTENCY_KEY = 255
+REPLAY_RECORD = "application/vnd.univence.replay"
 
 
 class Hold:
@@ -43,10 +52,14 @@ class Hold:
         self.keyed = keyed
 
     async def commit(self, items: list[accounts_pb2.ChargeItem] | None = None, response_body: bytes = b"",
-                     content_type: str = "application/json") -> accounts_pb2.CommitResponse:
+                     content_type: str = "application/json", headers: Mapping[str, str] | None = None,
+                     media_id: str = "") -> accounts_pb2.CommitResponse:
         """Charges the real cost (items as actually done; None charges the quote) and keeps the
         response for replays of the same Idempotency-Key (only ever read back for those, so it is
-        not sent when the request has no key)."""
+        not sent when the request has no key): with its `headers`, and read back from media when
+        `media_id` says the body is that file."""
+        if self.keyed:
+            response_body, content_type = replay_record(response_body, content_type, headers or {}, media_id)
         result = await call("accounts", self._meter.clients.accounts.Commit, accounts_pb2.CommitRequest(
             hold_id=self.hold.hold_id, items=items or [], response_body=response_body if self.keyed else b"",
             response_content_type=content_type), timeout=30)
@@ -97,15 +110,33 @@ class Meter:
         reserved = await call("accounts", self.clients.accounts.Reserve, accounts_pb2.ReserveRequest(
             user_id=principal.user_id, items=items, idempotency_key=key,
             request_fingerprint=fingerprint(request) if key else ""), timeout=30)
-        replay = None
-        if reserved.replayed:
-            replay = Response(reserved.stored_response, media_type=reserved.stored_response_content_type
-                              or "application/json", headers={"Idempotent-Replayed": "true"})
-            if not reserved.stored_response:
-                raise APIError(409, "This Idempotency-Key was already used for a request that completed; its "
-                               "response is not stored, so it cannot be replayed", code="idempotency_conflict",
-                               param="Idempotency-Key")
+        replay = await self.replay(reserved) if reserved.replayed else None
         return Hold(self, reserved.hold, replay, keyed=bool(key))
+
+    async def replay(self, reserved: accounts_pb2.ReserveResponse) -> Response:
+        """The stored response of the key's first request, as it was answered."""
+        if not reserved.stored_response:
+            raise replay_conflict("its response is not stored")
+        body, content_type = reserved.stored_response, reserved.stored_response_content_type or "application/json"
+        headers = {}
+        if content_type == REPLAY_RECORD:
+            head, _, body = body.partition(b"\n")
+            record = json.loads(head)
+            content_type, headers = record["content_type"], record["headers"]
+            if record["media_id"]:
+                body = await self.read_media(record["media_id"])
+        return Response(body, media_type=content_type, headers={**headers, "Idempotent-Replayed": "true"})
+
+    async def read_media(self, media_id: str) -> bytes:
+        """A stored output, read back for a replay (409 when its owner has deleted it since)."""
+        request = media_pb2.GetMediaRequest(media_id=media_id)
+        try:
+            return b"".join([message.chunk async for message in stream(
+                "media", self.clients.media.GetMedia, request, timeout=60) if message.WhichOneof("payload") == "chunk"])
+        except APIError as exc:
+            if exc.status == 404:
+                raise replay_conflict("its output was deleted from media") from None
+            raise
 
     async def settle(self, hold: Hold, exc: BaseException | None) -> None:
         """Releases `hold` unless it was committed: `exc` says why the work ended without a commit."""
@@ -120,6 +151,20 @@ class Meter:
                        accounts_pb2.ReleaseRequest(hold_id=hold_id, reason=reason), timeout=30)
         except APIError as exc:  # the hold still expires by itself; say so and go on
             log.warning("release of %s failed (%s); it will expire on its own", hold_id, exc.message)
+
+
+def replay_record(body: bytes, content_type: str, headers: Mapping[str, str], media_id: str) -> tuple[bytes, str]:
+    """What accounts keeps for replays: the body as it is, or with headers or a body in media, a replay
+    record (see the module's docstring)."""
+    if not headers and not media_id:
+        return body, content_type
+    head = json.dumps({"content_type": content_type, "headers": dict(headers), "media_id": media_id})
+    return head.encode() + b"\n" + (b"" if media_id else body), REPLAY_RECORD
+
+
+def replay_conflict(why: str) -> APIError:
+    return APIError(409, f"This Idempotency-Key was already used for a request that completed; {why}, so it "
+                    "cannot be replayed", code="idempotency_conflict", param="Idempotency-Key")
 
 
 def _reason(exc: BaseException) -> str:

@@ -6,7 +6,12 @@ and how the service's answer becomes the HTTP answer. A flow does the rest:
 - unary: reserve → call the service → store the outputs in media → commit; a retry with the same
   Idempotency-Key gets the stored response back (charged once);
 - streaming: reserve → the first chunk (errors before it are still an HTTP status) → the events →
-  commit before the stream ends; a failure mid-stream is an error event and costs nothing.
+  commit before the stream ends; a failure mid-stream is an error event and costs nothing;
+- progress, for long work whose price the service learns once it has started (a video's frame count,
+  once probed) and answers as a stream of progress events then one result: the call → its first event
+  → reserve the quote made from it → the events up to the result → store the outputs → commit the real
+  charges → the answer, synchronously. A refused Reserve (402) cancels the call, which stops the
+  service's work; an error before the first event is the call's (nothing is held yet).
 
 A failure, a cancelled request or a client that goes away releases the hold, so nothing is charged.
 Each flow marks the response with the modality's profile (`x-univence-profile: full|tiny`). An endpoint
@@ -18,6 +23,16 @@ is then a plan function and one call:
     async def create_speech(body: SpeechRequest, serve: Serve) -> Response:
         plan = translate.plan_speech(body, await serve.published(AUDIO))
         return await serve.unary(AUDIO, "Synthesize", plan)
+
+A progress plan says how its first event is priced and what its result answers and costs:
+
+    plan = ProgressPlan(request, quote=lambda first: [per_frame(first.progress.total_steps)],
+                        result=lambda event: event.result if event.HasField("result") else None,
+                        answer=webm_answer)      # Answer(webm, [per_frame(result.frames_with_object)])
+    return await serve.progress(VISION, "RemoveVideoBackground", plan)
+
+With an Idempotency-Key the call still starts before Reserve (the price needs its first event), and a
+replay cancels it right after that event.
 
 The plan checks the request against what the service publishes (`serve.published`: its models by name,
 with their sizes and bounds, and its limits), so a request the service would refuse is refused before
@@ -35,8 +50,9 @@ saved.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Depends, Request, Response
@@ -47,7 +63,7 @@ from edge.auth import Caller, Principal
 from edge.catalog import Published, ServiceCatalog
 from edge.clients import ServiceClients, call, stream
 from edge.errors import APIError, ClientDisconnected, service_unavailable
-from edge.metering import Meter, until_disconnect
+from edge.metering import Hold, Meter, until_disconnect
 from edge.middleware import add_response_headers
 from edge.outputs import Outputs
 from univence.accounts.v1 import accounts_pb2
@@ -74,6 +90,18 @@ class Answer:
     # None: the quote reserved; a list: what was really done ([]: nothing, so the hold is released).
     charges: list[accounts_pb2.ChargeItem] | None = None
     media_type: str = "application/json"
+    # Headers that belong to the answer (a replay sends them too).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # The media id when `content` is a file stored in media: a replay reads it back from there.
+    media_id: str = ""
+
+    def response(self) -> Response:
+        return Response(self.content, media_type=self.media_type, headers=dict(self.headers))
+
+    async def settle(self, hold: Hold) -> None:
+        """Commits what the answer charges; with nothing to charge the hold is left to be released."""
+        if self.charges is None or self.charges:
+            await hold.commit(self.charges, self.content, self.media_type, self.headers, self.media_id)
 
 
 @dataclass(frozen=True)
@@ -85,6 +113,23 @@ class UnaryPlan(Generic[R]):
     charges: list[accounts_pb2.ChargeItem]
     answer: Callable[[R, Outputs], Awaitable[Answer]]
     overlap: bool = False
+    # The API's names of the service request's fields, for the errors the service reports (see _api_param).
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProgressPlan(Generic[R]):
+    """A checked long request: the service's request; `quote`, what to reserve from the stream's first
+    event; `result`, the result an event carries (None for progress); `answer`, the HTTP answer and the
+    real charges once the result `R` is in (it stores outputs); `progress`, called with every event
+    before the result (a job's progress; None: nothing to report)."""
+
+    request: Any
+    quote: Callable[[Any], list[accounts_pb2.ChargeItem]]
+    result: Callable[[Any], R | None]
+    answer: Callable[[R, Outputs], Awaitable[Answer]]
+    progress: Callable[[Any], Awaitable[None]] | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 class StreamEncoder(Protocol):
@@ -141,17 +186,38 @@ class Serving:
 
         early = _started(run()) if self._overlaps(plan.overlap) else None
         try:
-            async with self.meter.hold(self.request, self.principal, plan.charges) as hold:
-                if hold.replay is not None:
-                    return hold.replay
-                result = await until_disconnect(self.request, early if early is not None else run())
-                answer = await plan.answer(result, self.outputs)
-                if answer.charges is None or answer.charges:
-                    await hold.commit(answer.charges, answer.content, answer.media_type)
+            return await self._held(plan.charges, lambda: early if early is not None else run(), plan.answer,
+                                    plan.params)
         finally:
             if early is not None:
                 early.cancel()  # refused (or replayed) while it ran: the work stops
-        return Response(answer.content, media_type=answer.media_type)
+
+    async def progress(self, modality: Modality[S], method: str, plan: ProgressPlan) -> Response:
+        """`method` (a progress stream) → its first event → reserve plan.quote(first) → the events up to
+        the result → plan.answer (stores outputs) → commit the real charges → the answer."""
+        rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
+        await self._mark_profile(modality)
+        events = stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
+        try:
+            # Errors before the first event (an input the service refuses once it looks) are the call's own.
+            with _api_names(plan.params):
+                first = await until_disconnect(self.request, _next_event(events, modality.name))
+            return await self._held(plan.quote(first), lambda: _result(first, events, plan, modality.name),
+                                    plan.answer, plan.params)
+        finally:
+            await events.aclose()  # refused, replayed, failed or gone: the call is cancelled, its work stops
+
+    async def _held(self, charges: list[accounts_pb2.ChargeItem], work: Callable[[], Awaitable[R]],
+                    answer: Callable[[R, Outputs], Awaitable[Answer]], params: Mapping[str, str]) -> Response:
+        """Reserve `charges` → the result of `work` (cancelled if the client leaves) → `answer` (stores
+        outputs) → commit what it charges; any failure releases the hold. Unary and progress end so."""
+        with _api_names(params):
+            async with self.meter.hold(self.request, self.principal, charges) as hold:
+                if hold.replay is not None:
+                    return hold.replay
+                done = await answer(await until_disconnect(self.request, work()), self.outputs)
+                await done.settle(hold)
+        return done.response()
 
     async def streaming(self, modality: Modality[S], method: str, plan: StreamPlan) -> Response:
         """Reserve → the first chunk of `method` → the encoded events → commit before the end."""
@@ -215,6 +281,35 @@ class Serving:
         profile = await self.catalog.profile(modality.name)
         if profile:
             add_response_headers(self.request, {PROFILE_HEADER: profile})
+
+
+@contextlib.contextmanager
+def _api_names(params: Mapping[str, str]) -> Iterator[None]:
+    """An error from the service names the field as the API calls it: `params` maps the service request's
+    field names (`video`, or `points` for `points[2]`) to the API's (`file`, `point_coords`)."""
+    try:
+        yield
+    except APIError as error:
+        if error.param:
+            error.param = params.get(error.param) or params.get(error.param.partition("[")[0]) or error.param
+        raise
+
+
+async def _next_event(events: AsyncIterator[Any], service: str) -> Any:
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        raise APIError(500, f"the {service} service ended its stream without a result", "processing_error") from None
+
+
+async def _result(first: Any, events: AsyncIterator[Any], plan: ProgressPlan[R], service: str) -> R:
+    """The result the events end with (the first may be it), reporting the progress before it."""
+    event = first
+    while (result := plan.result(event)) is None:
+        if plan.progress is not None:
+            await plan.progress(event)
+        event = await _next_event(events, service)
+    return result
 
 
 def _started(work: Awaitable[T]) -> asyncio.Task[T]:

@@ -27,9 +27,9 @@ PROJECT = ("univence", "services", "edge")
 # Imported only where installed, behind a find_spec check or an ImportError fallback, and installed apart
 # (vLLM brings its own CUDA torch on GPU machines; the OTLP exporter only where spans are exported).
 OPTIONAL = {"vllm", "opentelemetry.exporter"}
-# Installed with `pip install --no-deps` by both README commands, because their metadata pins something
-# that breaks this environment (spandrel requires torchvision; see pyproject.toml).
-INSTALLED_APART = {"spandrel"}
+# Installed with `pip install --no-deps` (univence/registry.py: no_deps_packages) by both README commands
+# and the images, because their metadata requires something that breaks this environment.
+INSTALLED_APART = {Requirement(p).name for s in registry.SERVICES for p in s.no_deps_packages}
 
 
 def _pyproject() -> dict:
@@ -170,9 +170,9 @@ def test_each_extra_declares_what_its_service_imports(service):
 def test_packages_installed_apart_are_in_both_readme_commands():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"```(?:bash|sh)?\n(.*?)\n```", readme, flags=re.S)[:2]
-    for name in INSTALLED_APART:
+    for package in (p for s in registry.SERVICES for p in s.no_deps_packages):
         for command in commands:
-            assert re.search(rf"pip install [^&]*--no-deps [^&]*\b{name}==", command), (name, command)
+            assert re.search(rf"pip install [^&]*--no-deps [^&]*{re.escape(package)}", command), (package, command)
 
 
 def test_the_check_sees_a_missing_dependency():

@@ -37,6 +37,9 @@ class ServiceEntry:
     # Packages its GPU image installs besides the extra, apart from constraints.txt (they bring their own
     # CUDA torch), e.g. vLLM for the llm service.
     gpu_packages: tuple[str, ...] = ()
+    # Packages installed with `pip install --no-deps` beside the extra (images and both README commands):
+    # their metadata requires something that breaks this environment (spandrel requires torchvision).
+    no_deps_packages: tuple[str, ...] = ()
 
     @property
     def default_address(self) -> str:
@@ -65,7 +68,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry("video", "modality", 50057, 9157, "services.video.server", "video",
                  ("univence.video.v1.VideoService",), gpu=True),
     ServiceEntry("vision", "modality", 50058, 9158, "services.vision.server", "vision",
-                 ("univence.vision.v1.VisionService",), gpu=True),
+                 ("univence.vision.v1.VisionService",), gpu=True, no_deps_packages=("spandrel==0.4.2",)),
     ServiceEntry("edge", "edge", 8000, 0, "edge.server", "edge"),
 )
 BY_NAME: dict[str, ServiceEntry] = {s.name: s for s in SERVICES}

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +60,20 @@ def resolve_device(setting: str) -> str:
         raise ValueError(f"device {setting!r} was asked for, but torch sees {count} CUDA GPU(s) "
                          f"(cuda:0 to cuda:{count - 1}); set device to one of them, or to cuda or auto")
     return setting
+
+
+def model_dtype(setting: str, profile: str, device: str) -> torch.dtype:
+    """The weights' dtype for a `dtype` setting (`auto`, `bfloat16`, `float16`, `float32`): `auto` is
+    bfloat16 for the full profile on CUDA and float32 otherwise (tiny models and CPUs)."""
+    import torch
+
+    if setting == "auto":
+        return torch.bfloat16 if profile == "full" and device.startswith("cuda") else torch.float32
+    if setting not in ("bfloat16", "float16", "float32"):
+        raise ValueError(f"unknown dtype {setting!r}: use auto, bfloat16, float16 or float32")
+    return getattr(torch, setting)
+
+
+def looks_like_path(model: str) -> bool:
+    """True when a model setting names a local path (absolute, relative or an existing one), not a hub id."""
+    return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().exists()

@@ -17,6 +17,7 @@ import torch
 from diffusers import Flux2KleinInpaintPipeline, Flux2KleinPipeline
 from PIL import Image
 
+from services.common.devices import looks_like_path, model_dtype
 from services.common.errors import ModelLoadError
 from services.common.modality import TINY_SOURCE
 from services.image.catalog import BASE, DISTILLED, configured_models
@@ -24,9 +25,6 @@ from services.image.config import ImageSettings
 from services.image.tiny import build_tiny_pipeline
 
 log = logging.getLogger(__name__)
-
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
 
 @dataclass(frozen=True)
 class Generation:
@@ -149,17 +147,11 @@ class KleinPipelines:
             self.generate([Generation(role, "warm-up", "", step * 4, step * 4, 1, 1.0, 0)])
 
 
-def resolve_dtype(setting: str, profile: str, device: str) -> torch.dtype:
-    if setting != "auto":
-        return DTYPES[setting]
-    return torch.bfloat16 if profile == "full" and device.startswith("cuda") else torch.float32
-
-
 def load_pipelines(settings: ImageSettings, profile: str, device: str) -> KleinPipelines:
     """Builds (tiny) or loads (full) the configured models onto `device`."""
     out_layers = settings.out_layers(profile)
     roles = configured_models(settings)
-    dtype = resolve_dtype(settings.dtype, profile, device)
+    dtype = model_dtype(settings.dtype, profile, device)
     pipelines: dict[str, Flux2KleinPipeline] = {}
     sources: dict[str, str] = {}
     for seed, (role, model) in enumerate(roles.items()):
@@ -187,16 +179,12 @@ def load_pipelines(settings: ImageSettings, profile: str, device: str) -> KleinP
                           max_sequence_length=settings.sequence_length(profile))
 
 
-def _looks_like_path(model: str) -> bool:
-    return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().exists()
-
-
 def load_full(model: str, *, dtype: torch.dtype, local_files_only: bool = False, **components) -> Flux2KleinPipeline:
     """Flux2KleinPipeline.from_pretrained(model) with a clear error when the weights are not there."""
     what_to_do = (f"download it where there is internet (`hf download {model} --local-dir /models/<name>`), then "
                   "point UNIVENCE_IMAGE_DISTILLED_MODEL / UNIVENCE_IMAGE_BASE_MODEL at that folder; or run the tiny "
                   "profile (UNIVENCE_IMAGE_PROFILE=tiny, random weights, noise output)")
-    if _looks_like_path(model):
+    if looks_like_path(model):
         folder = Path(model).expanduser()
         if not (folder / "model_index.json").is_file():
             raise ModelLoadError(f"cannot load the image model {model!r}: {folder} is not a diffusers pipeline "

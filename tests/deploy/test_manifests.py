@@ -100,3 +100,5 @@ def test_every_service_has_a_container_build():
         assert line is not None, f"no image build for {service.name}"
         assert f"EXTRAS={service.extra} " in line and f"-t univence/{service.name}:" in line
         assert ("BASE=nvidia/cuda" in line) == service.gpu
+        for package in service.no_deps_packages:
+            assert package in line.partition("NO_DEPS_PACKAGES=")[2], f"{service.name}'s image lacks {package}"

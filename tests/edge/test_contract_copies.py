@@ -11,9 +11,13 @@ from edge.catalog import PublishedModels
 from edge.endpoints.chat import protocol as chat
 from edge.endpoints.images import protocol as images
 from edge.endpoints.images import translate as image_translate
+from edge.endpoints.vision import protocol as vision
+from edge.endpoints.vision import translate as vision_translate
 from services.image import catalog as image_catalog
 from services.image.config import ImageSettings
 from services.llm import requests as llm_requests
+from services.vision import catalog as vision_catalog
+from services.vision.config import VisionSettings
 
 
 def _properties(model) -> dict:
@@ -71,3 +75,13 @@ def test_the_documented_chat_bounds_are_the_llm_service_s():
     for name, (low, high) in llm_requests.RANGES.items():
         schema = _non_null(fields[name])
         assert (schema["minimum"], schema["maximum"]) == (low, high), name
+
+
+def test_the_documented_upscale_methods_and_scales_are_the_vision_service_s():
+    assert {m.id: m.scale for m in vision_catalog.UPSCALE_MODELS} == vision.UPSCALE_SCALES
+    assert vision.DEFAULT_UPSCALE_METHOD == vision_catalog.DEFAULT_UPSCALE_MODEL
+    assert vision_translate.UPSCALE == vision_catalog.UPSCALE_TASK
+    for model in vision_catalog.UPSCALE_MODELS:  # the edge names the proto's method after the API's
+        assert vision_translate.upscale_enum(model.id) == model.method, model.id
+    models = PublishedModels(vision_catalog.model_infos(VisionSettings(), "tiny"))
+    assert models.find(None, vision_translate.UPSCALE).id == vision_catalog.DEFAULT_UPSCALE_MODEL

@@ -279,6 +279,20 @@ async def test_an_idempotent_retry_is_charged_once(stack):
     assert await stack.balance(user_id) == (START_MC - 250, 0)
 
 
+async def test_a_multipart_edit_retried_with_its_key_is_charged_once(stack):
+    # curl and httpx draw a new multipart boundary per request: the retry must still be the same request.
+    user_id, headers = await stack.user("idem-form@example.com")
+    headers = {**headers, "Idempotency-Key": "edit-form-1"}
+    files, data = [("image", ("a.png", picture(), "image/png"))], {"prompt": "make it blue", "seed": "4"}
+    first = await stack.http.post("/v1/images/edits", files=files, data=data, headers=headers)
+    again = await stack.http.post("/v1/images/edits", files=files, data=data, headers=headers)
+    assert first.status_code == again.status_code == 200 and again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    other = await stack.http.post("/v1/images/edits", files=files, data={**data, "seed": "5"}, headers=headers)
+    assert assert_envelope(other, 409, "invalid_request_error")["code"] == "idempotency_conflict"
+    assert await stack.balance(user_id) == (START_MC - 500, 0)
+
+
 # -- determinism -----------------------------------------------------------------------------------------------
 
 async def test_same_seed_same_bytes_different_seed_different_image(stack):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import sqlite3
 
 import grpc
@@ -18,7 +19,11 @@ from edge.catalog import Published
 from edge.endpoints.chat import translate as chat
 from edge.endpoints.images import translate as images
 from edge.endpoints.images.protocol import ImageEditRequest, ImageGenerationRequest
+from edge.endpoints.vision import translate as vision
+from edge.endpoints.vision.protocol import UpscaleRequest
 from edge.errors import APIError, from_image_rejected
+from services.vision import requests as vision_requests
+from services.vision.config import VisionSettings
 from tests.edge.test_auth import assert_envelope
 from tests.edge.test_images import START_MC, stack_with
 from tests.image.helpers import picture
@@ -150,3 +155,27 @@ def test_chat_counts_are_checked_against_what_the_llm_service_publishes():
             chat.parse_request(body, limits)
         error = refused.value if isinstance(refused.value, APIError) else from_image_rejected(refused.value)
         assert (error.status, error.param) == (status, param), body
+
+
+def test_vision_methods_scales_and_bounds_are_what_the_service_publishes():
+    # Every bound the edge reads is one the vision service publishes (a renamed one fails here) ...
+    assert {f.name for f in dataclasses.fields(vision.VisionLimits)} <= set(vision_requests.limits(VisionSettings()))
+    # ... and a table unlike the documented one is followed: its methods, their scales, its output bound.
+    lanczos = common_pb2.ModelInfo(id="lanczos", task="image.upscale", task_default=True,
+                                   limits={"scale": 3, "max_scale": 5})
+    swin2sr = common_pb2.ModelInfo(id="swin2sr", task="image.upscale", limits={"scale": 2})
+    published = Published.of(common_pb2.GetServiceInfoResponse(service="vision", models=[lanczos, swin2sr],
+                                                               limits={"max_output_pixels": 10_000}))
+    image = base64.b64encode(picture(30, 20)).decode()
+    plan = vision.plan_upscale(UpscaleRequest(image=image), published)
+    assert (plan.charges[0].method, plan.charges[0].width, plan.charges[0].height) == ("lanczos", 90, 60)
+    assert not plan.request.HasField("scale")
+    assert vision.plan_upscale(UpscaleRequest(image=image, method="Swin2SR"), published).charges[0].width == 60
+    for body, status, param, words in [
+            ({"method": "realesrgan_4x"}, 400, "method", "use one of lanczos, swin2sr"),
+            ({"method": "lanczos", "scale": 6}, 400, "scale", "between 2 and 5"),
+            ({"method": "swin2sr", "scale": 3}, 400, "scale", "exactly 2"),
+            ({"method": "lanczos", "scale": 5}, 413, "image", "over the 10000 output pixels")]:
+        with pytest.raises(APIError) as refused:
+            vision.plan_upscale(UpscaleRequest(image=image, **body), published)
+        assert (refused.value.status, refused.value.param) == (status, param) and words in refused.value.message, body

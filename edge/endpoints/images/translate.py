@@ -14,21 +14,18 @@ import asyncio
 import base64
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from edge import inputs
 from edge.catalog import Published, PublishedModel, PublishedModels
 from edge.endpoints.images.protocol import BatchGenerationRequest, ImageEditRequest, ImageGenerationRequest
 from edge.errors import from_status
-from edge.inputs import MIB, bad, check_range, check_text, too_large
+from edge.inputs import bad, check_range, check_text
 from edge.outputs import Outputs
 from edge.serving import Answer, Modality, UnaryPlan
 from univence import imaging
@@ -69,13 +66,6 @@ class ImageLimits:
     max_input_aspect: float = math.inf
     min_edit_side: float = 1
     max_edit_side: float = math.inf
-
-    @property
-    def max_form_part_bytes(self) -> int:
-        """The largest multipart part worth reading: an image, or its base64, and a little more."""
-        if math.isinf(self.max_input_image_bytes):
-            return sys.maxsize
-        return int(self.max_input_image_bytes) * 4 // 3 + 1024
 
 
 def generation_model(name: str | None, models: PublishedModels, param: str) -> PublishedModel:
@@ -245,21 +235,15 @@ async def read_edit(request: Request, limits: ImageLimits
                     ) -> tuple[ImageEditRequest, list[tuple[str, bytes]], bytes | None]:
     """The edit as JSON (base64 images) or as OpenAI's multipart form: the fields, the images as
     (param name, bytes) in order, and the mask."""
-    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        async with request.form(max_files=32, max_fields=64, max_part_size=limits.max_form_part_bytes) as form:
+    content_type = inputs.media_type(request)
+    if content_type in inputs.FORM_TYPES:
+        async with inputs.read_form(request, max_files=32,
+                                    max_part_bytes=inputs.text_part_bytes(limits.max_input_image_bytes)) as form:
             return await read_edit_form(form, limits)
     if content_type == JSON or content_type.endswith("+json"):
         return read_edit_json(await request.body(), limits)
     raise bad(f"send the edit as application/json or multipart/form-data, not {content_type}", None,
               "unsupported_media_type")
-
-
-def validated(values: dict) -> ImageEditRequest:
-    try:
-        return ImageEditRequest.model_validate(values)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
 def read_edit_json(raw: bytes, limits: ImageLimits
@@ -270,7 +254,7 @@ def read_edit_json(raw: bytes, limits: ImageLimits
         raise bad("the request body is not valid JSON", None, "invalid_json") from None
     if not isinstance(values, dict):
         raise bad("the request body must be a JSON object", None, "invalid_json")
-    body = validated(values)
+    body = inputs.validated(ImageEditRequest, values)
     encoded = body.input_images or []
     check_image_count(len(encoded), limits, "input_images")
     images = [(f"input_images[{i}]", decode_base64(value, f"input_images[{i}]", limits))
@@ -283,10 +267,9 @@ async def read_edit_form(form, limits: ImageLimits) -> tuple[ImageEditRequest, l
     """OpenAI's multipart: `image` (one file) or `image[]` (several), `mask`, and the other fields as text.
     Base64 text under `input_images`/`input_images[]` works too."""
     file_keys = {"image", "image[]", "input_images", "input_images[]", "mask"}
-    values = {key: value for key, value in form.multi_items() if key not in file_keys and isinstance(value, str)}
     entries = [(key, value) for key, value in form.multi_items() if key in file_keys - {"mask"}]
     check_image_count(len(entries), limits, "image")
-    body = validated(values)
+    body = inputs.validated(ImageEditRequest, inputs.form_values(form, file_keys))
     images = []
     for i, (key, value) in enumerate(entries):
         param = f"{key.removesuffix('[]')}[{i}]"
@@ -297,12 +280,7 @@ async def read_edit_form(form, limits: ImageLimits) -> tuple[ImageEditRequest, l
 
 
 async def form_bytes(value: UploadFile | str, param: str, limits: ImageLimits) -> bytes:
-    if isinstance(value, str):
-        return decode_base64(value, param, limits)
-    if value.size is not None and value.size > limits.max_input_image_bytes:
-        raise too_large(f"{param} is {value.size} bytes; at most {limits.max_input_image_bytes // MIB} MiB per "
-                        "image", param)
-    return await value.read()
+    return await inputs.form_bytes(value, param, max_bytes=limits.max_input_image_bytes)
 
 
 def decode_base64(value: str, param: str, limits: ImageLimits) -> bytes:

@@ -114,18 +114,20 @@ class RemoveVideoBackgroundRequest(_message.Message):
     def __init__(self, video: _Optional[bytes] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class VideoBackgroundResult(_message.Message):
-    __slots__ = ("video", "total_frames", "frames_with_object", "fps", "mime_type")
+    __slots__ = ("video", "total_frames", "frames_with_object", "fps", "mime_type", "has_audio")
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FRAMES_FIELD_NUMBER: _ClassVar[int]
     FRAMES_WITH_OBJECT_FIELD_NUMBER: _ClassVar[int]
     FPS_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    HAS_AUDIO_FIELD_NUMBER: _ClassVar[int]
     video: bytes
     total_frames: int
     frames_with_object: int
     fps: float
     mime_type: str
-    def __init__(self, video: _Optional[bytes] = ..., total_frames: _Optional[int] = ..., frames_with_object: _Optional[int] = ..., fps: _Optional[float] = ..., mime_type: _Optional[str] = ...) -> None: ...
+    has_audio: bool
+    def __init__(self, video: _Optional[bytes] = ..., total_frames: _Optional[int] = ..., frames_with_object: _Optional[int] = ..., fps: _Optional[float] = ..., mime_type: _Optional[str] = ..., has_audio: _Optional[bool] = ...) -> None: ...
 
 class RemoveVideoBackgroundResponse(_message.Message):
     __slots__ = ("progress", "result")

@@ -28,6 +28,17 @@ if _version_not_supported:
 class VisionServiceStub:
     """VisionService segments (SAM3), upscales (Real-ESRGAN, Swin2SR, Lanczos) and removes backgrounds
     from images and videos.
+
+    Errors are google.rpc.Status with an ErrorInfo (see common.proto): a bad input (not an image, a
+    corrupt or truncated video, an image sent as a video, neither prompt nor points, malformed points)
+    is INVALID_REQUEST, an input over a limit PAYLOAD_TOO_LARGE, each with the request field as
+    metadata["param"] ("image", "video", "prompt", "points[2]", "point_labels", "method", "scale", ...).
+    The limits are published by GetServiceInfo (common.v1.ServiceInfoService): max_input_image_bytes,
+    max_input_image_pixels, max_output_pixels (an upscale's input pixels x scale^2), max_lanczos_scale,
+    max_prompt_chars, max_points, max_video_bytes, max_video_seconds, max_video_frames and
+    max_video_pixels (per frame). Its ModelInfos: "sam3" (task image.segmentation; background removal
+    runs on it too) and one per upscaling method (task image.upscale, id = the API's method name) with
+    its scale factor in limits["scale"] (lanczos: the default, and limits["max_scale"]).
     """
 
     def __init__(self, channel):
@@ -61,6 +72,17 @@ class VisionServiceStub:
 class VisionServiceServicer:
     """VisionService segments (SAM3), upscales (Real-ESRGAN, Swin2SR, Lanczos) and removes backgrounds
     from images and videos.
+
+    Errors are google.rpc.Status with an ErrorInfo (see common.proto): a bad input (not an image, a
+    corrupt or truncated video, an image sent as a video, neither prompt nor points, malformed points)
+    is INVALID_REQUEST, an input over a limit PAYLOAD_TOO_LARGE, each with the request field as
+    metadata["param"] ("image", "video", "prompt", "points[2]", "point_labels", "method", "scale", ...).
+    The limits are published by GetServiceInfo (common.v1.ServiceInfoService): max_input_image_bytes,
+    max_input_image_pixels, max_output_pixels (an upscale's input pixels x scale^2), max_lanczos_scale,
+    max_prompt_chars, max_points, max_video_bytes, max_video_seconds, max_video_frames and
+    max_video_pixels (per frame). Its ModelInfos: "sam3" (task image.segmentation; background removal
+    runs on it too) and one per upscaling method (task image.upscale, id = the API's method name) with
+    its scale factor in limits["scale"] (lanczos: the default, and limits["max_scale"]).
     """
 
     def SegmentImage(self, request, context):
@@ -71,7 +93,7 @@ class VisionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpscaleImage(self, request, context):
-        """A larger image (POST /v1/images/upscale).
+        """A larger image, exactly the input's size x scale (POST /v1/images/upscale).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,8 +107,14 @@ class VisionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveVideoBackground(self, request, context):
-        """The video with a transparent background, frame by frame (POST /v1/videos/remove-background):
-        streams progress, then the result. An error before the first message is a call error.
+        """The video with a transparent background, frame by frame (POST /v1/videos/remove-background).
+
+        The stream: first Progress{step: 0, total_steps: <frames in the input>, stage: "probed"}, sent once
+        the video is checked against the limits and its frames counted, before any model work (the caller
+        may reserve credits for every frame from it); then Progress{step: n, total_steps, stage:
+        "segmenting"} after each frame n (1 to total_steps, increasing); then one result. An error before
+        the first message is a call error (a bad or too large video, a full queue); an error after it ends
+        the stream with that status. Cancelling the call stops the frame loop at the next batch of frames.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,6 +154,17 @@ def add_VisionServiceServicer_to_server(servicer, server):
 class VisionService:
     """VisionService segments (SAM3), upscales (Real-ESRGAN, Swin2SR, Lanczos) and removes backgrounds
     from images and videos.
+
+    Errors are google.rpc.Status with an ErrorInfo (see common.proto): a bad input (not an image, a
+    corrupt or truncated video, an image sent as a video, neither prompt nor points, malformed points)
+    is INVALID_REQUEST, an input over a limit PAYLOAD_TOO_LARGE, each with the request field as
+    metadata["param"] ("image", "video", "prompt", "points[2]", "point_labels", "method", "scale", ...).
+    The limits are published by GetServiceInfo (common.v1.ServiceInfoService): max_input_image_bytes,
+    max_input_image_pixels, max_output_pixels (an upscale's input pixels x scale^2), max_lanczos_scale,
+    max_prompt_chars, max_points, max_video_bytes, max_video_seconds, max_video_frames and
+    max_video_pixels (per frame). Its ModelInfos: "sam3" (task image.segmentation; background removal
+    runs on it too) and one per upscaling method (task image.upscale, id = the API's method name) with
+    its scale factor in limits["scale"] (lanczos: the default, and limits["max_scale"]).
     """
 
     @staticmethod
