@@ -15,11 +15,13 @@ from edge.auth import Authenticator
 from edge.catalog import ServiceCatalog
 from edge.clients import ServiceClients
 from edge.config import EdgeSettings
+from edge.endpoints.account.router import router as account
 from edge.endpoints.chat.router import router as chat
 from edge.endpoints.health.router import router as health
 from edge.endpoints.images.router import router as images
 from edge.endpoints.media.router import router as media
 from edge.endpoints.models.router import router as models
+from edge.endpoints.vision.router import router as vision
 from edge.errors import install_error_handlers
 from edge.metering import Meter
 from edge.middleware import EdgeMiddleware
@@ -33,7 +35,7 @@ music, image-to-video, segmentation, upscaling and background removal.
 Authenticate with `X-API-Key: sk-…`, `Authorization: Bearer sk-…` or `Authorization: Bearer <JWT>`.
 Errors always have the shape `{"error": {"message", "type", "param", "code"}}`."""
 # Every endpoint group, in the order of the OpenAPI document.
-ROUTERS: tuple[APIRouter, ...] = (chat, health, images, media, models)
+ROUTERS: tuple[APIRouter, ...] = (account, chat, health, images, vision, media, models)
 
 
 def create_app(settings: EdgeSettings | None = None) -> FastAPI:

@@ -1,5 +1,7 @@
-"""Who is calling: the authentication dependency (X-API-Key, `Authorization: Bearer sk-…` or a JWT),
-resolved by the accounts service and reused for a few seconds, then the per-key rate limit."""
+"""Who is calling: the authentication dependency (X-API-Key, `Authorization: Bearer sk-…` or a JWT, or
+the login session's cookie), resolved by the accounts service and reused for a few seconds, then the
+per-key rate limit. A request the session cookie authenticates that changes something must come from
+this site's own pages (edge.sessions)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from fastapi import Depends, Request
 
 from edge.clients import ServiceClients, call
 from edge.errors import APIError
+from edge.sessions import SAFE_METHODS, require_same_origin, session_token
 from univence.accounts.v1 import accounts_pb2
 
 
@@ -21,8 +24,9 @@ class Principal:
 
     user_id: str
     premium: bool
-    # The API key's id, or "" for a JWT; rate limits are per key (per user for JWTs).
+    # The API key's id, or "" for a JWT or a session; rate limits are per key (per user for the others).
     key_id: str
+    email: str = ""
 
     @property
     def limit_key(self) -> str:
@@ -39,6 +43,15 @@ def credential_from(request: Request) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+def credentials_from(request: Request) -> tuple[str | None, bool]:
+    """The credential and whether it is the session cookie (used only when no header carries one)."""
+    credential = credential_from(request)
+    if credential:
+        return credential, False
+    cookie = session_token(request)
+    return (cookie, True) if cookie else (None, False)
 
 
 class Authenticator:
@@ -59,22 +72,28 @@ class Authenticator:
             return hit[1]
         response = await call("accounts", self._clients.accounts.Authenticate,
                               accounts_pb2.AuthenticateRequest(credential=credential), timeout=10)
-        principal = Principal(response.user.user_id, response.user.premium, response.key_id)
+        principal = Principal(response.user.user_id, response.user.premium, response.key_id, response.user.email)
         if self._cache_seconds > 0:
             if len(self._cache) >= self._max_entries:
                 self._cache.clear()
             self._cache[digest] = (now + self._cache_seconds, principal)
         return principal
 
+    def forget(self, credential: str) -> None:
+        """Drops a cached success (a session this edge just logged out)."""
+        self._cache.pop(hashlib.sha256(credential.encode()).digest(), None)
+
 
 async def require_principal(request: Request) -> Principal:
     """FastAPI dependency for every authenticated endpoint."""
-    credential = credential_from(request)
+    credential, from_cookie = credentials_from(request)
     if not credential:
-        raise APIError(401, "Missing API key: send `X-API-Key: sk-…` or `Authorization: Bearer <key or JWT>`",
-                       "authentication_error", code="missing_api_key")
+        raise APIError(401, "Missing API key: send `X-API-Key: sk-…` or `Authorization: Bearer <key or JWT>`, "
+                       "or log in at /login", "authentication_error", code="missing_api_key")
     if len(credential) > 8192:
         raise APIError(401, "Invalid API key or token", "authentication_error", code="invalid_api_key")
+    if from_cookie and request.method not in SAFE_METHODS:
+        require_same_origin(request)
     principal = await request.app.state.authenticator.authenticate(credential)
     request.app.state.rate_limiter.check(principal.limit_key, request)
     request.state.principal = principal

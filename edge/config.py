@@ -38,8 +38,13 @@ class EdgeSettings(SectionSettings):
     max_body_mb: int = 64
     # Deadline for calls to services, in seconds (long jobs set their own).
     rpc_timeout_seconds: float = 600.0
-    # Public base URL for media links; empty means the request's own base URL.
+    # Public base URL for media links, and the origin the session's pages and cookie belong to (an
+    # `https://` one makes the cookies Secure); empty means the request's own base URL.
     public_base_url: str = ""
+    # The login session's cookie (HttpOnly, SameSite=Lax; Secure over HTTPS), and the cookie that guards
+    # the login and sign-up forms against cross-site posts.
+    session_cookie: str = "univence_session"
+    form_cookie: str = "univence_form"
     max_message_mb: int = 64
     log_level: str = "INFO"
     otel_exporter: str = "none"

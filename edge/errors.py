@@ -60,13 +60,15 @@ _REASONS: dict[str, tuple[int, str, str | None]] = {
     "IDEMPOTENCY_CONFLICT": (409, "invalid_request_error", "idempotency_conflict"),
     "PERMISSION_DENIED": (403, "authentication_error", "permission_denied"),
     "DEADLINE_EXCEEDED": (504, "processing_error", "timeout"),
+    "RATE_LIMITED": (429, "rate_limit_error", "rate_limit_exceeded"),
 }
 
 
-def from_reason(reason: str, message: str, param: str | None = None) -> APIError:
-    """The APIError for a service's ErrorInfo reason (e.g. one failed item of a batch)."""
+def from_reason(reason: str, message: str, param: str | None = None, retry_after: str = "") -> APIError:
+    """The APIError for a service's ErrorInfo reason (e.g. one failed item of a batch); a 429 carries
+    Retry-After: the service's `retry_after_seconds`, else 1."""
     status, type_, code = _REASONS.get(reason, (500, "processing_error", None))
-    headers = {"Retry-After": "1"} if status == 429 else None
+    headers = {"Retry-After": retry_after if retry_after.isdigit() else "1"} if status == 429 else None
     return APIError(status, message or reason or "the service failed", type_, param=param or None, code=code,
                     headers=headers)
 
@@ -107,7 +109,8 @@ def from_grpc(error: grpc.aio.AioRpcError, service: str) -> APIError:
     """The APIError for a failed call to `service`, from the ErrorInfo reason or else the gRPC code."""
     info = error_info(error)
     if info is not None and info.reason in _REASONS:
-        return from_reason(info.reason, error.details(), info.metadata.get("param"))
+        return from_reason(info.reason, error.details(), info.metadata.get("param"),
+                           info.metadata.get("retry_after_seconds", ""))
     code = error.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return service_unavailable(service)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, Field, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from services.common.config import ServiceSettings
 from univence.registry import entry
@@ -46,6 +46,23 @@ class PricingSettings(BaseModel):
     bulk_discount_percent: dict[PositiveInt, Percent] = Field(default_factory=lambda: {1000: 10, 10000: 20})
 
 
+class JwtKey(BaseModel):
+    """One key of `[[accounts.jwt_keys]]`: the service signs the access JWTs it issues with the signing key
+    (`jwt_signing_kid`) and verifies a token whose header names a `kid` with that key alone. Rotation:
+    add the new key, make it the signing key, and drop the old one once its tokens have expired."""
+
+    kid: str = Field(min_length=1, max_length=64)
+    algorithm: Literal["HS256", "RS256"]
+    # HS256: the shared secret (at least 32 characters).
+    secret: str = ""
+    # RS256: the private key (PEM text or file) to sign with; its public half verifies.
+    private_key: str = ""
+    private_key_file: Path | None = None
+    # RS256 without a private key: a key that only verifies (e.g. one rotated out of signing).
+    public_key: str = ""
+    public_key_file: Path | None = None
+
+
 class AccountsSettings(ServiceSettings):
     section: ClassVar[str] = "accounts"
 
@@ -76,3 +93,51 @@ class AccountsSettings(ServiceSettings):
     # Stored responses are dropped this long after their commit (the retry window of a key).
     stored_response_retention_hours: PositiveInt = 24
     pricing: PricingSettings = Field(default_factory=PricingSettings)
+
+    # -- people: sign-up, passwords, sessions, issued JWTs -----------------------------------------------
+    # Self sign-up on the edge's /signup page; false for a closed deployment (operators create users).
+    signup_enabled: bool = True
+    # New users must follow a mailed link before they can log in (needs the smtp_* settings).
+    email_verification: bool = False
+    email_verification_ttl_hours: PositiveInt = 48
+    # Where people reach the edge: the base of the links in emails.
+    public_base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = "localhost"
+    smtp_port: PositiveInt = 25
+    # `starttls` upgrades a plain connection, `tls` connects over TLS (port 465), `none` sends in clear.
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "Univence <no-reply@localhost>"
+    smtp_timeout_seconds: PositiveFloat = 30.0
+    password_min_length: Annotated[int, Field(ge=8, le=256)] = 10
+    # argon2id cost (argon2-cffi's defaults, RFC 9106's second recommendation): memory in KiB, passes, lanes.
+    password_hash_memory_kib: Annotated[int, Field(ge=8)] = 65536
+    password_hash_time_cost: PositiveInt = 3
+    password_hash_parallelism: PositiveInt = 4
+    # Hashes computed at once (each takes password_hash_memory_kib): a flood of logins queues instead of
+    # exhausting memory.
+    password_hash_concurrency: PositiveInt = 4
+    # A session (the edge's cookie) ends this long after login, or at logout or a password change.
+    session_ttl_seconds: PositiveInt = 7 * 86400
+    # Failed logins: past `login_max_failures` for one email (or `login_max_failures_per_ip` for one
+    # client address), each further attempt must wait `login_lockout_seconds`, doubling per failure up to
+    # `login_max_lockout_seconds`; a key's failures are forgotten after `login_failure_window_seconds`
+    # without one, and an account's at its next successful login.
+    login_max_failures: PositiveInt = 5
+    login_max_failures_per_ip: PositiveInt = 30
+    login_lockout_seconds: PositiveInt = 30
+    login_max_lockout_seconds: PositiveInt = 900
+    login_failure_window_seconds: PositiveInt = 900
+    # Sign-ups from one client address: past this many within the window, the next must wait (as above).
+    signup_max_per_ip: PositiveInt = 20
+    # Access JWTs the service issues (POST /v1/auth/token): signed with `jwt_signing_kid` of `jwt_keys`
+    # (empty: the first key that can sign); without jwt_keys none are issued (but see jwt_auto_key).
+    jwt_keys: list[JwtKey] = []
+    jwt_signing_kid: str = ""
+    # With SQLite (one machine) and no jwt_keys: generate an HS256 key once, in `jwt-signing.key` beside
+    # the database (mode 0600), so a fresh install issues JWTs. PostgreSQL deployments (several
+    # replicas) configure jwt_keys instead.
+    jwt_auto_key: bool = True
+    access_token_ttl_seconds: Annotated[int, Field(ge=10, le=86400)] = 900
+    refresh_token_ttl_seconds: PositiveInt = 30 * 86400

@@ -6,17 +6,23 @@ cannot be brute-forced, and a stolen database does not reveal usable keys. Secre
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, Row, insert, select, update
 
-from services.accounts.store import User, find_user, new_id, now_us, user_from_row
+from services.accounts.store import (
+    User,
+    authentication_failed,
+    find_user,
+    new_id,
+    new_secret,
+    now_us,
+    secret_hash,
+    user_from_row,
+)
 from services.accounts.tables import api_keys, users
 from services.common.database import reading, writing
-from services.common.errors import Reason, ServiceError, invalid, not_found
+from services.common.errors import invalid, not_found
 
 SECRET_PREFIX = "sk-"
 DISPLAY_PREFIX_LENGTH = 8
@@ -40,26 +46,20 @@ def _key(row: Row) -> ApiKey:
     return ApiKey(row.id, row.user_id, row.name, row.prefix, row.created_us, row.last_used_us, row.revoked_us)
 
 
-def authentication_failed(message: str) -> ServiceError:
-    return ServiceError(Reason.ERROR_REASON_AUTHENTICATION_FAILED, message)
-
-
 class ApiKeys:
     def __init__(self, engine: Engine, pepper: str = ""):
         self.engine = engine
         self._pepper = pepper.encode()
 
     def hash_secret(self, secret: str) -> str:
-        if self._pepper:
-            return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
-        return hashlib.sha256(secret.encode()).hexdigest()
+        return secret_hash(secret, self._pepper)
 
     def create(self, user_ref: str, name: str) -> tuple[ApiKey, str]:
         """A new key and its secret; the secret exists only in the return value."""
         name = name.strip()
         if len(name) > MAX_NAME_LENGTH:
             raise invalid(f"name must be at most {MAX_NAME_LENGTH} characters", "name")
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        secret = new_secret(SECRET_PREFIX)
         with writing(self.engine) as conn:
             user = find_user(conn, user_ref)
             key = ApiKey(new_id("key"), user.id, name, secret[:DISPLAY_PREFIX_LENGTH], now_us(), None, None)
@@ -76,14 +76,14 @@ class ApiKeys:
                                 .order_by(api_keys.c.created_us, api_keys.c.id)).all()
         return [_key(r) for r in rows]
 
-    def revoke(self, key_id: str) -> ApiKey:
-        """Revokes the key; revoking a revoked key changes nothing."""
+    def revoke(self, key_id: str, owner_id: str | None = None) -> ApiKey:
+        """Revokes the key (only if `owner_id` owns it, when given); revoking a revoked key changes nothing."""
         if not key_id:
             raise invalid("key_id is required", "key_id")
+        owned = [api_keys.c.id == key_id] + ([api_keys.c.user_id == owner_id] if owner_id is not None else [])
         with writing(self.engine) as conn:
-            conn.execute(update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_us.is_(None))
-                         .values(revoked_us=now_us()))
-            row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+            conn.execute(update(api_keys).where(*owned, api_keys.c.revoked_us.is_(None)).values(revoked_us=now_us()))
+            row = conn.execute(select(api_keys).where(*owned)).first()
         if row is None:
             raise not_found(f"no API key with id {key_id!r}", "key_id")
         return _key(row)
@@ -100,10 +100,11 @@ class ApiKeys:
             raise authentication_failed("invalid API key")
         if row.revoked_us is not None:
             raise authentication_failed("this API key has been revoked")
+        user = user_from_row(row).ensure_active()
         now = now_us()
         if row.last_used_us is None or now - row.last_used_us >= TOUCH_INTERVAL_US:
             self._touch(row.key_id, now)
-        return user_from_row(row), row.key_id
+        return user, row.key_id
 
     def _touch(self, key_id: str, now: int) -> None:
         """Records use; the condition keeps concurrent requests from all writing within the interval."""

@@ -6,7 +6,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.accounts.keys import ApiKey
 from services.accounts.ledger import Entry, Hold, HoldState
+from services.accounts.sessions import Session
 from services.accounts.store import User
+from services.accounts.tokens import Issued
 from univence.accounts.v1 import accounts_pb2
 
 _HOLD_STATES = {
@@ -27,7 +29,20 @@ def timestamp(us: int | None) -> Timestamp | None:
 
 def user_message(user: User) -> accounts_pb2.User:
     return accounts_pb2.User(user_id=user.id, email=user.email, premium=user.premium,
-                             create_time=timestamp(user.created_us))
+                             create_time=timestamp(user.created_us), disabled=user.disabled,
+                             email_verified=user.email_verified)
+
+
+def session_message(session: Session) -> accounts_pb2.Session:
+    return accounts_pb2.Session(session_id=session.id, user_id=session.user_id,
+                                create_time=timestamp(session.created_us), expire_time=timestamp(session.expires_us))
+
+
+def issued_message(issued: Issued) -> accounts_pb2.IssuedTokens:
+    return accounts_pb2.IssuedTokens(
+        access_token=issued.access_token, expires_in_seconds=issued.expires_in_seconds,
+        refresh_token=issued.refresh_token, refresh_expire_time=timestamp(issued.refresh_expires_us),
+        user=user_message(issued.user))
 
 
 def api_key_message(key: ApiKey) -> accounts_pb2.ApiKey:

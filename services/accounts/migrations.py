@@ -87,6 +87,57 @@ def _initial_schema(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+def _people(conn: Connection) -> None:
+    """Passwords, email verification, disabled users, sessions, refresh tokens and login throttling.
+    Every secret is stored as a hash: argon2id for passwords, SHA-256 for random tokens."""
+    statements = [
+        "ALTER TABLE users ADD COLUMN password_hash VARCHAR(255)",
+        "ALTER TABLE users ADD COLUMN email_verified_us BIGINT",
+        "ALTER TABLE users ADD COLUMN disabled_us BIGINT",
+        # Users an operator made before this migration count as verified, as new ones do.
+        "UPDATE users SET email_verified_us = created_us",
+        """CREATE TABLE sessions (
+            id VARCHAR(40) PRIMARY KEY,
+            user_id VARCHAR(40) NOT NULL REFERENCES users (id),
+            token_hash VARCHAR(64) NOT NULL UNIQUE,
+            created_us BIGINT NOT NULL,
+            expires_us BIGINT NOT NULL,
+            revoked_us BIGINT,
+            client_ip VARCHAR(64) NOT NULL DEFAULT '',
+            user_agent VARCHAR(255) NOT NULL DEFAULT '')""",
+        "CREATE INDEX sessions_user ON sessions (user_id) WHERE revoked_us IS NULL",
+        """CREATE TABLE refresh_tokens (
+            id VARCHAR(40) PRIMARY KEY,
+            user_id VARCHAR(40) NOT NULL REFERENCES users (id),
+            family_id VARCHAR(40) NOT NULL,
+            session_id VARCHAR(40),
+            token_hash VARCHAR(64) NOT NULL UNIQUE,
+            created_us BIGINT NOT NULL,
+            expires_us BIGINT NOT NULL,
+            used_us BIGINT,
+            revoked_us BIGINT)""",
+        "CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id)",
+        "CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id) WHERE revoked_us IS NULL",
+        "CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id) WHERE session_id IS NOT NULL",
+        """CREATE TABLE email_verifications (
+            token_hash VARCHAR(64) PRIMARY KEY,
+            user_id VARCHAR(40) NOT NULL REFERENCES users (id),
+            created_us BIGINT NOT NULL,
+            expires_us BIGINT NOT NULL,
+            used_us BIGINT)""",
+        "CREATE INDEX email_verifications_user ON email_verifications (user_id)",
+        # One row per throttled key: `e:` + SHA-256 of a lower-cased email, `i:` + SHA-256 of a client IP.
+        """CREATE TABLE login_throttle (
+            throttle_key VARCHAR(80) PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            last_failure_us BIGINT NOT NULL)""",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "users, API keys, holds and the credits ledger", _initial_schema),
+    Migration(2, "passwords, sessions, refresh tokens, email verification, disabled users, login throttling",
+              _people),
 ]

@@ -20,6 +20,20 @@ MAX_SIDE = 65536
 MAX_QUANTITY = 100_000
 MAX_ITEMS = 100
 PREMIUM_ONLY = frozenset({Op.OPERATION_CHAT_COMPLETION})
+Unit = accounts_pb2.PriceUnit
+# What each fixed price is counted per (the per-megapixel ones are image generation and upscaling).
+FIXED_UNITS = {
+    Op.OPERATION_IMAGE_EDIT: Unit.PRICE_UNIT_REQUEST,
+    Op.OPERATION_IMAGE_SEGMENTATION: Unit.PRICE_UNIT_IMAGE,
+    Op.OPERATION_IMAGE_BACKGROUND_REMOVAL: Unit.PRICE_UNIT_IMAGE,
+    Op.OPERATION_VIDEO_BACKGROUND_REMOVAL: Unit.PRICE_UNIT_FRAME,
+    Op.OPERATION_VOICE_CLONE: Unit.PRICE_UNIT_REQUEST,
+    Op.OPERATION_MUSIC_GENERATION: Unit.PRICE_UNIT_REQUEST,
+    Op.OPERATION_MUSIC_COVER: Unit.PRICE_UNIT_REQUEST,
+    Op.OPERATION_MUSIC_REPAINT: Unit.PRICE_UNIT_REQUEST,
+    Op.OPERATION_IMAGE_TO_VIDEO: Unit.PRICE_UNIT_REQUEST,
+    Op.OPERATION_CHAT_COMPLETION: Unit.PRICE_UNIT_REQUEST,
+}
 
 
 def operation_name(operation: int) -> str:
@@ -69,6 +83,24 @@ class PriceTable:
         if settings.default_image_model not in settings.image_generation_per_megapixel_mc:
             raise ValueError(f"pricing.default_image_model {settings.default_image_model!r} has no entry in "
                              "pricing.image_generation_per_megapixel_mc")
+
+    def lines(self) -> list[accounts_pb2.Price]:
+        """The whole table, one line per model or method where the price depends on it, in operation order."""
+        s = self._s
+        per_mp = Unit.PRICE_UNIT_MEGAPIXEL
+        found = [accounts_pb2.Price(operation=Op.OPERATION_IMAGE_GENERATION, model=model, unit=per_mp, amount_mc=rate,
+                                    minimum_mc=s.image_generation_minimum_mc)
+                 for model, rate in s.image_generation_per_megapixel_mc.items()]
+        found += [accounts_pb2.Price(operation=Op.OPERATION_IMAGE_UPSCALE, method=method, unit=per_mp, amount_mc=rate,
+                                     minimum_mc=s.upscale_minimum_mc)
+                  for method, rate in s.upscale_per_megapixel_mc.items()]
+        found += [accounts_pb2.Price(operation=op, unit=FIXED_UNITS[op], amount_mc=amount,
+                                     premium_only=op in PREMIUM_ONLY) for op, amount in self._fixed.items()]
+        return sorted(found, key=lambda line: line.operation)
+
+    def bulk_discounts(self) -> list[accounts_pb2.BulkDiscount]:
+        return [accounts_pb2.BulkDiscount(min_credits=threshold, percent=percent)
+                for threshold, percent in sorted(self._s.bulk_discount_percent.items())]
 
     def quote(self, items: Sequence[accounts_pb2.ChargeItem], param: str = "items") -> Quote:
         if not items:

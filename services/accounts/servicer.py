@@ -15,10 +15,13 @@ from google.protobuf.message import Message
 from services.accounts import messages
 from services.accounts.config import AccountsSettings
 from services.accounts.jwt_auth import JwtVerifier
-from services.accounts.keys import SECRET_PREFIX, ApiKeys, authentication_failed
+from services.accounts.keys import SECRET_PREFIX, ApiKeys
 from services.accounts.ledger import EntryKind, Ledger
+from services.accounts.people import People
 from services.accounts.pricing import PriceTable, purchase
-from services.accounts.store import User, Users
+from services.accounts.sessions import SESSION_PREFIX, Sessions
+from services.accounts.store import User, Users, authentication_failed
+from services.accounts.tokens import REFRESH_PREFIX, Tokens
 from services.common.errors import Reason, ServiceError, invalid
 from univence.accounts.v1 import accounts_pb2 as pb
 from univence.accounts.v1 import accounts_pb2_grpc
@@ -62,6 +65,9 @@ class Backend:
     ledger: Ledger
     jwt: JwtVerifier
     prices: PriceTable
+    people: People
+    sessions: Sessions
+    tokens: Tokens
 
 
 def dollars(cents: int) -> str:
@@ -103,13 +109,19 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
             user, key_id = await asyncio.to_thread(self.backend.keys.authenticate, credential)
             return pb.AuthenticateResponse(user=messages.user_message(user), kind=pb.CREDENTIAL_KIND_API_KEY,
                                            key_id=key_id)
+        if credential.startswith(SESSION_PREFIX):
+            user, _ = await asyncio.to_thread(self.backend.sessions.authenticate, credential)
+            return pb.AuthenticateResponse(user=messages.user_message(user), kind=pb.CREDENTIAL_KIND_SESSION)
+        if credential.startswith(REFRESH_PREFIX):
+            raise authentication_failed("a refresh token is not a credential: exchange it for an access token "
+                                        "(POST /v1/auth/refresh)")
         user = await asyncio.to_thread(self._authenticate_jwt, credential)
         return pb.AuthenticateResponse(user=messages.user_message(user), kind=pb.CREDENTIAL_KIND_JWT)
 
     def _authenticate_jwt(self, token: str) -> User:
         claims = self.backend.jwt.verify(token)
         try:
-            return self.backend.users.get_by_id(claims.subject, "credential")
+            return self.backend.users.get_by_id(claims.subject, "credential").ensure_active()
         except ServiceError as error:
             if error.reason == Reason.ERROR_REASON_NOT_FOUND:
                 raise authentication_failed("the JWT's subject is not a known user") from None
@@ -182,7 +194,8 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def UpdateUser(self, request: pb.UpdateUserRequest, context) -> pb.UpdateUserResponse:
         self._require_admin(context)
         premium = request.premium if request.HasField("premium") else None
-        user = await asyncio.to_thread(self.backend.users.update, request.user, premium)
+        disabled = request.disabled if request.HasField("disabled") else None
+        user = await asyncio.to_thread(self.backend.users.update, request.user, premium, disabled)
         return pb.UpdateUserResponse(user=messages.user_message(user))
 
     @validated
@@ -227,3 +240,84 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         entry = await asyncio.to_thread(self.backend.ledger.grant, request.user, request.amount_mc,
                                         EntryKind.GRANT, note or "grant")
         return pb.GrantCreditsResponse(entry=messages.entry_message(entry))
+
+    # -- self-service (the edge's pages) -------------------------------------------------------------
+    # Passwords and tokens are in these requests: nothing here logs a request.
+
+    @validated
+    async def SignUp(self, request: pb.SignUpRequest, context) -> pb.SignUpResponse:
+        user, verification = await asyncio.to_thread(self.backend.people.sign_up, request.email, request.password,
+                                                     request.client_ip)
+        return pb.SignUpResponse(user=messages.user_message(user) if user else None,
+                                 verification_required=verification)
+
+    @validated
+    async def VerifyEmail(self, request: pb.VerifyEmailRequest, context) -> pb.VerifyEmailResponse:
+        user = await asyncio.to_thread(self.backend.people.verify_email, request.token)
+        return pb.VerifyEmailResponse(user=messages.user_message(user))
+
+    @validated
+    async def CreateSession(self, request: pb.CreateSessionRequest, context) -> pb.CreateSessionResponse:
+        session, token, user = await asyncio.to_thread(
+            self.backend.people.create_session, request.email, request.password, request.client_ip,
+            request.user_agent, request.previous_session_token)
+        return pb.CreateSessionResponse(session=messages.session_message(session), session_token=token,
+                                        user=messages.user_message(user))
+
+    @validated
+    async def RevokeSession(self, request: pb.RevokeSessionRequest, context) -> pb.RevokeSessionResponse:
+        await asyncio.to_thread(self.backend.sessions.revoke, request.session_token)
+        return pb.RevokeSessionResponse()
+
+    @validated
+    async def ChangePassword(self, request: pb.ChangePasswordRequest, context) -> pb.ChangePasswordResponse:
+        session, token = await asyncio.to_thread(
+            self.backend.people.change_password, request.session_token, request.current_password,
+            request.new_password, request.client_ip, request.user_agent)
+        return pb.ChangePasswordResponse(session=messages.session_message(session), session_token=token)
+
+    @validated
+    async def IssueToken(self, request: pb.IssueTokenRequest, context) -> pb.IssueTokenResponse:
+        issued = await asyncio.to_thread(self._issue_token, request)
+        return pb.IssueTokenResponse(tokens=messages.issued_message(issued))
+
+    def _issue_token(self, request: pb.IssueTokenRequest):
+        grant = request.WhichOneof("grant")
+        if grant == "password":
+            user = self.backend.people.login(request.password.email, request.password.password, request.client_ip)
+            return self.backend.tokens.issue(user)
+        if grant == "session_token":
+            user, session = self.backend.sessions.authenticate(request.session_token)
+            return self.backend.tokens.issue(user, session.id)
+        raise invalid("a grant is required: password (email and password) or session_token", "grant")
+
+    @validated
+    async def RefreshToken(self, request: pb.RefreshTokenRequest, context) -> pb.RefreshTokenResponse:
+        issued = await asyncio.to_thread(self.backend.tokens.refresh, request.refresh_token)
+        return pb.RefreshTokenResponse(tokens=messages.issued_message(issued))
+
+    async def _session_user(self, session_token: str) -> User:
+        user, _ = await asyncio.to_thread(self.backend.sessions.authenticate, session_token)
+        return user
+
+    @validated
+    async def ListOwnApiKeys(self, request: pb.ListOwnApiKeysRequest, context) -> pb.ListOwnApiKeysResponse:
+        user = await self._session_user(request.session_token)
+        keys = await asyncio.to_thread(self.backend.keys.list, user.id)
+        return pb.ListOwnApiKeysResponse(api_keys=[messages.api_key_message(k) for k in keys])
+
+    @validated
+    async def CreateOwnApiKey(self, request: pb.CreateOwnApiKeyRequest, context) -> pb.CreateOwnApiKeyResponse:
+        user = await self._session_user(request.session_token)
+        key, secret = await asyncio.to_thread(self.backend.keys.create, user.id, request.name)
+        return pb.CreateOwnApiKeyResponse(api_key=messages.api_key_message(key), secret=secret)
+
+    @validated
+    async def RevokeOwnApiKey(self, request: pb.RevokeOwnApiKeyRequest, context) -> pb.RevokeOwnApiKeyResponse:
+        user = await self._session_user(request.session_token)
+        key = await asyncio.to_thread(self.backend.keys.revoke, request.key_id, user.id)
+        return pb.RevokeOwnApiKeyResponse(api_key=messages.api_key_message(key))
+
+    async def GetPriceTable(self, request: pb.GetPriceTableRequest, context) -> pb.GetPriceTableResponse:
+        prices = self.backend.prices
+        return pb.GetPriceTableResponse(prices=prices.lines(), bulk_discounts=prices.bulk_discounts())

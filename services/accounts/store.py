@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.accounts.tables import users
 from services.common.database import reading, writing
-from services.common.errors import invalid, not_found
+from services.common.errors import Reason, ServiceError, invalid, not_found
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -35,6 +37,23 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
+def new_secret(prefix: str) -> str:
+    """A bearer secret: `prefix` and 256 random bits (API keys, sessions, refresh and email tokens)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def secret_hash(secret: str, pepper: bytes = b"") -> str:
+    """How a random secret is stored: SHA-256 (HMAC with the server's pepper when it has one). 256 random
+    bits cannot be brute-forced, so a fast hash is enough, and lookups by hash stay one index probe."""
+    if pepper:
+        return hmac.new(pepper, secret.encode(), hashlib.sha256).hexdigest()
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def authentication_failed(message: str) -> ServiceError:
+    return ServiceError(Reason.ERROR_REASON_AUTHENTICATION_FAILED, message)
+
+
 @dataclass(frozen=True)
 class User:
     id: str
@@ -43,14 +62,23 @@ class User:
     created_us: int
     balance_mc: int
     held_mc: int
+    disabled: bool = False
+    email_verified: bool = True
 
     @property
     def available_mc(self) -> int:
         return self.balance_mc - self.held_mc
 
+    def ensure_active(self) -> User:
+        """The user, or AUTHENTICATION_FAILED when an operator disabled them (every credential stops)."""
+        if self.disabled:
+            raise authentication_failed("this account is disabled; contact the operator")
+        return self
+
 
 def user_from_row(row: Row) -> User:
-    return User(row.id, row.email, bool(row.premium), row.created_us, row.balance_mc, row.held_mc)
+    return User(row.id, row.email, bool(row.premium), row.created_us, row.balance_mc, row.held_mc,
+                row.disabled_us is not None, row.email_verified_us is not None)
 
 
 def page_size(requested: int) -> int:
@@ -112,19 +140,28 @@ class Users:
             raise invalid("email is required", "email")
         if len(email) > MAX_EMAIL_LENGTH or not email.isprintable():
             raise invalid(f"email must be at most {MAX_EMAIL_LENGTH} printable characters", "email")
-        user = User(new_id("usr"), email, premium, now_us(), 0, 0)
+        return self.insert(email, premium=premium, password_hash=None, verified=True)
+
+    def insert(self, email: str, *, premium: bool, password_hash: str | None, verified: bool) -> User:
+        """A new user (the email already checked); INVALID_REQUEST when the email is taken."""
+        now = now_us()
+        user = User(new_id("usr"), email, premium, now, 0, 0, False, verified)
         duplicate = invalid(f"a user with email {email!r} already exists", "email")
         try:
             with writing(self.engine) as conn:
-                taken = conn.execute(select(users.c.id).where(func.lower(users.c.email) == func.lower(email)))
-                if taken.first() is not None:
+                if self.find_by_email(conn, email) is not None:
                     raise duplicate
                 conn.execute(insert(users).values(
-                    id=user.id, email=user.email, premium=premium, balance_mc=0, held_mc=0,
-                    created_us=user.created_us))
+                    id=user.id, email=user.email, premium=premium, balance_mc=0, held_mc=0, created_us=now,
+                    password_hash=password_hash, email_verified_us=now if verified else None))
         except IntegrityError:  # a concurrent create won the race
             raise duplicate from None
         return user
+
+    @staticmethod
+    def find_by_email(conn: Connection, email: str) -> Row | None:
+        """The user row with this email (case-insensitive), password hash included; None when unknown."""
+        return conn.execute(select(users).where(func.lower(users.c.email) == func.lower(email.strip()))).first()
 
     def get(self, ref: str) -> User:
         with reading(self.engine) as conn:
@@ -152,10 +189,15 @@ class Users:
         rows = rows[:size]
         return [user_from_row(r) for r in rows], encode_page_token("users", rows[-1].seq) if more else ""
 
-    def update(self, ref: str, premium: bool | None) -> User:
+    def update(self, ref: str, premium: bool | None, disabled: bool | None = None) -> User:
         with writing(self.engine) as conn:
             user = find_user(conn, ref)
+            changes: dict[str, object] = {}
             if premium is not None and premium != user.premium:
-                conn.execute(update(users).where(users.c.id == user.id).values(premium=premium))
+                changes["premium"] = premium
+            if disabled is not None and disabled != user.disabled:
+                changes["disabled_us"] = now_us() if disabled else None
+            if changes:
+                conn.execute(update(users).where(users.c.id == user.id).values(**changes))
                 user = find_user(conn, user.id)
         return user

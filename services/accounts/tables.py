@@ -15,6 +15,9 @@ users = Table(
     Column("balance_mc", BigInteger, nullable=False),
     Column("held_mc", BigInteger, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    Column("password_hash", String(255)),
+    Column("email_verified_us", BigInteger),
+    Column("disabled_us", BigInteger),
 )
 
 api_keys = Table(
@@ -57,4 +60,45 @@ ledger_entries = Table(
     Column("description", Text, nullable=False),
     Column("balance_after_mc", BigInteger, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger),
+    Column("client_ip", String(64), nullable=False),
+    Column("user_agent", String(255), nullable=False),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), nullable=False),
+    Column("family_id", String(40), nullable=False),
+    Column("session_id", String(40)),
+    Column("token_hash", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("used_us", BigInteger),
+    Column("revoked_us", BigInteger),
+)
+
+email_verifications = Table(
+    "email_verifications", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(40), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("used_us", BigInteger),
+)
+
+login_throttle = Table(
+    "login_throttle", metadata,
+    Column("throttle_key", String(80), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_us", BigInteger, nullable=False),
 )

@@ -30,6 +30,7 @@ _CODES: dict[int, grpc.StatusCode] = {
     Reason.ERROR_REASON_IDEMPOTENCY_CONFLICT: grpc.StatusCode.ABORTED,
     Reason.ERROR_REASON_PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     Reason.ERROR_REASON_DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Reason.ERROR_REASON_RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -41,11 +42,14 @@ def reason_name(reason: int) -> str:
 class ServiceError(Exception):
     """Raised anywhere in a service to answer the RPC with this error; never a crash."""
 
-    def __init__(self, reason: int, message: str, *, param: str | None = None):
+    def __init__(self, reason: int, message: str, *, param: str | None = None,
+                 metadata: dict[str, str] | None = None):
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.param = param
+        # More ErrorInfo metadata, e.g. `retry_after_seconds` of RATE_LIMITED.
+        self.metadata = metadata or {}
 
     @property
     def code(self) -> grpc.StatusCode:
@@ -54,7 +58,7 @@ class ServiceError(Exception):
     def status(self, param_prefix: str = "") -> status_pb2.Status:
         """The google.rpc.Status of this error: the call's status (to_status), and a batch item's error
         (AIP-193), whose param gets the item's place as `param_prefix` ("requests[1].")."""
-        info = error_details_pb2.ErrorInfo(reason=reason_name(self.reason), domain=DOMAIN)
+        info = error_details_pb2.ErrorInfo(reason=reason_name(self.reason), domain=DOMAIN, metadata=self.metadata)
         if self.param:
             info.metadata["param"] = param_prefix + self.param
         detail = any_pb2.Any()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.edge.account_site import Browser
 from tests.support.platform import running_platform
 
 
@@ -16,3 +17,11 @@ async def platform(tmp_path):
 async def http(platform):
     async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+async def browser(platform):
+    """A browser-like client of the account pages (tests/edge/account_site.py)."""
+    b = Browser(platform.base_url)
+    yield b
+    await b.close()

@@ -73,9 +73,10 @@ async def running_edge(settings: EdgeSettings, app=None) -> AsyncIterator[tuple[
 @contextlib.asynccontextmanager
 async def running_platform(tmp_path: Path, *, modalities: list[str] | None = None,
                            modality_addresses: dict[str, str] | None = None, customize_app=None,
-                           **edge_overrides) -> AsyncIterator[Platform]:
-    accounts_settings = AccountsSettings(port=0, metrics_port=0, database_url=f"sqlite:///{tmp_path}/accounts.db",
-                                         jwt_hs256_secret=JWT_SECRET, hold_sweep_seconds=0.2)
+                           accounts_overrides: dict | None = None, **edge_overrides) -> AsyncIterator[Platform]:
+    accounts_settings = AccountsSettings(**{
+        "port": 0, "metrics_port": 0, "database_url": f"sqlite:///{tmp_path}/accounts.db",
+        "jwt_hs256_secret": JWT_SECRET, "hold_sweep_seconds": 0.2, **(accounts_overrides or {})})
     media_settings = MediaSettings(port=0, metrics_port=0, root=str(tmp_path / "media"))
     async with running_service(accounts_definition(accounts_settings), accounts_settings) as accounts, \
             running_service(media_definition(media_settings), media_settings) as media:

@@ -1,5 +1,5 @@
-"""`univence accounts …`: users, premium, API keys, credits, balance and ledger, over the accounts
-service's admin RPCs (so it works against a local or a remote deployment)."""
+"""`univence accounts …`: users, premium, disabling, API keys, credits, balance and ledger, over the
+accounts service's admin RPCs (so it works against a local or a remote deployment)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         pb.UpdateUserRequest(user=a.user, premium=a.state == "on"), **a.call).user)
     p.add_argument("user", help="user id or email")
     p.add_argument("state", choices=["on", "off"])
+    p = command("disable", "disable a user: their keys, sessions and tokens stop working", lambda s, a: s.UpdateUser(
+        pb.UpdateUserRequest(user=a.user, disabled=True), **a.call).user)
+    p.add_argument("user", help="user id or email")
+    p = command("enable", "enable a disabled user again", lambda s, a: s.UpdateUser(
+        pb.UpdateUserRequest(user=a.user, disabled=False), **a.call).user)
+    p.add_argument("user", help="user id or email")
     p = command("create-key", "create an API key (its secret is shown once)", lambda s, a: s.CreateApiKey(
         pb.CreateApiKeyRequest(user=a.user, name=a.name), **a.call))
     p.add_argument("user", help="user id or email")

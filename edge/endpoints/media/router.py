@@ -12,7 +12,15 @@ from fastapi.responses import StreamingResponse
 from edge.auth import Caller
 from edge.clients import Clients, call
 from edge.endpoints.media.protocol import MediaList
-from edge.endpoints.media.translate import MEDIA_ID, etag_matches, image_format, media_object, not_found, parse_range
+from edge.endpoints.media.translate import (
+    MEDIA_ID,
+    etag_matches,
+    image_format,
+    media_list,
+    not_found,
+    parse_range,
+    videos_request,
+)
 from edge.errors import COMMON_ERRORS, error_responses, from_grpc
 from edge.outputs import media_url
 from univence.media.v1 import media_pb2, media_pb2_grpc
@@ -118,10 +126,6 @@ async def user_videos(
     sort_order: Annotated[Literal["asc", "desc"], Query(alias="sortOrder")] = "desc",
 ) -> MediaList:
     oldest_first = (sort_by == "oldest") != (sort_order == "asc")
-    order = media_pb2.SORT_ORDER_OLDEST_FIRST if oldest_first else media_pb2.SORT_ORDER_NEWEST_FIRST
-    page = await call("media", clients.media.ListMedia, media_pb2.ListMediaRequest(
-        owner_id=caller.user_id, kind=media_pb2.MEDIA_KIND_VIDEO, order=order, page_size=limit, offset=offset),
-        timeout=30)
-    data = [media_object(m, media_url(request, m.media_id)) for m in page.media]
-    return MediaList(data=data, total=page.total_size, limit=limit, offset=offset,
-                     has_more=offset + len(data) < page.total_size)
+    page = await call("media", clients.media.ListMedia,
+                      videos_request(caller.user_id, limit, offset, oldest_first), timeout=30)
+    return media_list(page, lambda media_id: media_url(request, media_id), limit, offset)

@@ -15,6 +15,7 @@ class CredentialKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CREDENTIAL_KIND_UNSPECIFIED: _ClassVar[CredentialKind]
     CREDENTIAL_KIND_API_KEY: _ClassVar[CredentialKind]
     CREDENTIAL_KIND_JWT: _ClassVar[CredentialKind]
+    CREDENTIAL_KIND_SESSION: _ClassVar[CredentialKind]
 
 class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -39,9 +40,18 @@ class HoldState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HOLD_STATE_COMMITTED: _ClassVar[HoldState]
     HOLD_STATE_RELEASED: _ClassVar[HoldState]
     HOLD_STATE_EXPIRED: _ClassVar[HoldState]
+
+class PriceUnit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRICE_UNIT_UNSPECIFIED: _ClassVar[PriceUnit]
+    PRICE_UNIT_REQUEST: _ClassVar[PriceUnit]
+    PRICE_UNIT_IMAGE: _ClassVar[PriceUnit]
+    PRICE_UNIT_FRAME: _ClassVar[PriceUnit]
+    PRICE_UNIT_MEGAPIXEL: _ClassVar[PriceUnit]
 CREDENTIAL_KIND_UNSPECIFIED: CredentialKind
 CREDENTIAL_KIND_API_KEY: CredentialKind
 CREDENTIAL_KIND_JWT: CredentialKind
+CREDENTIAL_KIND_SESSION: CredentialKind
 OPERATION_UNSPECIFIED: Operation
 OPERATION_IMAGE_GENERATION: Operation
 OPERATION_IMAGE_EDIT: Operation
@@ -60,18 +70,27 @@ HOLD_STATE_HELD: HoldState
 HOLD_STATE_COMMITTED: HoldState
 HOLD_STATE_RELEASED: HoldState
 HOLD_STATE_EXPIRED: HoldState
+PRICE_UNIT_UNSPECIFIED: PriceUnit
+PRICE_UNIT_REQUEST: PriceUnit
+PRICE_UNIT_IMAGE: PriceUnit
+PRICE_UNIT_FRAME: PriceUnit
+PRICE_UNIT_MEGAPIXEL: PriceUnit
 
 class User(_message.Message):
-    __slots__ = ("user_id", "email", "premium", "create_time")
+    __slots__ = ("user_id", "email", "premium", "create_time", "disabled", "email_verified")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PREMIUM_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_VERIFIED_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     email: str
     premium: bool
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., premium: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    disabled: bool
+    email_verified: bool
+    def __init__(self, user_id: _Optional[str] = ..., email: _Optional[str] = ..., premium: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disabled: _Optional[bool] = ..., email_verified: _Optional[bool] = ...) -> None: ...
 
 class AuthenticateRequest(_message.Message):
     __slots__ = ("credential",)
@@ -296,12 +315,14 @@ class ListUsersResponse(_message.Message):
     def __init__(self, users: _Optional[_Iterable[_Union[User, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateUserRequest(_message.Message):
-    __slots__ = ("user", "premium")
+    __slots__ = ("user", "premium", "disabled")
     USER_FIELD_NUMBER: _ClassVar[int]
     PREMIUM_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
     user: str
     premium: bool
-    def __init__(self, user: _Optional[str] = ..., premium: _Optional[bool] = ...) -> None: ...
+    disabled: bool
+    def __init__(self, user: _Optional[str] = ..., premium: _Optional[bool] = ..., disabled: _Optional[bool] = ...) -> None: ...
 
 class UpdateUserResponse(_message.Message):
     __slots__ = ("user",)
@@ -386,3 +407,231 @@ class GrantCreditsResponse(_message.Message):
     entry: LedgerEntry
     discount_percent: int
     def __init__(self, entry: _Optional[_Union[LedgerEntry, _Mapping]] = ..., discount_percent: _Optional[int] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("session_id", "user_id", "create_time", "expire_time")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    user_id: str
+    create_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SignUpRequest(_message.Message):
+    __slots__ = ("email", "password", "client_ip")
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    password: str
+    client_ip: str
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., client_ip: _Optional[str] = ...) -> None: ...
+
+class SignUpResponse(_message.Message):
+    __slots__ = ("user", "verification_required")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    verification_required: bool
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ..., verification_required: _Optional[bool] = ...) -> None: ...
+
+class VerifyEmailRequest(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class VerifyEmailResponse(_message.Message):
+    __slots__ = ("user",)
+    USER_FIELD_NUMBER: _ClassVar[int]
+    user: User
+    def __init__(self, user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+
+class CreateSessionRequest(_message.Message):
+    __slots__ = ("email", "password", "client_ip", "user_agent", "previous_session_token")
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    USER_AGENT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    password: str
+    client_ip: str
+    user_agent: str
+    previous_session_token: str
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., client_ip: _Optional[str] = ..., user_agent: _Optional[str] = ..., previous_session_token: _Optional[str] = ...) -> None: ...
+
+class CreateSessionResponse(_message.Message):
+    __slots__ = ("session", "session_token", "user")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    session_token: str
+    user: User
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., session_token: _Optional[str] = ..., user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+
+class RevokeSessionRequest(_message.Message):
+    __slots__ = ("session_token",)
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    def __init__(self, session_token: _Optional[str] = ...) -> None: ...
+
+class RevokeSessionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChangePasswordRequest(_message.Message):
+    __slots__ = ("session_token", "current_password", "new_password", "client_ip", "user_agent")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    USER_AGENT_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    current_password: str
+    new_password: str
+    client_ip: str
+    user_agent: str
+    def __init__(self, session_token: _Optional[str] = ..., current_password: _Optional[str] = ..., new_password: _Optional[str] = ..., client_ip: _Optional[str] = ..., user_agent: _Optional[str] = ...) -> None: ...
+
+class ChangePasswordResponse(_message.Message):
+    __slots__ = ("session", "session_token")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    session_token: str
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., session_token: _Optional[str] = ...) -> None: ...
+
+class PasswordGrant(_message.Message):
+    __slots__ = ("email", "password")
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    password: str
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class IssueTokenRequest(_message.Message):
+    __slots__ = ("password", "session_token", "client_ip")
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    password: PasswordGrant
+    session_token: str
+    client_ip: str
+    def __init__(self, password: _Optional[_Union[PasswordGrant, _Mapping]] = ..., session_token: _Optional[str] = ..., client_ip: _Optional[str] = ...) -> None: ...
+
+class IssuedTokens(_message.Message):
+    __slots__ = ("access_token", "expires_in_seconds", "refresh_token", "refresh_expire_time", "user")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    expires_in_seconds: int
+    refresh_token: str
+    refresh_expire_time: _timestamp_pb2.Timestamp
+    user: User
+    def __init__(self, access_token: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., refresh_token: _Optional[str] = ..., refresh_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user: _Optional[_Union[User, _Mapping]] = ...) -> None: ...
+
+class IssueTokenResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: IssuedTokens
+    def __init__(self, tokens: _Optional[_Union[IssuedTokens, _Mapping]] = ...) -> None: ...
+
+class RefreshTokenRequest(_message.Message):
+    __slots__ = ("refresh_token",)
+    REFRESH_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    refresh_token: str
+    def __init__(self, refresh_token: _Optional[str] = ...) -> None: ...
+
+class RefreshTokenResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: IssuedTokens
+    def __init__(self, tokens: _Optional[_Union[IssuedTokens, _Mapping]] = ...) -> None: ...
+
+class ListOwnApiKeysRequest(_message.Message):
+    __slots__ = ("session_token",)
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    def __init__(self, session_token: _Optional[str] = ...) -> None: ...
+
+class ListOwnApiKeysResponse(_message.Message):
+    __slots__ = ("api_keys",)
+    API_KEYS_FIELD_NUMBER: _ClassVar[int]
+    api_keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
+    def __init__(self, api_keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ...) -> None: ...
+
+class CreateOwnApiKeyRequest(_message.Message):
+    __slots__ = ("session_token", "name")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    name: str
+    def __init__(self, session_token: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class CreateOwnApiKeyResponse(_message.Message):
+    __slots__ = ("api_key", "secret")
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    api_key: ApiKey
+    secret: str
+    def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class RevokeOwnApiKeyRequest(_message.Message):
+    __slots__ = ("session_token", "key_id")
+    SESSION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    session_token: str
+    key_id: str
+    def __init__(self, session_token: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class RevokeOwnApiKeyResponse(_message.Message):
+    __slots__ = ("api_key",)
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    api_key: ApiKey
+    def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
+
+class Price(_message.Message):
+    __slots__ = ("operation", "model", "method", "unit", "amount_mc", "minimum_mc", "premium_only")
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_MC_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_MC_FIELD_NUMBER: _ClassVar[int]
+    PREMIUM_ONLY_FIELD_NUMBER: _ClassVar[int]
+    operation: Operation
+    model: str
+    method: str
+    unit: PriceUnit
+    amount_mc: int
+    minimum_mc: int
+    premium_only: bool
+    def __init__(self, operation: _Optional[_Union[Operation, str]] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., unit: _Optional[_Union[PriceUnit, str]] = ..., amount_mc: _Optional[int] = ..., minimum_mc: _Optional[int] = ..., premium_only: _Optional[bool] = ...) -> None: ...
+
+class BulkDiscount(_message.Message):
+    __slots__ = ("min_credits", "percent")
+    MIN_CREDITS_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    min_credits: int
+    percent: int
+    def __init__(self, min_credits: _Optional[int] = ..., percent: _Optional[int] = ...) -> None: ...
+
+class GetPriceTableRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetPriceTableResponse(_message.Message):
+    __slots__ = ("prices", "bulk_discounts")
+    PRICES_FIELD_NUMBER: _ClassVar[int]
+    BULK_DISCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    prices: _containers.RepeatedCompositeFieldContainer[Price]
+    bulk_discounts: _containers.RepeatedCompositeFieldContainer[BulkDiscount]
+    def __init__(self, prices: _Optional[_Iterable[_Union[Price, _Mapping]]] = ..., bulk_discounts: _Optional[_Iterable[_Union[BulkDiscount, _Mapping]]] = ...) -> None: ...

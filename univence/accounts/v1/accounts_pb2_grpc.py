@@ -26,14 +26,16 @@ if _version_not_supported:
 
 
 class AccountsServiceStub:
-    """AccountsService owns users, API keys, JWT verification, prices and the credits ledger.
+    """AccountsService owns users, passwords, sessions, API keys, JWTs, prices and the credits ledger.
 
     Credits are integer milli-credits (1 credit = 1000 mc = $0.01). Work is metered with holds: the edge
     reserves the quoted cost before work starts, commits the real cost after (never more than the hold),
     and releases the hold when the work fails. Holds never settled expire and are released.
 
     RPCs marked "admin" require the `x-univence-admin-token` metadata when the service has an admin token
-    configured.
+    configured. RPCs marked "self-service" back the edge's sign-up, login and account pages: they prove who
+    the caller is with a password, a session token or a refresh token, never with a bare user id.
+    Secrets (passwords, session, refresh and verification tokens) are stored only as hashes.
     """
 
     def __init__(self, channel):
@@ -117,17 +119,74 @@ class AccountsServiceStub:
                 request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GrantCreditsRequest.SerializeToString,
                 response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GrantCreditsResponse.FromString,
                 _registered_method=True)
+        self.SignUp = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/SignUp',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.SignUpRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.SignUpResponse.FromString,
+                _registered_method=True)
+        self.VerifyEmail = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/VerifyEmail',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.VerifyEmailRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.VerifyEmailResponse.FromString,
+                _registered_method=True)
+        self.CreateSession = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/CreateSession',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateSessionRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateSessionResponse.FromString,
+                _registered_method=True)
+        self.RevokeSession = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/RevokeSession',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionResponse.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/ChangePassword',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.IssueToken = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/IssueToken',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.IssueTokenRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.IssueTokenResponse.FromString,
+                _registered_method=True)
+        self.RefreshToken = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/RefreshToken',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RefreshTokenRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RefreshTokenResponse.FromString,
+                _registered_method=True)
+        self.ListOwnApiKeys = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/ListOwnApiKeys',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ListOwnApiKeysRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ListOwnApiKeysResponse.FromString,
+                _registered_method=True)
+        self.CreateOwnApiKey = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/CreateOwnApiKey',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateOwnApiKeyRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateOwnApiKeyResponse.FromString,
+                _registered_method=True)
+        self.RevokeOwnApiKey = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/RevokeOwnApiKey',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeOwnApiKeyRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeOwnApiKeyResponse.FromString,
+                _registered_method=True)
+        self.GetPriceTable = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/GetPriceTable',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
-    """AccountsService owns users, API keys, JWT verification, prices and the credits ledger.
+    """AccountsService owns users, passwords, sessions, API keys, JWTs, prices and the credits ledger.
 
     Credits are integer milli-credits (1 credit = 1000 mc = $0.01). Work is metered with holds: the edge
     reserves the quoted cost before work starts, commits the real cost after (never more than the hold),
     and releases the hold when the work fails. Holds never settled expire and are released.
 
     RPCs marked "admin" require the `x-univence-admin-token` metadata when the service has an admin token
-    configured.
+    configured. RPCs marked "self-service" back the edge's sign-up, login and account pages: they prove who
+    the caller is with a password, a session token or a refresh token, never with a bare user id.
+    Secrets (passwords, session, refresh and verification tokens) are stored only as hashes.
     """
 
     def Authenticate(self, request, context):
@@ -235,6 +294,89 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignUp(self, request, context):
+        """Self-service: creates a user with an email and a password (PERMISSION_DENIED when sign-up is turned
+        off). With email verification on, a link is mailed and the answer is the same whether or not the
+        email was already registered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyEmail(self, request, context):
+        """Self-service: confirms a user's email with the token the verification mail carried.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSession(self, request, context):
+        """Self-service: logs in with email and password, returning a new session and its token (shown once).
+        An unknown email and a wrong password get the same error in the same time; failed attempts are
+        rate-limited per account and per client IP (RATE_LIMITED with `retry_after_seconds`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeSession(self, request, context):
+        """Self-service: logs a session out; its token, and refresh tokens issued from it, stop working at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """Self-service: changes a session's user's password; every session and refresh token of the user is
+        revoked, and a new session is returned for the caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueToken(self, request, context):
+        """Self-service: issues a short-lived access JWT and a refresh token, for email and password or a session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RefreshToken(self, request, context):
+        """Self-service: exchanges a refresh token for a new access JWT and a new refresh token. Each refresh
+        token works once: reusing one revokes every token descended from the same grant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOwnApiKeys(self, request, context):
+        """Self-service: the API keys of a session's user, without secrets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateOwnApiKey(self, request, context):
+        """Self-service: creates an API key for a session's user; its secret is returned once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeOwnApiKey(self, request, context):
+        """Self-service: revokes one of a session's user's API keys (NOT_FOUND for another user's key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPriceTable(self, request, context):
+        """The price table and the bulk discounts, as configured (for the account page).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -313,6 +455,61 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GrantCreditsRequest.FromString,
                     response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GrantCreditsResponse.SerializeToString,
             ),
+            'SignUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignUp,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.SignUpRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.SignUpResponse.SerializeToString,
+            ),
+            'VerifyEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyEmail,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.VerifyEmailRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.VerifyEmailResponse.SerializeToString,
+            ),
+            'CreateSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSession,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateSessionRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateSessionResponse.SerializeToString,
+            ),
+            'RevokeSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeSession,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'IssueToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueToken,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.IssueTokenRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.IssueTokenResponse.SerializeToString,
+            ),
+            'RefreshToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefreshToken,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RefreshTokenRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RefreshTokenResponse.SerializeToString,
+            ),
+            'ListOwnApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOwnApiKeys,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ListOwnApiKeysRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ListOwnApiKeysResponse.SerializeToString,
+            ),
+            'CreateOwnApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateOwnApiKey,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateOwnApiKeyRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateOwnApiKeyResponse.SerializeToString,
+            ),
+            'RevokeOwnApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeOwnApiKey,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeOwnApiKeyRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeOwnApiKeyResponse.SerializeToString,
+            ),
+            'GetPriceTable': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPriceTable,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'univence.accounts.v1.AccountsService', rpc_method_handlers)
@@ -322,14 +519,16 @@ def add_AccountsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AccountsService:
-    """AccountsService owns users, API keys, JWT verification, prices and the credits ledger.
+    """AccountsService owns users, passwords, sessions, API keys, JWTs, prices and the credits ledger.
 
     Credits are integer milli-credits (1 credit = 1000 mc = $0.01). Work is metered with holds: the edge
     reserves the quoted cost before work starts, commits the real cost after (never more than the hold),
     and releases the hold when the work fails. Holds never settled expire and are released.
 
     RPCs marked "admin" require the `x-univence-admin-token` metadata when the service has an admin token
-    configured.
+    configured. RPCs marked "self-service" back the edge's sign-up, login and account pages: they prove who
+    the caller is with a password, a session token or a refresh token, never with a bare user id.
+    Secrets (passwords, session, refresh and verification tokens) are stored only as hashes.
     """
 
     @staticmethod
@@ -727,6 +926,303 @@ class AccountsService:
             '/univence.accounts.v1.AccountsService/GrantCredits',
             univence_dot_accounts_dot_v1_dot_accounts__pb2.GrantCreditsRequest.SerializeToString,
             univence_dot_accounts_dot_v1_dot_accounts__pb2.GrantCreditsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/SignUp',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.SignUpRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.SignUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/VerifyEmail',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.VerifyEmailRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.VerifyEmailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/CreateSession',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateSessionRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/RevokeSession',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/ChangePassword',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.ChangePasswordRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/IssueToken',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.IssueTokenRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.IssueTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefreshToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/RefreshToken',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.RefreshTokenRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.RefreshTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOwnApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/ListOwnApiKeys',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.ListOwnApiKeysRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.ListOwnApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateOwnApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/CreateOwnApiKey',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateOwnApiKeyRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.CreateOwnApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeOwnApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/RevokeOwnApiKey',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeOwnApiKeyRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.RevokeOwnApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPriceTable(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/GetPriceTable',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableResponse.FromString,
             options,
             channel_credentials,
             insecure,
