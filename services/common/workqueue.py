@@ -3,14 +3,20 @@
 Model calls block, so they run on the queue's own threads; `concurrency` of them at a time. Items
 past `max_pending` (waiting plus running) get RESOURCE_EXHAUSTED straight away instead of growing
 memory; items whose deadline passes while they wait are dropped before any work is done for them.
+
+A caller that goes away (its RPC cancelled) returns at once, but its slot and its pending count stay
+taken until the work thread it started has finished (the thread's result is dropped): a thread cannot
+be stopped, so freeing them earlier would let more than `concurrency` items run at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import threading
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +31,56 @@ def deadline_exceeded() -> ServiceError:
     return ServiceError(Reason.ERROR_REASON_DEADLINE_EXCEEDED, "the deadline passed before the work started")
 
 
+class _Hold:
+    """A slot or a pending count taken by a caller, and the work threads started while it is held: it is
+    given back only once they have all finished."""
+
+    def __init__(self) -> None:
+        self.work: list[Future] = []
+        self.released = False
+
+    def add(self, work: Future) -> None:
+        if not self.released:
+            self.work.append(work)
+
+    def release_when_idle(self, release: Callable[[], None]) -> None:
+        self.released = True
+        running = [f for f in self.work if not f.done()]
+        self.work = []
+        if not running:
+            release()
+            return
+        loop = asyncio.get_running_loop()
+        left = [len(running)]
+        lock = threading.Lock()
+
+        def one_done(_: Future) -> None:  # on the work thread (or here, when it finished meanwhile)
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing left to free
+                    loop.call_soon_threadsafe(release)
+
+        for f in running:
+            f.add_done_callback(one_done)
+
+
+# The holds of the current task (its admit() and slot() blocks): work started in them is added to each.
+_HOLDS: contextvars.ContextVar[tuple[_Hold, ...]] = contextvars.ContextVar("workqueue_holds", default=())
+
+
+@contextlib.contextmanager
+def _holding() -> Iterator[_Hold]:
+    hold = _Hold()
+    _HOLDS.set((*_HOLDS.get(), hold))
+    try:
+        yield hold
+    finally:
+        # Not a token reset: the block may be closed from another context (a done callback).
+        _HOLDS.set(tuple(h for h in _HOLDS.get() if h is not hold))
+
+
 class WorkQueue:
     def __init__(self, name: str, *, max_pending: int, concurrency: int = 1):
         if max_pending < 1 or concurrency < 1:
@@ -36,8 +92,9 @@ class WorkQueue:
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{name}-work")
 
     @contextlib.contextmanager
-    def admit(self) -> Iterator[None]:
-        """Counts one item as pending for the block's duration, or refuses it when the queue is full."""
+    def admit(self) -> Iterator[_Hold]:
+        """Counts one item as pending for the block's duration (and until the work threads started in it
+        have finished), or refuses it when the queue is full."""
         if self.pending >= self.max_pending:
             QUEUE_REJECTED.labels(self.name).inc()
             raise ServiceError(
@@ -47,28 +104,43 @@ class WorkQueue:
             )
         self.pending += 1
         QUEUE_DEPTH.labels(self.name).set(self.pending)
-        try:
-            yield
-        finally:
+
+        def release() -> None:
             self.pending -= 1
             QUEUE_DEPTH.labels(self.name).set(self.pending)
 
+        with _holding() as hold:
+            try:
+                yield hold
+            finally:
+                hold.release_when_idle(release)
+
     @contextlib.asynccontextmanager
     async def slot(self, timeout: float | None = None) -> AsyncIterator[None]:
-        """Holds one of the `concurrency` slots; `timeout` bounds the wait (DEADLINE_EXCEEDED after)."""
+        """Holds one of the `concurrency` slots (until the work threads started in the block have
+        finished, even when the caller leaves first); `timeout` bounds the wait (DEADLINE_EXCEEDED after)."""
         try:
             async with asyncio.timeout(timeout):
                 await self._slots.acquire()
         except TimeoutError:
             raise deadline_exceeded() from None
-        try:
-            yield
-        finally:
-            self._slots.release()
+        with _holding() as hold:
+            try:
+                yield
+            finally:
+                hold.release_when_idle(self._slots.release)
+
+    def _submit(self, fn: Callable[..., R], *args: Any) -> Future[R]:
+        """Starts fn(*args) on a work thread; the caller's slot and pending count wait for it."""
+        work = self._executor.submit(fn, *args)
+        for hold in _HOLDS.get():
+            hold.add(work)
+        return work
 
     async def in_thread(self, fn: Callable[..., R], *args: Any) -> R:
-        """Runs fn(*args) on one of the queue's work threads (call it while holding a slot)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Runs fn(*args) on one of the queue's work threads (call it while holding a slot). A caller
+        cancelled meanwhile returns at once; the thread runs on and its result is dropped."""
+        return await asyncio.wrap_future(self._submit(fn, *args))
 
     async def execute(self, fn: Callable[..., R], *args: Any, timeout: float | None = None) -> R:
         """Runs fn(*args) on a work thread once a slot is free; `timeout` bounds the wait for the slot."""
@@ -89,6 +161,7 @@ class _Entry(Generic[T, R]):
     item: T
     future: asyncio.Future[R]
     deadline: float | None  # loop time
+    hold: _Hold  # the caller's pending count: kept until the batch that carries the item has finished
 
 
 @dataclass
@@ -129,8 +202,8 @@ class Batcher(Generic[T, R]):
         """The item's result; DEADLINE_EXCEEDED when `timeout` passes first (the item is then left out
         of any batch that has not started yet)."""
         loop = asyncio.get_running_loop()
-        with self._queue.admit():
-            entry = _Entry(item, loop.create_future(), None if timeout is None else loop.time() + timeout)
+        with self._queue.admit() as hold:
+            entry = _Entry(item, loop.create_future(), None if timeout is None else loop.time() + timeout, hold)
             key = self._key(item)
             group = self._groups.setdefault(key, _Group())
             group.entries.append(entry)
@@ -145,7 +218,11 @@ class Batcher(Generic[T, R]):
                 raise deadline_exceeded() from None
 
     def _start(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        # Without the starting caller's holds: the batch's work belongs to its members' holds, not to
+        # whichever caller happened to start the dispatch.
+        context = contextvars.copy_context()
+        context.run(_HOLDS.set, ())
+        task = asyncio.get_running_loop().create_task(coro, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -168,7 +245,10 @@ class Batcher(Generic[T, R]):
                 live = self._live(entries, asyncio.get_running_loop().time())
                 if not live:
                     return
-                results = await self._queue.in_thread(self._call, [e.item for e in live])
+                work = self._queue._submit(self._call, [e.item for e in live])
+                for e in live:
+                    e.hold.add(work)
+                results = await asyncio.wrap_future(work)
         except BaseException as exc:  # the whole batch failed: every waiter hears it
             for e in entries:
                 if not e.future.done():

@@ -151,3 +151,87 @@ async def test_a_caller_whose_deadline_passes_gets_deadline_exceeded_at_once():
     assert expired.value.code.name == "DEADLINE_EXCEEDED" and loop.time() - started < 1
     gate.set()
     await blocker
+
+
+async def test_a_cancelled_caller_keeps_its_slot_until_its_thread_has_finished():
+    gate = threading.Event()
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    finished: list[int] = []
+
+    def work(n: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        if n == 1:
+            gate.wait(5)
+        with lock:
+            running -= 1
+        finished.append(n)
+        return n
+
+    queue = WorkQueue("t", max_pending=2, concurrency=1)
+    first = asyncio.ensure_future(queue.run(work, 1))
+    await asyncio.sleep(0.05)  # item 1 runs on the only work thread
+    first.cancel()
+    started = time.perf_counter()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert time.perf_counter() - started < 1  # the caller returns at once
+    assert queue.pending == 1  # still counted: its thread runs on
+    second = asyncio.ensure_future(queue.run(work, 2))
+    await asyncio.sleep(0.05)
+    assert queue.pending == 2 and finished == [] and not second.done()  # waits for the slot
+    with pytest.raises(ServiceError) as full:  # the bound counts the abandoned item
+        await queue.run(work, 3)
+    assert full.value.code.name == "RESOURCE_EXHAUSTED"
+    gate.set()
+    assert await second == 2
+    assert finished == [1, 2] and most == 1
+    await asyncio.sleep(0.01)
+    assert queue.pending == 0
+
+
+async def test_a_caller_cancelled_before_its_work_starts_frees_everything_at_once():
+    gate = threading.Event()
+    queue = WorkQueue("t", max_pending=4, concurrency=1)
+    blocker = asyncio.ensure_future(queue.run(gate.wait, 5))
+    await asyncio.sleep(0.02)
+    waiting = asyncio.ensure_future(queue.run(lambda: 1))
+    await asyncio.sleep(0.02)
+    assert queue.pending == 2
+    waiting.cancel()
+    await asyncio.sleep(0.01)
+    assert queue.pending == 1
+    gate.set()
+    assert await blocker is True
+    assert queue.pending == 0
+
+
+async def test_a_batch_member_cancelled_mid_batch_stays_pending_until_the_batch_ends():
+    gate = threading.Event()
+    seen: list[list[int]] = []
+
+    def process(items):
+        seen.append(list(items))
+        gate.wait(5)
+        return items
+
+    queue = WorkQueue("t", max_pending=2, concurrency=1)
+    batcher = Batcher(queue, process, max_batch_size=2, max_wait_s=0)
+    gone = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.05)  # its batch runs
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert queue.pending == 1
+    nxt = asyncio.ensure_future(batcher.submit(2))
+    await asyncio.sleep(0.05)
+    assert seen == [[1]]  # the next batch waits for the slot
+    gate.set()
+    assert await nxt == 2
+    assert seen == [[1], [2]]
+    await asyncio.sleep(0.01)
+    assert queue.pending == 0
