@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
-from prometheus_client import make_asgi_app
+from prometheus_client import start_http_server
 
 from edge.auth import Authenticator
 from edge.catalog import ServiceCatalog
@@ -25,7 +25,7 @@ from edge.endpoints.vision.router import router as vision
 from edge.errors import install_error_handlers
 from edge.metering import Meter
 from edge.middleware import EdgeMiddleware
-from edge.ratelimit import RateLimiter
+from edge.ratelimit import AuthFailureLimiter, RateLimiter
 from univence.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,19 @@ Errors always have the shape `{"error": {"message", "type", "param", "code"}}`."
 ROUTERS: tuple[APIRouter, ...] = (account, chat, health, images, vision, media, models)
 
 
+def serve_metrics(settings: EdgeSettings):
+    """Prometheus /metrics on `metrics_port` (a port of its own, as every service has; never the API's), or
+    None when it is 0 or already taken (with several workers, the first one serves its own metrics)."""
+    if not settings.metrics_port:
+        return None
+    try:
+        server, _ = start_http_server(settings.metrics_port, addr=settings.host)
+    except OSError as exc:
+        log.warning("metrics not served on %s:%s: %s", settings.host, settings.metrics_port, exc)
+        return None
+    return server
+
+
 def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     settings = settings or EdgeSettings()
     setup_tracing("univence-edge", settings.otel_exporter)
@@ -48,11 +61,19 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         app.state.clients = clients
         app.state.authenticator = Authenticator(clients, settings.auth_cache_seconds)
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        app.state.auth_failures = AuthFailureLimiter(settings.auth_failures_per_minute,
+                                                     settings.auth_failures_burst)
         app.state.meter = Meter(clients)
         app.state.catalog = ServiceCatalog(clients)
         log.info("edge ready: accounts at %s, media at %s, modalities %s", settings.accounts_address,
                  settings.media_address, settings.modalities or "none")
-        yield
+        metrics = serve_metrics(settings)
+        try:
+            yield
+        finally:
+            if metrics is not None:
+                metrics.shutdown()
+                metrics.server_close()
         await app.state.meter.drain()
         await clients.close()
 
@@ -60,6 +81,5 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app())
     app.add_middleware(EdgeMiddleware, settings=settings)
     return app

@@ -1,7 +1,8 @@
 """Who is calling: the authentication dependency (X-API-Key, `Authorization: Bearer sk-…` or a JWT, or
 the login session's cookie), resolved by the accounts service and reused for a few seconds, then the
-per-key rate limit. A request the session cookie authenticates that changes something must come from
-this site's own pages (edge.sessions)."""
+per-key rate limit; failed authentications are limited per client address before accounts is asked
+(edge.ratelimit.AuthFailureLimiter). A request the session cookie authenticates that changes something
+must come from this site's own pages (edge.sessions)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,11 @@ class Authenticator:
         self._max_entries = max_entries
         self._cache: dict[bytes, tuple[float, Principal]] = {}
 
+    def cached(self, credential: str) -> Principal | None:
+        """The caller a recent success resolved `credential` to, if it is still reused."""
+        hit = self._cache.get(hashlib.sha256(credential.encode()).digest())
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
     async def authenticate(self, credential: str) -> Principal:
         digest = hashlib.sha256(credential.encode()).digest()
         now = time.monotonic()
@@ -90,11 +96,23 @@ async def require_principal(request: Request) -> Principal:
     if not credential:
         raise APIError(401, "Missing API key: send `X-API-Key: sk-…` or `Authorization: Bearer <key or JWT>`, "
                        "or log in at /login", "authentication_error", code="missing_api_key")
-    if len(credential) > 8192:
-        raise APIError(401, "Invalid API key or token", "authentication_error", code="invalid_api_key")
     if from_cookie and request.method not in SAFE_METHODS:
         require_same_origin(request)
-    principal = await request.app.state.authenticator.authenticate(credential)
+    authenticator: Authenticator = request.app.state.authenticator
+    principal = authenticator.cached(credential)
+    if principal is None:
+        # An address that failed too often is refused before accounts is asked (a recent success is not).
+        failures = request.app.state.auth_failures
+        address = request.client.host if request.client else ""
+        failures.check(address)
+        try:
+            if len(credential) > 8192:
+                raise APIError(401, "Invalid API key or token", "authentication_error", code="invalid_api_key")
+            principal = await authenticator.authenticate(credential)
+        except APIError as error:
+            if error.status == 401:
+                failures.failed(address)
+            raise
     request.app.state.rate_limiter.check(principal.limit_key, request)
     request.state.principal = principal
     return principal

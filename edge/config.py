@@ -17,6 +17,8 @@ class EdgeSettings(SectionSettings):
 
     host: str = LOCALHOST
     port: int = entry("edge").port
+    # Prometheus /metrics on this port (on `host`), not on the API's; 0 turns it off.
+    metrics_port: int = entry("edge").metrics_port
     workers: int = 1
     accounts_address: str = entry("accounts").default_address
     media_address: str = entry("media").default_address
@@ -31,6 +33,10 @@ class EdgeSettings(SectionSettings):
     # Requests per minute per API key (token bucket, per edge process); 0 turns limiting off.
     rate_limit_per_minute: int = 600
     rate_limit_burst: int = 60
+    # Failed authentications per minute per client address (token bucket, per edge process): past them
+    # the address gets 429 without the key being checked; 0 turns this off.
+    auth_failures_per_minute: int = 30
+    auth_failures_burst: int = 30
     # A file whose presence puts the edge in maintenance mode (503, maintenance_mode).
     maintenance_file: str = "data/maintenance"
     maintenance: bool = False

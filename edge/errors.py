@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from google.rpc import error_details_pb2, status_pb2
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from univence.imaging import ImageRejected
 
@@ -167,6 +168,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClientDisconnected)
     async def _gone(_: Request, exc: ClientDisconnected) -> JSONResponse:
         # Nobody reads this: the client closed the connection (499, as nginx logs it).
+        return error_response(499, "client closed the request", "invalid_request_error", code="client_closed")
+
+    @app.exception_handler(ClientDisconnect)
+    async def _left(request: Request, _: ClientDisconnect) -> JSONResponse:
+        # The client went away while sending its body (an aborted upload): its doing, not a server error.
+        log.info("client disconnected while sending %s %s", request.method, request.url.path)
         return error_response(499, "client closed the request", "invalid_request_error", code="client_closed")
 
     @app.exception_handler(Exception)

@@ -12,17 +12,23 @@ import hashlib
 import math
 import sys
 from collections.abc import AsyncIterator, Collection
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from edge.errors import APIError
 
 MIB = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
+
+# Integers as the services' protos hold them: a request model's int field that reaches an int32 or int64
+# proto field has one of these types, so a number that does not fit is a 400 naming the field (not a
+# ValueError when the proto is built).
+Int32 = Annotated[int, Field(ge=-(2 ** 31), le=2 ** 31 - 1)]
+Int64 = Annotated[int, Field(ge=-(2 ** 63), le=2 ** 63 - 1)]
 
 
 def bad(message: str, param: str | None, code: str = "invalid_value") -> APIError:

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edge import jsonbody
 from edge.config import EdgeSettings
 from edge.errors import APIError
 
@@ -26,7 +27,7 @@ LATENCY = Histogram("univence_edge_request_seconds", "HTTP request time to the l
                     ["method", "route"],
                     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60))
 # Paths that answer even in maintenance mode.
-ALWAYS_OPEN = ("/healthz", "/readyz", "/metrics")
+ALWAYS_OPEN = ("/healthz", "/readyz")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 tracer = trace.get_tracer("univence.edge")
 
@@ -107,7 +108,17 @@ class EdgeMiddleware:
             await _send_error(send_with_headers, 413, f"Request body is larger than the "
                               f"{self.max_body // (1024 * 1024)} MiB limit", "invalid_request_error")
             return
-        await self.app(scope, self._receive(receive, state, "idempotency-key" in headers), send_with_headers)
+        receive = self._receive(receive, state, "idempotency-key" in headers)
+        if scope["method"] in ("POST", "PUT", "PATCH") and jsonbody.is_json(headers.get("content-type", "")):
+            try:
+                receive = await _checked_json(receive)
+            except (APIError, HTTPException) as exc:
+                error = exc if isinstance(exc, APIError) else APIError(exc.status_code, str(exc.detail))
+                await send_with_headers({"type": "http.response.start", "status": error.status,
+                                         "headers": _json_headers(body := _error_body(error))})
+                await send_with_headers({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send_with_headers)
 
     def _receive(self, receive: Receive, state: dict, digest: bool) -> Receive:
         """Counts body bytes against the limit (chunked bodies have no Content-Length) and, for requests
@@ -131,6 +142,35 @@ class EdgeMiddleware:
             return message
 
         return wrapped
+
+
+async def _checked_json(receive: Receive) -> Receive:
+    """Reads a JSON body whole and checks it (edge.jsonbody: depth, lone surrogates) before any endpoint
+    sees it; the endpoint then receives it in one message, and anything after (a disconnect) as sent."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            pending: list[Message] = [message]
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+            jsonbody.check(pending[0]["body"])
+            break
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+def _error_body(error: APIError) -> bytes:
+    return json.dumps({"error": error.fields()}).encode()
+
+
+def _json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
 
 
 async def _send_error(send: Send, status: int, message: str, type_: str, retry_after: str | None = None) -> None:

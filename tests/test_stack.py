@@ -29,8 +29,9 @@ RUNNING = ["accounts", "media", *available_modalities()]
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stack")
-    ports = {name: free_port() for name in ["edge", *RUNNING, *(f"{n}_metrics" for n in RUNNING)]}
+    ports = {name: free_port() for name in ["edge", "edge_metrics", *RUNNING, *(f"{n}_metrics" for n in RUNNING)]}
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "UNIVENCE_EDGE_PORT": str(ports["edge"]),
+           "UNIVENCE_EDGE_METRICS_PORT": str(ports["edge_metrics"]),
            "UNIVENCE_EDGE_ACCOUNTS_ADDRESS": f"127.0.0.1:{ports['accounts']}",
            "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}",
            "UNIVENCE_EDGE_MODALITY_ADDRESSES": json.dumps(
@@ -138,6 +139,15 @@ def test_every_service_is_healthy_and_reflectable(stack):
             assert {full_name, "grpc.health.v1.Health", "univence.common.v1.ServiceInfoService"} <= services
         metrics = httpx.get(f"http://127.0.0.1:{stack['ports'][name + '_metrics']}/metrics").text
         assert "univence_grpc_server_handled_total" in metrics
+
+
+def test_the_edge_serves_its_metrics_on_their_own_port_only(stack):
+    httpx.get(f"{stack['base_url']}/healthz")
+    metrics = httpx.get(f"http://127.0.0.1:{stack['ports']['edge_metrics']}/metrics").text
+    assert "univence_edge_requests_total" in metrics
+    on_the_api = httpx.get(f"{stack['base_url']}/metrics")
+    assert on_the_api.status_code == 404
+    assert set(on_the_api.json()["error"]) == {"message", "type", "param", "code"}
 
 
 def wait_serving(port: int, timeout: float = 120) -> None:

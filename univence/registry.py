@@ -22,8 +22,7 @@ class ServiceEntry:
 
     name: str
     kind: Kind
-    # Where it listens by default: the gRPC port (the HTTP port for the edge) and the Prometheus port
-    # (0: served on the main port, as the edge does at /metrics).
+    # Where it listens by default: the gRPC port (the HTTP port for the edge) and the Prometheus port.
     port: int
     metrics_port: int
     # The module whose main() runs it (`univence serve NAME`, a container's entry point).
@@ -69,7 +68,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
                  ("univence.video.v1.VideoService",), gpu=True),
     ServiceEntry("vision", "modality", 50058, 9158, "services.vision.server", "vision",
                  ("univence.vision.v1.VisionService",), gpu=True, no_deps_packages=("spandrel==0.4.2",)),
-    ServiceEntry("edge", "edge", 8000, 0, "edge.server", "edge"),
+    ServiceEntry("edge", "edge", 8000, 9150, "edge.server", "edge"),
 )
 BY_NAME: dict[str, ServiceEntry] = {s.name: s for s in SERVICES}
 MODALITIES: tuple[str, ...] = tuple(s.name for s in SERVICES if s.kind == "modality")

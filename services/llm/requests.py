@@ -33,6 +33,10 @@ MAX_TOOLS = 128
 # tests/edge/test_contract_copies.py ties them).
 RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0), "presence_penalty": (-2.0, 2.0),
           "frequency_penalty": (-2.0, 2.0)}
+# How deeply a response_format schema or a tool's parameters may nest (objects and arrays): grammar
+# compilation recurses through them, so a deeper one would cost seconds of CPU or overflow the stack. The
+# edge checks the bound this service publishes (limits).
+MAX_SCHEMA_DEPTH = 32
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHOICE_MODES = {llm_pb2.TOOL_CHOICE_MODE_UNSPECIFIED: "auto", llm_pb2.TOOL_CHOICE_MODE_AUTO: "auto",
                 llm_pb2.TOOL_CHOICE_MODE_NONE: "none", llm_pb2.TOOL_CHOICE_MODE_REQUIRED: "required",
@@ -45,7 +49,7 @@ def limits(settings: LlmSettings) -> dict[str, float]:
     """The bounds the edge checks before reserving credits (GetServiceInfoResponse.limits)."""
     return {"max_n": settings.max_n, "max_images": settings.max_images, "max_image_bytes": settings.max_image_bytes,
             "max_image_pixels": settings.max_image_pixels, "max_stop": MAX_STOP,
-            "max_top_logprobs": MAX_TOP_LOGPROBS, "max_tools": MAX_TOOLS}
+            "max_top_logprobs": MAX_TOP_LOGPROBS, "max_tools": MAX_TOOLS, "max_schema_depth": MAX_SCHEMA_DEPTH}
 
 
 @dataclass
@@ -71,12 +75,8 @@ def parse_tools(request: ChatRequest, options: SamplingOptions) -> ToolUse | Non
         if tool.name in names:
             raise invalid(f"two tools are named {tool.name!r}", f"tools[{i}].function.name")
         names.add(tool.name)
-        try:
-            parameters = json.loads(tool.parameters) if tool.parameters else {}
-        except ValueError:
-            parameters = None
-        if not isinstance(parameters, dict):
-            raise invalid("parameters must be a JSON schema object", f"tools[{i}].function.parameters")
+        parameters = _schema(tool.parameters or "{}", f"tools[{i}].function.parameters",
+                             "parameters must be a JSON schema object")
         tools.append(ToolSpec(tool.name, tool.description, parameters))
     mode = CHOICE_MODES.get(request.tool_choice.mode)
     if mode is None:
@@ -147,15 +147,39 @@ def _response_format(fmt: llm_pb2.ResponseFormat) -> ResponseFormat | None:
     if kind == llm_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT:
         return ResponseFormat("json_object")
     if kind == llm_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA:
-        try:
-            schema = json.loads(fmt.json_schema)
-        except ValueError:
-            schema = None
-        if not isinstance(schema, dict):
-            raise invalid("response_format.json_schema.schema must be a JSON schema object",
-                          "response_format.json_schema.schema")
+        schema = _schema(fmt.json_schema, "response_format.json_schema.schema",
+                         "response_format.json_schema.schema must be a JSON schema object")
         return ResponseFormat("json_schema", schema=schema, strict=fmt.strict)
     raise invalid(f"unknown response_format type {kind}", "response_format.type")
+
+
+def _schema(text: str, param: str, message: str) -> dict:
+    """A JSON schema object from its text, nested at most MAX_SCHEMA_DEPTH levels (INVALID_REQUEST else)."""
+    try:
+        schema = json.loads(text)
+    except (ValueError, RecursionError):
+        schema = None
+    if not isinstance(schema, dict):
+        raise invalid(message, param)
+    if json_depth(schema) > MAX_SCHEMA_DEPTH:
+        raise invalid(f"the schema is nested more than {MAX_SCHEMA_DEPTH} levels deep", param)
+    return schema
+
+
+def json_depth(value: object) -> int:
+    """How many objects and arrays deep `value` nests (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_messages(request: ChatRequest, settings: LlmSettings) -> list[Message]:

@@ -9,7 +9,7 @@ import jwt
 import openai
 import pytest
 
-from tests.support.platform import JWT_SECRET
+from tests.support.platform import JWT_SECRET, running_platform
 from univence.accounts.v1 import accounts_pb2 as apb
 
 
@@ -77,3 +77,32 @@ async def test_a_revoked_key_stops_working(platform, http):
 async def test_media_is_public_but_listings_need_a_key(http):
     assert_envelope(await http.get("/v1/images/user-videos"), 401, "authentication_error")
     assert_envelope(await http.get("/v1/media/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), 404, "invalid_request_error")
+
+
+async def test_failed_authentications_are_limited_per_address(tmp_path):
+    async with running_platform(tmp_path, auth_failures_per_minute=6, auth_failures_burst=3) as platform:
+        _, secret = await platform.user_with_key("limited@example.com")
+        async with httpx.AsyncClient(base_url=platform.base_url, timeout=30) as http:
+            for _ in range(5):  # successes take nothing
+                assert (await http.get("/v1/models", headers={"X-API-Key": secret})).status_code == 200
+            for n in range(3):
+                assert_envelope(await http.get("/v1/models", headers={"X-API-Key": f"sk-wrong-{n}"}),
+                                401, "authentication_error")
+            for headers in ({"X-API-Key": "sk-wrong-again"}, {"X-API-Key": secret}):
+                refused = await http.get("/v1/models", headers=headers)
+                error = assert_envelope(refused, 429, "rate_limit_error")
+                assert error["code"] == "rate_limit_exceeded"
+                assert 1 <= int(refused.headers["retry-after"]) <= 10
+        other = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        async with httpx.AsyncClient(base_url=platform.base_url, timeout=30, transport=other) as elsewhere:
+            assert (await elsewhere.get("/v1/models", headers={"X-API-Key": secret})).status_code == 200
+            assert_envelope(await elsewhere.get("/v1/models", headers={"X-API-Key": "sk-wrong"}),
+                            401, "authentication_error")
+
+
+async def test_failed_authentications_are_not_limited_when_turned_off(tmp_path):
+    async with running_platform(tmp_path, auth_failures_per_minute=0, auth_failures_burst=1) as platform, \
+            httpx.AsyncClient(base_url=platform.base_url, timeout=30) as http:
+        for n in range(5):
+            assert_envelope(await http.get("/v1/models", headers={"X-API-Key": f"sk-wrong-{n}"}),
+                            401, "authentication_error")

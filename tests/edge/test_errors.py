@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.edge.test_auth import assert_envelope
-from tests.support.platform import running_platform
+from tests.support.platform import free_port, running_platform
 
 
 async def test_unknown_route_and_wrong_method(http):
@@ -49,6 +50,29 @@ async def test_maintenance_mode_switches_with_its_file(platform, http):
         flag.unlink()
     await asyncio.sleep(1.1)
     assert (await http.get("/v1/models", headers={"X-API-Key": secret})).status_code == 200
+
+
+async def test_metrics_are_served_on_their_own_port_not_the_api_s(tmp_path):
+    port = free_port()
+    async with running_platform(tmp_path, metrics_port=port) as platform, \
+            httpx.AsyncClient(base_url=platform.base_url, timeout=30) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        for path in ("/metrics", "/metrics/"):
+            assert_envelope(await http.get(path), 404, "invalid_request_error")
+        scraped = await http.get(f"http://127.0.0.1:{port}/metrics")
+        assert scraped.status_code == 200 and "univence_edge_requests_total" in scraped.text
+        flag = Path(platform.edge_settings.maintenance_file)
+        flag.write_text("on")
+        try:
+            import asyncio
+
+            await asyncio.sleep(1.1)  # the flag is checked once a second
+            assert_envelope(await http.get("/metrics"), 503, "maintenance_mode")
+            assert (await http.get(f"http://127.0.0.1:{port}/metrics")).status_code == 200
+        finally:
+            flag.unlink()
+    with pytest.raises(httpx.ConnectError):  # closed with the edge
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
 
 
 async def test_bodies_over_the_limit_get_413(tmp_path):

@@ -81,7 +81,7 @@ async def running_platform(tmp_path: Path, *, modalities: list[str] | None = Non
     async with running_service(accounts_definition(accounts_settings), accounts_settings) as accounts, \
             running_service(media_definition(media_settings), media_settings) as media:
         edge_settings = EdgeSettings(**{
-            "port": free_port(), "accounts_address": f"127.0.0.1:{accounts.port}",
+            "port": free_port(), "metrics_port": 0, "accounts_address": f"127.0.0.1:{accounts.port}",
             "media_address": f"127.0.0.1:{media.port}", "modalities": modalities or [],
             "modality_addresses": modality_addresses or {}, "auth_cache_seconds": 0,
             "maintenance_file": str(tmp_path / "maintenance"), **edge_overrides})

@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
+from edge.inputs import Int32, Int64
+
 # -- the documented bounds --------------------------------------------------------------------------
 # A deliberate copy of services/llm/requests.py's MAX_TOP_LOGPROBS and MAX_TOOLS, for the OpenAPI
 # document only: the edge checks what the LLM service publishes (translate.ChatLimits). The sampling
@@ -111,11 +113,11 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Int32 | None = Field(default=None, ge=1)
+    max_completion_tokens: Int32 | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=-(2 ** 63), lt=2 ** 63)
-    n: int | None = Field(default=None, ge=1)
+    seed: Int64 | None = None
+    n: Int32 | None = Field(default=None, ge=1)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     response_format: ResponseFormat | None = None
@@ -123,7 +125,7 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     user: str | None = None
     logprobs: bool | None = Field(default=None, description="Return each generated token's log probability")
-    top_logprobs: int | None = Field(default=None, ge=0, json_schema_extra=documented(maximum=MAX_TOP_LOGPROBS),
+    top_logprobs: Int32 | None = Field(default=None, ge=0, json_schema_extra=documented(maximum=MAX_TOP_LOGPROBS),
                                      description="With logprobs: the most likely alternatives at each position")
     tools: list[ToolDefinition] | None = Field(default=None, json_schema_extra=documented(maxItems=MAX_TOOLS),
                                                description="Functions the model may call")

@@ -58,6 +58,7 @@ class ChatLimits:
     max_tools: float = math.inf
     max_images: float = math.inf
     max_image_bytes: float = math.inf
+    max_schema_depth: float = math.inf
 
 
 # -- request → gRPC --------------------------------------------------------------------------------
@@ -67,6 +68,8 @@ def read_json(raw: bytes) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise APIError(400, "The request body is not valid JSON", code="invalid_json") from None
+    except RecursionError:  # edge.jsonbody refuses deep bodies first; this is a last guard
+        raise APIError(400, "The request body is nested too deeply", code="json_too_deep") from None
 
 
 def plan_completion(body: Any, published: Published) -> UnaryPlan | StreamPlan:
@@ -105,6 +108,12 @@ def parse_request(body: Any, limits: ChatLimits
     if request.top_logprobs and not request.logprobs:
         raise APIError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
     check_limits(request, messages, limits)
+    if response_format.json_schema:
+        check_schema_depth(body["response_format"]["json_schema"]["schema"], "response_format.json_schema.schema",
+                           limits.max_schema_depth)
+    for i, tool in enumerate(request.tools or []):
+        if tool.function.parameters is not None:
+            check_schema_depth(tool.function.parameters, f"tools[{i}].function.parameters", limits.max_schema_depth)
     if request.max_tokens is not None and request.max_completion_tokens is not None \
             and request.max_tokens != request.max_completion_tokens:
         raise APIError(400, "max_tokens and max_completion_tokens disagree; send one of them", param="max_tokens")
@@ -161,6 +170,22 @@ def check_limits(request: ChatCompletionRequest, messages: list[llm_pb2.ChatMess
                                     max_bytes=limits.max_image_bytes)
 
 
+def check_schema_depth(schema: dict, param: str, max_depth: float) -> None:
+    """A JSON schema nested at most `max_depth` levels (the service compiles it into a grammar, and
+    publishes the bound)."""
+    deepest, stack = 0, [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > max_depth:
+            raise APIError(400, f"{param}: the schema is nested more than {max_depth:g} levels deep",
+                           param=param, code="invalid_value")
+        stack.extend((child, depth + 1) for child in children)
+
+
 def _tool_choice(choice: str | NamedToolChoice | None) -> llm_pb2.ToolChoice:
     if choice is None:
         return llm_pb2.ToolChoice()
@@ -197,8 +222,9 @@ def parse_message(message: Any, i: int) -> llm_pb2.ChatMessage:
     role = message.get("role")
     if role is None:
         raise APIError(400, f"{where}.role is required", param=f"{where}.role", code="missing_required_parameter")
-    if role not in ROLES:
-        raise APIError(400, f"{where}.role must be one of {', '.join(ROLES)}; got {role!r}", param=f"{where}.role")
+    if not isinstance(role, str) or role not in ROLES:
+        got = repr(role) if isinstance(role, str) else f"a JSON {type(role).__name__}"
+        raise APIError(400, f"{where}.role must be one of {', '.join(ROLES)}; got {got}", param=f"{where}.role")
     name = message.get("name")
     if name is not None and not isinstance(name, str):
         raise APIError(400, f"{where}.name must be a string", param=f"{where}.name")

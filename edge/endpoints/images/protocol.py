@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from edge.inputs import Int32, Int64
+
 # -- the documented names and defaults the shapes describe -----------------------------------------
 # A deliberate copy of services/image/catalog.py's values, for the OpenAPI document only (it is built
 # before any service answers, and the edge never imports a service). The checks use what the image
@@ -49,11 +51,11 @@ class ImageGenerationRequest(BaseModel):
                                         f"distilled model ignores it). Default: \"{DEFAULT_NEGATIVE_PROMPT}\"")
     image_size: str | None = Field(None, description=f"WIDTHxHEIGHT, one of {', '.join(SIZES)}; default {DEFAULT_SIZE}")
     size: str | None = Field(None, description="OpenAI's name for image_size (\"auto\" is the default)")
-    seed: int | None = Field(None, description="Same seed and request, same image; drawn (and returned) when unset")
-    num_inference_steps: int | None = Field(None, description="Denoising steps; default 8 (50 on the base model)")
+    seed: Int64 | None = Field(None, description="Same seed and request, same image; drawn (and returned) when unset")
+    num_inference_steps: Int32 | None = Field(None, description="Denoising steps; default 8 (50 on the base model)")
     guidance_scale: float | None = Field(None, description="Guidance scale (CFG on the base model only)")
     cfg: float | None = Field(None, description="Alternative name for guidance_scale")
-    n: int | None = Field(1, description="How many images, 1 to 4; image i uses seed + i (1 in a batch)")
+    n: Int32 | None = Field(1, description="How many images, 1 to 4; image i uses seed + i (1 in a batch)")
     response_format: ResponseFormat | None = Field("b64_json", description="b64_json, or url (a /v1/media link)")
     output_format: OutputFormat | None = Field(None, description="png (default), jpeg or webp")
     user: str | None = Field(None, description="Accepted for OpenAI compatibility")
@@ -87,14 +89,14 @@ class ImageEditRequest(BaseModel):
                                            "WebP or GIF; data: URLs too)")
     mask: str | None = Field(None, description="Base64 PNG mask for a single input image: transparent (or, without "
                              "alpha, white) pixels are repainted")
-    width: int | None = Field(None, description="Output width; default the first input's")
-    height: int | None = Field(None, description="Output height; default the first input's")
+    width: Int32 | None = Field(None, description="Output width; default the first input's")
+    height: Int32 | None = Field(None, description="Output height; default the first input's")
     size: str | None = Field(None, description="OpenAI's WIDTHxHEIGHT for width and height (\"auto\" = default)")
-    match_image_size: int | None = Field(0, description="1 = output exactly the first input's size")
-    num_steps: int | None = Field(None, description="Denoising steps; default 4 (distilled) / 50 (base)")
+    match_image_size: Int32 | None = Field(0, description="1 = output exactly the first input's size")
+    num_steps: Int32 | None = Field(None, description="Denoising steps; default 4 (distilled) / 50 (base)")
     guidance: float | None = Field(None, description="Guidance; default 1.0 (distilled) / 4.0 (base)")
-    seed: int | None = Field(None, description="Random seed; drawn (and returned) when unset")
-    n: int | None = Field(1, description="How many images, 1 to 4")
+    seed: Int64 | None = Field(None, description="Random seed; drawn (and returned) when unset")
+    n: Int32 | None = Field(1, description="How many images, 1 to 4")
     response_format: ResponseFormat | None = "b64_json"
     output_format: OutputFormat | None = None
     user: str | None = None

@@ -31,17 +31,32 @@ def image_format(format: str | None) -> int:
     return FORMATS[format.lower()]
 
 
+MAX_POSITION = 2 ** 63 - 1  # GetMediaRequest.offset and .length are int64
+
+
 def parse_range(header: str) -> tuple[int | None, int | None] | None:
     """`bytes=a-b`, `bytes=a-` or `bytes=-n` → (start, end inclusive) with None for open ends;
     None for anything else (several ranges, other units), which is served whole as RFC 9110 allows."""
     match = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
     if not match or (not match[1] and not match[2]):
         return None
-    start = int(match[1]) if match[1] else None
-    end = int(match[2]) if match[2] else None
+    # Positions beyond the proto's int64 are clamped: a start there is past any file (416), an end there is
+    # past the end (served to the end, as RFC 9110 reads it).
+    start = _position(match[1]) if match[1] else None
+    end = _position(match[2]) if match[2] else None
+    if start == MAX_POSITION:
+        return start, None
+    if end is not None:
+        end = min(end, MAX_POSITION - 1)
     if start is not None and end is not None and end < start:
         return None
     return start, end
+
+
+def _position(digits: str) -> int:
+    """A Range position, at most MAX_POSITION (without converting thousands of digits)."""
+    digits = digits.lstrip("0") or "0"
+    return MAX_POSITION if len(digits) > 19 else min(int(digits), MAX_POSITION)
 
 
 def etag_matches(header: str, etag: str) -> bool:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.inputs import Int32
+
 # -- the documented names and defaults the shapes describe -----------------------------------------
 # A deliberate copy of services/vision/catalog.py's values, for the OpenAPI document only (it is built
 # before any service answers, and the edge never imports a service). The checks use what the vision
@@ -60,7 +62,7 @@ class UpscaleRequest(BaseModel):
     method: str | None = Field(None, json_schema_extra={"default": DEFAULT_UPSCALE_METHOD}, description=(
         f"{', '.join(f'{name} ({scale}x)' for name, scale in UPSCALE_SCALES.items())}; default "
         f"{DEFAULT_UPSCALE_METHOD}. The output is exactly the input times the scale; lanczos needs no model"))
-    scale: int | None = Field(None, description="lanczos only: the factor, from 2; unset means the method's own")
+    scale: Int32 | None = Field(None, description="lanczos only: the factor, from 2; unset means the method's own")
     response_format: Literal["b64_json", "url"] | None = Field(
         "b64_json", description="b64_json, or url (a /v1/media link)")
     output_format: Literal["png", "jpeg", "webp"] | None = Field(None, description="png (default), jpeg or webp")
