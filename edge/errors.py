@@ -148,6 +148,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+        if first.get("type") == "json_invalid":  # loc holds the character offset, not a field
+            where = first.get("loc", ())[-1:]
+            reason = first.get("ctx", {}).get("error", "")
+            return error_response(400, f"The request body is not valid JSON ({reason or 'decode error'}"
+                                  f"{f' at character {where[0]}' if where else ''})", "invalid_request_error",
+                                  None, "invalid_json")
         param = _param(tuple(first.get("loc", ())))
         message = first.get("msg", "invalid request")
         if param:

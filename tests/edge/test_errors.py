@@ -29,6 +29,15 @@ async def test_validation_errors_name_the_param(platform, http):
     assert assert_envelope(response, 400, "invalid_request_error")["param"] == "sortOrder"
 
 
+async def test_malformed_json_says_so_without_a_character_offset_as_param(platform, http):
+    _, secret = await platform.user_with_key("json@example.com")
+    response = await http.post("/v1/images/generations", content=b'{"prompt": "a fox",,}',
+                               headers={"X-API-Key": secret, "Content-Type": "application/json"})
+    error = assert_envelope(response, 400, "invalid_request_error")
+    assert error["code"] == "invalid_json" and error["param"] is None
+    assert error["message"].startswith("The request body is not valid JSON") and "character 19" in error["message"]
+
+
 async def test_request_ids_are_returned_and_client_ids_kept(http):
     response = await http.get("/healthz")
     assert response.headers["x-request-id"].startswith("req_")
