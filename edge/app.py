@@ -22,7 +22,7 @@ from edge.endpoints.images.router import router as images
 from edge.endpoints.media.router import router as media
 from edge.endpoints.models.router import router as models
 from edge.endpoints.vision.router import router as vision
-from edge.errors import install_error_handlers
+from edge.errors import ErrorResponse, error_responses, install_error_handlers
 from edge.metering import Meter
 from edge.middleware import EdgeMiddleware
 from edge.ratelimit import AuthFailureLimiter, RateLimiter
@@ -36,6 +36,32 @@ Authenticate with `X-API-Key: sk-…`, `Authorization: Bearer sk-…` or `Author
 Errors always have the shape `{"error": {"message", "type", "param", "code"}}`."""
 # Every endpoint group, in the order of the OpenAPI document.
 ROUTERS: tuple[APIRouter, ...] = (account, chat, health, images, vision, media, models)
+
+
+def api_document(app: FastAPI, settings: EdgeSettings) -> dict:
+    """The OpenAPI document FastAPI generates, with what it says the API does not do taken out: the API
+    never answers 422 (a request that fails validation gets a 400 in the error envelope, edge.errors), so
+    every operation's 422 becomes that 400 and FastAPI's validation-error schemas go; and the session
+    cookie's scheme names the cookie this edge sets (edge.auth declares the schemes)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = FastAPI.openapi(app)
+    invalid = error_responses(400)[400]
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {"description": invalid["description"], "content": {"application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}}}}
+    components = document.get("components", {})
+    schemas = components.get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    cookie = components.get("securitySchemes", {}).get("SessionCookie")
+    if cookie is not None:
+        cookie["name"] = settings.session_cookie
+    app.openapi_schema = document
+    return document
 
 
 def serve_metrics(settings: EdgeSettings):
@@ -82,4 +108,5 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(EdgeMiddleware, settings=settings)
+    app.openapi = lambda: api_document(app, settings)  # type: ignore[method-assign]
     return app

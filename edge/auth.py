@@ -11,9 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 
 from edge.clients import ServiceClients, call
+from edge.config import EdgeSettings
 from edge.errors import APIError
 from edge.sessions import SAFE_METHODS, require_same_origin, session_token
 from univence.accounts.v1 import accounts_pb2
@@ -90,7 +92,26 @@ class Authenticator:
         self._cache.pop(hashlib.sha256(credential.encode()).digest(), None)
 
 
-async def require_principal(request: Request) -> Principal:
+# The ways to authenticate, as the OpenAPI document's security schemes: declared on require_principal, so
+# every operation that depends on it lists them (and no other does). None of them checks anything
+# (auto_error=False): require_principal reads the credential itself (credentials_from), in that order.
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", scheme_name="ApiKeyHeader", auto_error=False,
+                              description="An API key: `X-API-Key: sk-…`")
+BEARER = HTTPBearer(scheme_name="BearerAuth", bearerFormat="API key or JWT", auto_error=False,
+                    description="`Authorization: Bearer sk-…` (an API key) or `Authorization: Bearer <JWT>` "
+                                "(from POST /v1/auth/token)")
+SESSION_COOKIE = APIKeyCookie(name=EdgeSettings.model_fields["session_cookie"].default, scheme_name="SessionCookie",
+                              auto_error=False, description="The login session's cookie (set by /login); a "
+                              "request that changes something must come from this site's own pages")
+
+
+async def _declared(_key: Annotated[str | None, Security(API_KEY_HEADER)],
+                    _bearer: Annotated[object, Security(BEARER)],
+                    _cookie: Annotated[str | None, Security(SESSION_COOKIE)]) -> None:
+    """Only declares the security schemes (for the document); require_principal does the reading."""
+
+
+async def require_principal(request: Request, _: Annotated[None, Depends(_declared)]) -> Principal:
     """FastAPI dependency for every authenticated endpoint."""
     credential, from_cookie = credentials_from(request)
     if not credential:

@@ -167,7 +167,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(404, message, "invalid_request_error", None, "unknown_url")
         if exc.status_code == 405:
             message = f"Method {request.method} is not allowed for {request.url.path}"
-            return error_response(405, message, "invalid_request_error", None, "method_not_allowed")
+            # Starlette names the route's methods in exc.headers["Allow"] (RFC 9110 requires it on a 405).
+            return error_response(405, message, "invalid_request_error", None, "method_not_allowed",
+                                  headers=getattr(exc, "headers", None))
         type_ = "processing_error" if exc.status_code >= 500 else "invalid_request_error"
         return error_response(exc.status_code, str(exc.detail), type_, headers=getattr(exc, "headers", None))
 

@@ -11,12 +11,13 @@ import contextlib
 import hashlib
 import math
 import sys
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
+from pydantic.json_schema import JsonDict
 from starlette.datastructures import FormData, UploadFile
 
 from edge.errors import APIError
@@ -29,6 +30,18 @@ M = TypeVar("M", bound=BaseModel)
 # ValueError when the proto is built).
 Int32 = Annotated[int, Field(ge=-(2 ** 31), le=2 ** 31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2 ** 63), le=2 ** 63 - 1)]
+
+
+def documented(**bounds: Any) -> Callable[[JsonDict], None]:
+    """A field's `json_schema_extra` that puts bounds into its schema (an optional field's: its non-null
+    member) without checking them: for what translate checks (a bound the service publishes, shown at its
+    documented default, or a check whose message names the field its own way)."""
+    def extra(schema: JsonDict) -> None:
+        members = schema.get("anyOf")
+        target = members[0] if isinstance(members, list) and members else schema
+        target.update(bounds)  # type: ignore[union-attr]
+
+    return extra
 
 
 def bad(message: str, param: str | None, code: str = "invalid_value") -> APIError:

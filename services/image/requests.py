@@ -33,8 +33,11 @@ from univence.image.v1 import image_pb2
 from univence.imaging import decode
 
 MAX_SEED = 2**63 - 1
-# FLUX.2 klein reads reference images of at least 64 px a side and at most 8:1.
+# FLUX.2 klein reads reference images of at least 64 px a side and at most 8:1. Any decodable image (1x1
+# and up) is accepted: a smaller one is scaled up, keeping its aspect ratio, until its short side is 64
+# (icons, thumbnails); one thinner than 8:1 is refused, as scaling it would make its long side huge.
 MIN_REFERENCE_SIDE = 64
+MIN_INPUT_SIDE = 1
 MAX_REFERENCE_ASPECT = 8
 # Smallest edit output side.
 MIN_EDIT_SIDE = 64
@@ -53,7 +56,7 @@ def limits(settings: ImageSettings) -> dict[str, float]:
         "max_input_images": settings.max_input_images,
         "max_input_image_bytes": settings.max_input_image_bytes,
         "max_input_image_pixels": settings.max_input_image_pixels,
-        "min_input_side": MIN_REFERENCE_SIDE,
+        "min_input_side": MIN_INPUT_SIDE,
         "max_input_aspect": MAX_REFERENCE_ASPECT,
         "min_edit_side": MIN_EDIT_SIDE,
         "max_edit_side": settings.max_edit_side,
@@ -129,14 +132,23 @@ def output_format(value: int) -> tuple[str, str]:
 
 
 def check_reference(image: Image.Image, param: str) -> Image.Image:
-    """What the pipeline accepts as a reference image: each side at least 64 px, no more than 8:1."""
+    """What the pipeline accepts as a reference image: no more than 8:1, each side at least 64 px (a smaller
+    image is scaled up to that, keeping its aspect ratio)."""
     width, height = image.size
-    if min(width, height) < MIN_REFERENCE_SIDE:
-        raise invalid(f"{param} is {width}x{height}; each side of an input image must be at least "
-                      f"{MIN_REFERENCE_SIDE} pixels", param)
     if max(width, height) > MAX_REFERENCE_ASPECT * min(width, height):
         raise invalid(f"{param} is {width}x{height}; input images may be at most {MAX_REFERENCE_ASPECT}:1", param)
-    return image
+    size = reference_size(image.size)
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def reference_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size a reference image of `size` is given: its own, or scaled up (aspect ratio kept) so that its
+    short side is MIN_REFERENCE_SIDE."""
+    width, height = size
+    if min(width, height) >= MIN_REFERENCE_SIDE:
+        return size
+    scale = MIN_REFERENCE_SIDE / min(width, height)
+    return max(MIN_REFERENCE_SIDE, round(width * scale)), max(MIN_REFERENCE_SIDE, round(height * scale))
 
 
 def to_mask(image: Image.Image, size: tuple[int, int], param: str = "mask") -> Image.Image:
@@ -228,22 +240,28 @@ def plan_edit(request: image_pb2.EditImagesRequest, settings: ImageSettings,
 
 def decode_inputs(request: image_pb2.EditImagesRequest,
                   settings: ImageSettings) -> tuple[list[Image.Image], Image.Image | None]:
-    """The input images in RGB and the mask (as the pipeline reads it), upright by their EXIF orientation."""
+    """The input images in RGB (scaled up to 64 px a side where smaller) and the mask (as the pipeline reads
+    it, scaled with its image), upright by their EXIF orientation."""
     bounds = {"max_bytes": settings.max_input_image_bytes, "max_pixels": settings.max_input_image_pixels}
-    images = []
+    images, first = [], (0, 0)
     with image_input():
         for i, data in enumerate(request.input_images):
             param = f"input_images[{i}]"
-            images.append(check_reference(decode(data, param, mode="RGB", **bounds), param))
+            image = decode(data, param, mode="RGB", **bounds)
+            first = first if i else image.size
+            images.append(check_reference(image, param))
         mask = None
-        if request.mask:
-            mask = to_mask(decode(request.mask, "mask", mode=None, **bounds), images[0].size)
+        if request.mask:  # the same size as the image as sent; scaled with it
+            mask = to_mask(decode(request.mask, "mask", mode=None, **bounds), first)
+            if mask.size != images[0].size:
+                mask = mask.resize(images[0].size, Image.Resampling.NEAREST)
     return images, mask
 
 
 def edit_size(request: image_pb2.EditImagesRequest, first: tuple[int, int], limit: int) -> tuple[int, int]:
     """The output size: the first image's with match_image_size, else width/height where given, else the
-    first image's scaled down to fit `limit` (max_edit_side)."""
+    first image's scaled down to fit `limit` (max_edit_side). `first` is the size the first image is given
+    for the pipeline (a small one already scaled up to 64 px a side), so outputs are never under 64."""
     if request.match_image_size:
         if max(first) > limit:
             raise invalid(f"match_image_size asks for the first image's size, {first[0]}x{first[1]}, but outputs "

@@ -67,7 +67,8 @@ def forced_opening(mode: str, function_name: str = "") -> str:
 
 class ToolCallParser:
     """Splits one choice's text into content and tool calls, across deltas. Text from `<tool_call>` on is
-    held back until its block closes; whitespace between and after calls is dropped."""
+    held back until its block closes; whitespace between and after calls is dropped. A block that names
+    no declared function, or never closes, is no call: its text is content."""
 
     def __init__(self, tools: list[ToolSpec], *, opening: str = "", parallel: bool = True):
         self.tools = {tool.name: tool for tool in tools}
@@ -91,28 +92,32 @@ class ToolCallParser:
             if end < 0:
                 self._held = buffer[start:]
                 break
-            new += self._add(buffer[start + len(OPEN):end])
+            block = buffer[start + len(OPEN):end]
+            calls = self._add(block)
+            if calls is None:  # not a call to a declared function: the block stays text
+                content.append(OPEN + block + CLOSE)
+            else:
+                new += calls
             buffer = buffer[end + len(CLOSE):]
         return "".join(content), new
 
     def flush(self) -> tuple[str, list[ToolCallOut]]:
-        """At the end of the choice: a block left open (the model ran out of tokens) still counts as a call
-        when it names a function; anything else held back is content."""
+        """At the end of the choice: anything held back is content. A block left open (the model ran out of
+        tokens, or a stop sequence cut it) is not a call: its arguments never closed, so it is returned as
+        text, as vLLM's and OpenAI's parsers do (the finish reason then says `length` or `stop`)."""
         held, self._held = self._held, ""
-        if held.startswith(OPEN):
-            calls = self._add(held[len(OPEN):])
-            if calls:
-                return "", calls
         return self._content(held), []
 
     def _content(self, text: str) -> str:
         return "" if self.calls and not text.strip() else text
 
-    def _add(self, block: str) -> list[ToolCallOut]:
-        if self.calls and not self.parallel:
-            return []
+    def _add(self, block: str) -> list[ToolCallOut] | None:
+        """The call a closed block makes ([] when it is dropped, a further call where parallel calls are
+        off), or None when it is no call: it names no function, or one that was not declared."""
         call = self._parse(block)
         if call is None:
+            return None
+        if self.calls and not self.parallel:
             return []
         self.calls.append(call)
         return [call]
@@ -122,7 +127,9 @@ class ToolCallParser:
         if function is None:
             return None
         name = function.group(1).strip()
-        properties = (self.tools.get(name) or ToolSpec(name)).parameters.get("properties") or {}
+        if name not in self.tools:
+            return None
+        properties = self.tools[name].parameters.get("properties") or {}
         arguments = {}
         for match in PARAMETER.finditer(block, function.end()):
             key, raw = match.group(1).strip(), match.group(2)

@@ -52,8 +52,14 @@ def test_the_image_descriptions_name_every_model_and_the_service_s_defaults():
             in generation["num_inference_steps"]["description"])
     assert f"default {distilled.edit_steps} (distilled) / {base.edit_steps} (base)" in edit["num_steps"]["description"]
     assert f"default {distilled.guidance} (distilled) / {base.guidance} (base)" in edit["guidance"]["description"]
-    batch = _properties(images.BatchGenerationRequest)["requests"]["description"]
-    assert f"1 to {catalog.MAX_BATCH_REQUESTS} generation requests" in batch
+    batch = _properties(images.BatchGenerationRequest)["requests"]
+    assert f"1 to {catalog.MAX_BATCH_REQUESTS} generation requests" in batch["description"]
+    # The documented maximums are the image service's defaults.
+    assert images.MAX_BATCH_REQUESTS == batch["maxItems"] == catalog.MAX_BATCH_REQUESTS
+    settings = ImageSettings()
+    assert images.MAX_N == _non_null(_properties(images.ImageGenerationRequest)["n"])["maximum"] == settings.max_n
+    assert _non_null(edit["n"])["maximum"] == images.MAX_N
+    assert images.MAX_INPUT_IMAGES == _non_null(edit["input_images"])["maxItems"] == settings.max_input_images
 
 
 @pytest.mark.parametrize("profile", ["tiny", "full"])

@@ -139,3 +139,91 @@ async def test_openapi_document_matches_the_served_routes(platform, http):
     assert served == documented
     envelope = document["components"]["schemas"]["ErrorResponse"]
     assert envelope["properties"]["error"]
+
+
+def _operations(document: dict):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def _authenticates(dependant) -> bool:
+    from edge.auth import require_principal
+
+    return any(dep.call is require_principal or _authenticates(dep) for dep in dependant.dependencies)
+
+
+async def test_every_authenticated_operation_lists_the_security_schemes(platform, http):
+    from fastapi.routing import APIRoute
+
+    def api_routes(routes):
+        for route in routes:
+            if hasattr(route, "original_router"):
+                yield from api_routes(route.original_router.routes)
+            elif isinstance(route, APIRoute) and route.include_in_schema:
+                yield route
+
+    document = (await http.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ApiKeyHeader"] == {**schemes["ApiKeyHeader"], "type": "apiKey", "in": "header",
+                                       "name": "X-API-Key"}
+    assert schemes["BearerAuth"]["type"] == "http" and schemes["BearerAuth"]["scheme"] == "bearer"
+    assert schemes["SessionCookie"] == {**schemes["SessionCookie"], "type": "apiKey", "in": "cookie",
+                                        "name": platform.edge_settings.session_cookie}
+    every = [{"ApiKeyHeader": []}, {"BearerAuth": []}, {"SessionCookie": []}]
+    authenticated = {(re.sub(r":\w+}", "}", route.path), method.lower())
+                     for route in api_routes(platform.app.routes) if _authenticates(route.dependant)
+                     for method in route.methods}
+    assert ("/v1/models", "get") in authenticated and ("/v1/images/generations", "post") in authenticated
+    public = {("/healthz", "get"), ("/readyz", "get"), ("/v1/media/{media_id}", "get"), ("/v1/auth/token", "post"),
+              ("/v1/auth/refresh", "post")}
+    for path, method, operation in _operations(document):
+        if (path, method) in authenticated:
+            assert operation.get("security") == every, (path, method)
+        else:
+            assert (path, method) in public, (path, method)
+            assert not any(operation.get("security", [{}])[-1:] == [requirement] for requirement in every[:2])
+    # The token endpoint takes a password (no credential) or the session cookie.
+    assert document["paths"]["/v1/auth/token"]["post"]["security"] == [{}, {"SessionCookie": []}]
+
+
+async def test_no_operation_documents_a_422_and_400_is_the_envelope(http):
+    document = (await http.get("/openapi.json")).json()
+    envelope = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, method, operation in _operations(document):
+        assert "422" not in operation["responses"], (path, method)
+        if operation.get("parameters") or operation.get("requestBody"):
+            invalid = operation["responses"]["400"]
+            assert invalid["content"]["application/json"]["schema"] == envelope, (path, method)
+    assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
+
+
+async def test_a_405_names_the_allowed_methods(http):
+    response = await http.delete("/v1/models")
+    assert_envelope(response, 405, "invalid_request_error")
+    assert "GET" in {method.strip() for method in response.headers["allow"].split(",")}
+    response = await http.get("/v1/images/generations")
+    assert_envelope(response, 405, "invalid_request_error")
+    assert response.headers["allow"] == "POST"
+
+
+async def test_the_document_states_the_bounds_the_api_enforces(http):
+    document = (await http.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+
+    def non_null(schema):
+        return next(member for member in schema.get("anyOf", [schema]) if member.get("type") != "null")
+
+    generation = schemas["ImageGenerationRequest"]["properties"]
+    assert generation["prompt"]["minLength"] == 1
+    assert (non_null(generation["n"])["minimum"], non_null(generation["n"])["maximum"]) == (1, 4)
+    batch = schemas["BatchGenerationRequest"]["properties"]["requests"]
+    assert (batch["minItems"], batch["maxItems"]) == (1, 5)
+    chat = document["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
+    assert chat["schema"]["properties"]["messages"]["minItems"] == 1
+    assert schemas["UpscaleRequest"]["properties"]["image"]["minLength"] == 1
+    edit = document["paths"]["/v1/images/edits"]["post"]["requestBody"]["content"]
+    assert non_null(edit["application/json"]["schema"]["properties"]["input_images"])["minItems"] == 1
+    assert edit["application/json"]["schema"]["properties"]["prompt"]["minLength"] == 1
+    form = edit["multipart/form-data"]["schema"]["properties"]
+    assert form["image"]["minItems"] == 1 and form["prompt"]["minLength"] == 1

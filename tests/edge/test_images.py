@@ -279,6 +279,21 @@ async def test_an_idempotent_retry_is_charged_once(stack):
     assert await stack.balance(user_id) == (START_MC - 250, 0)
 
 
+async def test_a_small_image_is_scaled_up_edited_and_charged_once(stack):
+    # icons and thumbnails are accepted: scaled up until their short side is 64, the output follows
+    user_id, headers = await stack.user("icon@example.com")
+    response = await stack.http.post("/v1/images/edits", json={"prompt": "make it blue", "seed": 2,
+                                                               "input_images": [b64(picture(16, 16, seed=1))]},
+                                     headers=headers)
+    assert response.status_code == 200, response.text
+    assert png_of(response.json()["data"][0]["b64_json"]).size == (64, 64)
+    files = [("image", ("icon.png", picture(16, 8, seed=2), "image/png"))]
+    form = await stack.http.post("/v1/images/edits", files=files, data={"prompt": "make it red"}, headers=headers)
+    assert form.status_code == 200, form.text
+    assert png_of(form.json()["data"][0]["b64_json"]).size == (128, 64)
+    assert await stack.balance(user_id) == (START_MC - 2 * 500, 0)
+
+
 async def test_a_multipart_edit_retried_with_its_key_is_charged_once(stack):
     # curl and httpx draw a new multipart boundary per request: the retry must still be the same request.
     user_id, headers = await stack.user("idem-form@example.com")
@@ -402,7 +417,7 @@ EDIT_JSON_ERRORS = [
     (_edit_json(input_images=[b64(picture()), b64(bomb_png())]), 413, "input_images[1]"),
     (_edit_json(input_images=[b64(picture())] * 5), 400, "input_images"),
     (_edit_json(input_images=["A" * (17 * 1024 * 1024)]), 413, "input_images[0]"),
-    (_edit_json(input_images=[b64(picture(32, 32))]), 400, "input_images[0]"),
+    (_edit_json(input_images=[b64(picture(4, 40))]), 400, "input_images[0]"),  # 10:1: thinner than 8:1
     (_edit_json(input_images=[b64(picture()), b64(picture(900, 100))]), 400, "input_images[1]"),
     (_edit_json(prompt=""), 400, "prompt"),
     (_edit_json(prompt="x" * 4001), 413, "prompt"),

@@ -37,6 +37,36 @@ async def test_width_and_height_and_match_image_size(image):
     assert decode(matched.images[0].data).size == (96, 64)
 
 
+async def test_icons_and_thumbnails_are_scaled_up_to_what_the_model_reads(image):
+    """Any decodable image is accepted: one under 64 px a side is scaled up (aspect ratio kept) until its
+    short side is 64, and an edit that names no size follows the scaled image."""
+    icon = await image.stub.EditImages(edit(picture(16, 16, seed=1), seed=3))
+    [out] = icon.images
+    assert (out.width, out.height) == decode(out.data).size == (64, 64)
+    dot = await image.stub.EditImages(edit(picture(1, 1, seed=2), seed=3))
+    assert decode(dot.images[0].data).size == (64, 64)
+    thumb = await image.stub.EditImages(edit(picture(40, 20, seed=4), picture(8, 8, seed=5), seed=3))
+    assert decode(thumb.images[0].data).size == (128, 64)
+    matched = await image.stub.EditImages(edit(picture(16, 32, seed=6), match_image_size=True, seed=3))
+    assert decode(matched.images[0].data).size == (64, 128)
+    sized = await image.stub.EditImages(edit(picture(16, 16, seed=7), width=96, height=80, seed=3))
+    assert decode(sized.images[0].data).size == (96, 80)
+    alpha = np.full((16, 16), 255, np.uint8)
+    alpha[4:12, 4:12] = 0
+    mask = _png(np.dstack([np.zeros((16, 16, 3), np.uint8), alpha]), "RGBA")
+    masked = await image.stub.EditImages(edit(picture(16, 16, seed=8), mask=mask, seed=3))
+    assert decode(masked.images[0].data).size == (64, 64)
+
+
+def _png(array: np.ndarray, mode: str) -> bytes:
+    import io
+
+    from PIL import Image
+    out = io.BytesIO()
+    Image.fromarray(array, mode).save(out, format="PNG")
+    return out.getvalue()
+
+
 async def test_up_to_four_references_of_any_accepted_format(image):
     inputs = [picture(64, 64, fmt=fmt, seed=i) for i, fmt in enumerate(("PNG", "JPEG", "WEBP", "GIF"))]
     response = await image.stub.EditImages(edit(*inputs, seed=2, n=2))
@@ -90,7 +120,7 @@ async def test_a_mask_repaints_the_image_with_the_inpainting_pipeline(image):
 @pytest.mark.parametrize(("build", "reason", "param"), [
     (lambda: edit(), "INVALID_REQUEST", "input_images"),
     (lambda: edit(*[picture()] * 5), "INVALID_REQUEST", "input_images"),
-    (lambda: edit(picture(), picture(48, 64)), "INVALID_REQUEST", "input_images[1]"),
+    (lambda: edit(picture(), picture(4, 40)), "INVALID_REQUEST", "input_images[1]"),  # 10:1, small or not
     (lambda: edit(picture(640, 64)), "INVALID_REQUEST", "input_images[0]"),
     (lambda: edit(picture(), prompt=""), "INVALID_REQUEST", "prompt"),
     (lambda: edit(picture(), prompt="x" * 4001), "PAYLOAD_TOO_LARGE", "prompt"),

@@ -86,7 +86,7 @@ async def test_the_limits_the_edge_checks_are_published_from_the_settings():
     assert (limits["max_n"], limits["max_input_image_bytes"], limits["max_edit_side"]) == (8, 1.5 * 1024 * 1024, 1024)
     assert (limits["max_prompt_chars"], limits["max_steps"], limits["max_guidance"]) == (4000, 100, 30)
     assert (limits["max_input_images"], limits["max_input_image_pixels"]) == (4, 4096 * 4096)
-    assert (limits["max_batch_requests"], limits["min_input_side"], limits["max_input_aspect"]) == (5, 64, 8)
+    assert (limits["max_batch_requests"], limits["min_input_side"], limits["max_input_aspect"]) == (5, 1, 8)
 
 
 async def test_without_a_base_model_only_the_distilled_one_is_served(tmp_path):

@@ -230,13 +230,33 @@ async def test_a_named_tool_choice_makes_the_model_call_that_function(llm):
                    tool_choice=llm_pb2.ToolChoice(mode=llm_pb2.TOOL_CHOICE_MODE_FUNCTION, function_name="get_weather"))
     response = await stub.CreateChatCompletion(request)
     choice = response.choices[0]
-    assert [c.name for c in choice.tool_calls] == ["get_weather"] and choice.content == ""
-    assert isinstance(json.loads(choice.tool_calls[0].arguments), dict) and choice.tool_calls[0].id.startswith("call_")
-    assert choice.finish_reason in (llm_pb2.FINISH_REASON_TOOL_CALLS, llm_pb2.FINISH_REASON_LENGTH)
+    if choice.tool_calls:  # the block closed within the budget
+        assert [c.name for c in choice.tool_calls] == ["get_weather"] and choice.content == ""
+        assert isinstance(json.loads(choice.tool_calls[0].arguments), dict)
+        assert choice.tool_calls[0].id.startswith("call_")
+        assert choice.finish_reason in (llm_pb2.FINISH_REASON_TOOL_CALLS, llm_pb2.FINISH_REASON_LENGTH)
+    else:  # cut off before the block closed: no call, the text is content
+        assert choice.content.startswith("<tool_call>\n<function=get_weather>")
     chunks = [c async for c in stub.StreamChatCompletion(as_stream(request))]
     streamed = [(d.tool_call_index, c.name) for chunk in chunks for d in chunk.choices for c in d.tool_calls]
-    assert streamed == [(0, "get_weather")]
-    assert "".join(d.content for chunk in chunks for d in chunk.choices) == ""
+    assert streamed == [(0, c.name) for c in choice.tool_calls]
+    assert "".join(d.content for chunk in chunks for d in chunk.choices) == choice.content
+
+
+async def test_a_forced_call_cut_off_by_max_tokens_is_no_tool_call(llm):
+    """A call whose block never closes is not sent as a tool call with "{}" arguments: its text is the
+    content and the finish reason says `length`, whole and streamed."""
+    stub, _ = llm
+    request = chat(user("weather in Paris?"), max_tokens=3, temperature=0, tools=[WEATHER],
+                   tool_choice=llm_pb2.ToolChoice(mode=llm_pb2.TOOL_CHOICE_MODE_FUNCTION, function_name="get_weather"))
+    choice = (await stub.CreateChatCompletion(request)).choices[0]
+    assert not choice.tool_calls and choice.finish_reason == llm_pb2.FINISH_REASON_LENGTH
+    assert choice.content.startswith("<tool_call>\n<function=get_weather>\n")
+    chunks = [c async for c in stub.StreamChatCompletion(as_stream(request))]
+    assert not [c for chunk in chunks for d in chunk.choices for c in d.tool_calls]
+    assert "".join(d.content for chunk in chunks for d in chunk.choices) == choice.content
+    assert [d.finish_reason for chunk in chunks for d in chunk.choices if d.finish_reason] == [
+        llm_pb2.FINISH_REASON_LENGTH]
 
 
 async def test_penalties_run(llm):

@@ -123,17 +123,30 @@ def test_tool_call_values_follow_the_schema_types():
 @pytest.mark.parametrize(("text", "expected"), [
     ("a <tool_ bit of <b>html</b>", "a <tool_ bit of <b>html</b>"),  # a near miss is text, sent once known
     ("ends with <tool_c", "ends with <tool_c"),
-    ("<tool_call>\nno function here\n</tool_call> after", " after"),
+    ("<tool_call>\nno function here\n</tool_call> after", "<tool_call>\nno function here\n</tool_call> after"),
+    # a call to a function that was not declared is no call: its block stays text
+    (CALL.replace("get_weather", "rm_rf") + " after", CALL.replace("get_weather", "rm_rf") + " after"),
+    # a block cut off before it closes (max_tokens, a stop sequence) is no call either
+    ("Checking. " + CALL[:-len("</tool_call>")], "Checking. " + CALL[:-len("</tool_call>")]),
+    ("Checking. " + CALL[:40], "Checking. " + CALL[:40]),
 ])
 def test_text_that_is_not_a_call_stays_content(text, expected):
     content, calls = parse_tools(text, 2)
     assert (content, calls) == (expected, [])
 
 
-def test_a_forced_call_continues_the_opening_and_an_unclosed_block_still_counts():
-    content, calls = parse_tools("<parameter=city>\nOslo\n</parameter>\n", 4,
-                                 opening=forced_opening("function", "get_weather"))
+def test_a_forced_call_continues_the_opening_and_an_unclosed_block_is_text():
+    opening = forced_opening("function", "get_weather")
+    content, calls = parse_tools("<parameter=city>\nOslo\n</parameter>\n</function>\n</tool_call>", 4, opening=opening)
     assert content == "" and [(c.name, json.loads(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
+    cut = "<parameter=city>\nOslo\n</parameter>\n"
+    assert parse_tools(cut, 4, opening=opening) == (opening + cut, [])
+
+
+def test_a_declared_call_after_an_undeclared_one_is_still_read():
+    content, calls = parse_tools(CALL.replace("get_weather", "nope") + CALL + CALL[:30], 6)
+    assert content == CALL.replace("get_weather", "nope") + CALL[:30]
+    assert [c.name for c in calls] == ["get_weather"]
 
 
 def test_parallel_calls_off_keeps_the_first():

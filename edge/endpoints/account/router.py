@@ -282,7 +282,9 @@ def _credentials_refused(error: APIError) -> APIError:
 
 @router.post("/v1/auth/token", response_model=TokenResponse, tags=["auth"],
              summary="A short-lived JWT and a refresh token, for email and password or the session cookie",
-             responses=error_responses(400, 401, 403, 429))
+             responses=error_responses(400, 401, 403, 429),
+             # Email and password in the body need no credential; without them, the session cookie.
+             openapi_extra={"security": [{}, {"SessionCookie": []}]})
 async def issue_token(request: Request, response: Response, clients: Clients,
                       body: TokenRequest | None = None) -> TokenResponse:
     if body is not None and (body.email or body.password):

@@ -3,13 +3,11 @@ shows; translate checks the messages by hand so each refusal names the exact fie
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import JsonDict
 
-from edge.inputs import Int32, Int64
+from edge.inputs import Int32, Int64, documented
 
 # -- the documented bounds --------------------------------------------------------------------------
 # A deliberate copy of services/llm/requests.py's MAX_TOP_LOGPROBS and MAX_TOOLS, for the OpenAPI
@@ -18,14 +16,6 @@ from edge.inputs import Int32, Int64
 # tests/edge/test_contract_copies.py fails when any of them differs from the service's.
 MAX_TOP_LOGPROBS = 20
 MAX_TOOLS = 128
-
-
-def documented(**bounds: int) -> Callable[[JsonDict], None]:
-    """Puts bounds into an optional field's schema (its non-null member) without checking them."""
-    def extra(schema: JsonDict) -> None:
-        schema["anyOf"][0].update(bounds)
-
-    return extra
 
 
 # -- request ---------------------------------------------------------------------------------------

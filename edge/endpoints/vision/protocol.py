@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.inputs import Int32
+from edge.inputs import Int32, documented
 
 # -- the documented names and defaults the shapes describe -----------------------------------------
 # A deliberate copy of services/vision/catalog.py's values, for the OpenAPI document only (it is built
@@ -57,12 +57,15 @@ class UpscaleRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    # Bounds documented, checked by translate (an empty image is refused; a scale at least doubles).
     image: str = Field(description="The image, base64 (a data: URL too): PNG, JPEG, WebP or GIF",
+                       json_schema_extra={"minLength": 1},
                        examples=["iVBORw0KGgoAAAANSUhEUgAA..."])
     method: str | None = Field(None, json_schema_extra={"default": DEFAULT_UPSCALE_METHOD}, description=(
         f"{', '.join(f'{name} ({scale}x)' for name, scale in UPSCALE_SCALES.items())}; default "
         f"{DEFAULT_UPSCALE_METHOD}. The output is exactly the input times the scale; lanczos needs no model"))
-    scale: Int32 | None = Field(None, description="lanczos only: the factor, from 2; unset means the method's own")
+    scale: Int32 | None = Field(None, json_schema_extra=documented(minimum=2),
+                                description="lanczos only: the factor, from 2; unset means the method's own")
     response_format: Literal["b64_json", "url"] | None = Field(
         "b64_json", description="b64_json, or url (a /v1/media link)")
     output_format: Literal["png", "jpeg", "webp"] | None = Field(None, description="png (default), jpeg or webp")
