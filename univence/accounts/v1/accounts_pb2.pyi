@@ -76,6 +76,18 @@ PRICE_UNIT_IMAGE: PriceUnit
 PRICE_UNIT_FRAME: PriceUnit
 PRICE_UNIT_MEGAPIXEL: PriceUnit
 
+class WatchRevocationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchRevocationsResponse(_message.Message):
+    __slots__ = ("user_ids", "heartbeat_seconds")
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    heartbeat_seconds: int
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ..., heartbeat_seconds: _Optional[int] = ...) -> None: ...
+
 class User(_message.Message):
     __slots__ = ("user_id", "email", "premium", "create_time", "disabled", "email_verified")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -171,16 +183,18 @@ class ReserveRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ChargeItem, _Mapping]]] = ..., idempotency_key: _Optional[str] = ..., request_fingerprint: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class ReserveResponse(_message.Message):
-    __slots__ = ("hold", "replayed", "stored_response", "stored_response_content_type")
+    __slots__ = ("hold", "replayed", "stored_response", "stored_response_content_type", "max_stored_response_bytes")
     HOLD_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
     STORED_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     STORED_RESPONSE_CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MAX_STORED_RESPONSE_BYTES_FIELD_NUMBER: _ClassVar[int]
     hold: Hold
     replayed: bool
     stored_response: bytes
     stored_response_content_type: str
-    def __init__(self, hold: _Optional[_Union[Hold, _Mapping]] = ..., replayed: _Optional[bool] = ..., stored_response: _Optional[bytes] = ..., stored_response_content_type: _Optional[str] = ...) -> None: ...
+    max_stored_response_bytes: int
+    def __init__(self, hold: _Optional[_Union[Hold, _Mapping]] = ..., replayed: _Optional[bool] = ..., stored_response: _Optional[bytes] = ..., stored_response_content_type: _Optional[str] = ..., max_stored_response_bytes: _Optional[int] = ...) -> None: ...
 
 class CommitRequest(_message.Message):
     __slots__ = ("hold_id", "items", "response_body", "response_content_type")
@@ -215,6 +229,20 @@ class ReleaseResponse(_message.Message):
     HOLD_FIELD_NUMBER: _ClassVar[int]
     hold: Hold
     def __init__(self, hold: _Optional[_Union[Hold, _Mapping]] = ...) -> None: ...
+
+class RenewHoldsRequest(_message.Message):
+    __slots__ = ("hold_ids", "ttl_seconds")
+    HOLD_IDS_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    hold_ids: _containers.RepeatedScalarFieldContainer[str]
+    ttl_seconds: int
+    def __init__(self, hold_ids: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class RenewHoldsResponse(_message.Message):
+    __slots__ = ("holds",)
+    HOLDS_FIELD_NUMBER: _ClassVar[int]
+    holds: _containers.RepeatedCompositeFieldContainer[Hold]
+    def __init__(self, holds: _Optional[_Iterable[_Union[Hold, _Mapping]]] = ...) -> None: ...
 
 class GetBalanceRequest(_message.Message):
     __slots__ = ("user_id",)
@@ -599,7 +627,7 @@ class RevokeOwnApiKeyResponse(_message.Message):
     def __init__(self, api_key: _Optional[_Union[ApiKey, _Mapping]] = ...) -> None: ...
 
 class Price(_message.Message):
-    __slots__ = ("operation", "model", "method", "unit", "amount_mc", "minimum_mc", "premium_only")
+    __slots__ = ("operation", "model", "method", "unit", "amount_mc", "minimum_mc", "premium_only", "fallback")
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -607,6 +635,7 @@ class Price(_message.Message):
     AMOUNT_MC_FIELD_NUMBER: _ClassVar[int]
     MINIMUM_MC_FIELD_NUMBER: _ClassVar[int]
     PREMIUM_ONLY_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     operation: Operation
     model: str
     method: str
@@ -614,7 +643,8 @@ class Price(_message.Message):
     amount_mc: int
     minimum_mc: int
     premium_only: bool
-    def __init__(self, operation: _Optional[_Union[Operation, str]] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., unit: _Optional[_Union[PriceUnit, str]] = ..., amount_mc: _Optional[int] = ..., minimum_mc: _Optional[int] = ..., premium_only: _Optional[bool] = ...) -> None: ...
+    fallback: bool
+    def __init__(self, operation: _Optional[_Union[Operation, str]] = ..., model: _Optional[str] = ..., method: _Optional[str] = ..., unit: _Optional[_Union[PriceUnit, str]] = ..., amount_mc: _Optional[int] = ..., minimum_mc: _Optional[int] = ..., premium_only: _Optional[bool] = ..., fallback: _Optional[bool] = ...) -> None: ...
 
 class BulkDiscount(_message.Message):
     __slots__ = ("min_credits", "percent")
@@ -635,3 +665,59 @@ class GetPriceTableResponse(_message.Message):
     prices: _containers.RepeatedCompositeFieldContainer[Price]
     bulk_discounts: _containers.RepeatedCompositeFieldContainer[BulkDiscount]
     def __init__(self, prices: _Optional[_Iterable[_Union[Price, _Mapping]]] = ..., bulk_discounts: _Optional[_Iterable[_Union[BulkDiscount, _Mapping]]] = ...) -> None: ...
+
+class AcquireLeaseRequest(_message.Message):
+    __slots__ = ("user_id", "target_mc", "minimum_mc", "ttl_seconds")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MC_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_MC_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    target_mc: int
+    minimum_mc: int
+    ttl_seconds: int
+    def __init__(self, user_id: _Optional[str] = ..., target_mc: _Optional[int] = ..., minimum_mc: _Optional[int] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class AcquireLeaseResponse(_message.Message):
+    __slots__ = ("lease", "available_mc")
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_MC_FIELD_NUMBER: _ClassVar[int]
+    lease: Hold
+    available_mc: int
+    def __init__(self, lease: _Optional[_Union[Hold, _Mapping]] = ..., available_mc: _Optional[int] = ...) -> None: ...
+
+class LeaseCharge(_message.Message):
+    __slots__ = ("hold_id", "request_id", "items", "max_mc")
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MC_FIELD_NUMBER: _ClassVar[int]
+    hold_id: str
+    request_id: str
+    items: _containers.RepeatedCompositeFieldContainer[ChargeItem]
+    max_mc: int
+    def __init__(self, hold_id: _Optional[str] = ..., request_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[ChargeItem, _Mapping]]] = ..., max_mc: _Optional[int] = ...) -> None: ...
+
+class ChargeLeasesRequest(_message.Message):
+    __slots__ = ("charges",)
+    CHARGES_FIELD_NUMBER: _ClassVar[int]
+    charges: _containers.RepeatedCompositeFieldContainer[LeaseCharge]
+    def __init__(self, charges: _Optional[_Iterable[_Union[LeaseCharge, _Mapping]]] = ...) -> None: ...
+
+class LeaseChargeResult(_message.Message):
+    __slots__ = ("request_id", "charged_mc", "late")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    CHARGED_MC_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    charged_mc: int
+    late: bool
+    def __init__(self, request_id: _Optional[str] = ..., charged_mc: _Optional[int] = ..., late: _Optional[bool] = ...) -> None: ...
+
+class ChargeLeasesResponse(_message.Message):
+    __slots__ = ("results", "leases")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[LeaseChargeResult]
+    leases: _containers.RepeatedCompositeFieldContainer[Hold]
+    def __init__(self, results: _Optional[_Iterable[_Union[LeaseChargeResult, _Mapping]]] = ..., leases: _Optional[_Iterable[_Union[Hold, _Mapping]]] = ...) -> None: ...

@@ -30,7 +30,10 @@ class AccountsServiceStub:
 
     Credits are integer milli-credits (1 credit = 1000 mc = $0.01). Work is metered with holds: the edge
     reserves the quoted cost before work starts, commits the real cost after (never more than the hold),
-    and releases the hold when the work fails. Holds never settled expire and are released.
+    and releases the hold when the work fails. Holds live a short time (the service's hold TTL) unless
+    renewed: the edge renews the holds of its running work (RenewHolds), so the holds of an edge that died
+    free themselves soon. Commit and Release are idempotent: repeating a settlement answers OK and changes
+    nothing, so an edge can retry one whose answer it never got.
 
     RPCs marked "admin" require the `x-univence-admin-token` metadata when the service has an admin token
     configured. RPCs marked "self-service" back the edge's sign-up, login and account pages: they prove who
@@ -69,6 +72,11 @@ class AccountsServiceStub:
                 request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ReleaseRequest.SerializeToString,
                 response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ReleaseResponse.FromString,
                 _registered_method=True)
+        self.RenewHolds = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/RenewHolds',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RenewHoldsRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RenewHoldsResponse.FromString,
+                _registered_method=True)
         self.GetBalance = channel.unary_unary(
                 '/univence.accounts.v1.AccountsService/GetBalance',
                 request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetBalanceRequest.SerializeToString,
@@ -78,6 +86,11 @@ class AccountsServiceStub:
                 '/univence.accounts.v1.AccountsService/ListLedgerEntries',
                 request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ListLedgerEntriesRequest.SerializeToString,
                 response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ListLedgerEntriesResponse.FromString,
+                _registered_method=True)
+        self.WatchRevocations = channel.unary_stream(
+                '/univence.accounts.v1.AccountsService/WatchRevocations',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsResponse.FromString,
                 _registered_method=True)
         self.CreateUser = channel.unary_unary(
                 '/univence.accounts.v1.AccountsService/CreateUser',
@@ -174,6 +187,16 @@ class AccountsServiceStub:
                 request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableRequest.SerializeToString,
                 response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableResponse.FromString,
                 _registered_method=True)
+        self.AcquireLease = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/AcquireLease',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.AcquireLeaseRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.AcquireLeaseResponse.FromString,
+                _registered_method=True)
+        self.ChargeLeases = channel.unary_unary(
+                '/univence.accounts.v1.AccountsService/ChargeLeases',
+                request_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ChargeLeasesRequest.SerializeToString,
+                response_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ChargeLeasesResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServiceServicer:
@@ -181,7 +204,10 @@ class AccountsServiceServicer:
 
     Credits are integer milli-credits (1 credit = 1000 mc = $0.01). Work is metered with holds: the edge
     reserves the quoted cost before work starts, commits the real cost after (never more than the hold),
-    and releases the hold when the work fails. Holds never settled expire and are released.
+    and releases the hold when the work fails. Holds live a short time (the service's hold TTL) unless
+    renewed: the edge renews the holds of its running work (RenewHolds), so the holds of an edge that died
+    free themselves soon. Commit and Release are idempotent: repeating a settlement answers OK and changes
+    nothing, so an edge can retry one whose answer it never got.
 
     RPCs marked "admin" require the `x-univence-admin-token` metadata when the service has an admin token
     configured. RPCs marked "self-service" back the edge's sign-up, login and account pages: they prove who
@@ -211,14 +237,24 @@ class AccountsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Commit(self, request, context):
-        """Charges the real cost of the work a hold covered and frees the rest of the hold.
+        """Charges the real cost of the work a hold covered and frees the rest of the hold. Committing a
+        committed hold answers the first commit's result; committing a hold that expired (its edge could not
+        reach the service in time) charges at most what the user has free, never more.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Release(self, request, context):
-        """Frees a hold without charging anything.
+        """Frees a hold without charging anything; releasing a settled hold answers it as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewHolds(self, request, context):
+        """Extends the life of unsettled holds (the edge's keeper, for its running work); holds already settled
+        or expired are answered as they are and stay so.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -233,6 +269,17 @@ class AccountsServiceServicer:
 
     def ListLedgerEntries(self, request, context):
         """A user's ledger, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRevocations(self, request, context):
+        """For the edge: which users' credentials changed (an API key revoked, the user disabled or enabled,
+        premium changed, a session revoked, the password changed), so it drops its cached authentications of
+        them at once. Changes made on any replica sharing the database arrive within about a second. The
+        first message comes as soon as the subscription is in place; a heartbeat follows whenever nothing
+        changed for `heartbeat_seconds`. A subscriber must not serve from its cache while not subscribed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -377,6 +424,24 @@ class AccountsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AcquireLease(self, request, context):
+        """Takes a credit lease: one hold of min(free balance, target_mc) that an edge spends from in memory
+        and reports with ChargeLeases. It is a hold like any other: RenewHolds keeps it, Release returns
+        what is left of it, and it expires by itself when its edge stops renewing it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChargeLeases(self, request, context):
+        """Charges requests an edge served from its leases, each with its own ledger entry, in one transaction;
+        idempotent per request_id. A charge never exceeds what its lease still holds, or, once the lease is
+        released or expired, what the user has free.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -405,6 +470,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ReleaseRequest.FromString,
                     response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ReleaseResponse.SerializeToString,
             ),
+            'RenewHolds': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewHolds,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RenewHoldsRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.RenewHoldsResponse.SerializeToString,
+            ),
             'GetBalance': grpc.unary_unary_rpc_method_handler(
                     servicer.GetBalance,
                     request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetBalanceRequest.FromString,
@@ -414,6 +484,11 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     servicer.ListLedgerEntries,
                     request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ListLedgerEntriesRequest.FromString,
                     response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ListLedgerEntriesResponse.SerializeToString,
+            ),
+            'WatchRevocations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRevocations,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsResponse.SerializeToString,
             ),
             'CreateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUser,
@@ -510,6 +585,16 @@ def add_AccountsServiceServicer_to_server(servicer, server):
                     request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableRequest.FromString,
                     response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableResponse.SerializeToString,
             ),
+            'AcquireLease': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcquireLease,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.AcquireLeaseRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.AcquireLeaseResponse.SerializeToString,
+            ),
+            'ChargeLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChargeLeases,
+                    request_deserializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ChargeLeasesRequest.FromString,
+                    response_serializer=univence_dot_accounts_dot_v1_dot_accounts__pb2.ChargeLeasesResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'univence.accounts.v1.AccountsService', rpc_method_handlers)
@@ -523,7 +608,10 @@ class AccountsService:
 
     Credits are integer milli-credits (1 credit = 1000 mc = $0.01). Work is metered with holds: the edge
     reserves the quoted cost before work starts, commits the real cost after (never more than the hold),
-    and releases the hold when the work fails. Holds never settled expire and are released.
+    and releases the hold when the work fails. Holds live a short time (the service's hold TTL) unless
+    renewed: the edge renews the holds of its running work (RenewHolds), so the holds of an edge that died
+    free themselves soon. Commit and Release are idempotent: repeating a settlement answers OK and changes
+    nothing, so an edge can retry one whose answer it never got.
 
     RPCs marked "admin" require the `x-univence-admin-token` metadata when the service has an admin token
     configured. RPCs marked "self-service" back the edge's sign-up, login and account pages: they prove who
@@ -667,6 +755,33 @@ class AccountsService:
             _registered_method=True)
 
     @staticmethod
+    def RenewHolds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/RenewHolds',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.RenewHoldsRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.RenewHoldsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetBalance(request,
             target,
             options=(),
@@ -710,6 +825,33 @@ class AccountsService:
             '/univence.accounts.v1.AccountsService/ListLedgerEntries',
             univence_dot_accounts_dot_v1_dot_accounts__pb2.ListLedgerEntriesRequest.SerializeToString,
             univence_dot_accounts_dot_v1_dot_accounts__pb2.ListLedgerEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/WatchRevocations',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.WatchRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1223,6 +1365,60 @@ class AccountsService:
             '/univence.accounts.v1.AccountsService/GetPriceTable',
             univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableRequest.SerializeToString,
             univence_dot_accounts_dot_v1_dot_accounts__pb2.GetPriceTableResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcquireLease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/AcquireLease',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.AcquireLeaseRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.AcquireLeaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChargeLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.accounts.v1.AccountsService/ChargeLeases',
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.ChargeLeasesRequest.SerializeToString,
+            univence_dot_accounts_dot_v1_dot_accounts__pb2.ChargeLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1funivence/common/v1/common.proto\x12\x12univence.common.v1\"<\n\x08Progress\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x05\x12\r\n\x05stage\x18\x03 \x01(\t\"\xfc\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x14\n\x0ctask_default\x18\x05 \x01(\x08\x12\x0f\n\x07runs_on\x18\x06 \x01(\t\x12\r\n\x05sizes\x18\x07 \x03(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_size\x18\x08 \x01(\t\x12\x39\n\x06limits\x18\t \x03(\x0b\x32).univence.common.v1.ModelInfo.LimitsEntry\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x17\n\x15GetServiceInfoRequest\"\xa4\x02\n\x16GetServiceInfoResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12-\n\x06models\x18\x04 \x03(\x0b\x32\x1d.univence.common.v1.ModelInfo\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x12\n\nload_error\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x46\n\x06limits\x18\x08 \x03(\x0b\x32\x36.univence.common.v1.GetServiceInfoResponse.LimitsEntry\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\xf2\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x45RROR_REASON_INVALID_REQUEST\x10\x01\x12&\n\"ERROR_REASON_AUTHENTICATION_FAILED\x10\x02\x12%\n!ERROR_REASON_INSUFFICIENT_CREDITS\x10\x03\x12!\n\x1d\x45RROR_REASON_PREMIUM_REQUIRED\x10\x04\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x05\x12\"\n\x1e\x45RROR_REASON_PAYLOAD_TOO_LARGE\x10\x06\x12\x1b\n\x17\x45RROR_REASON_QUEUE_FULL\x10\x07\x12\"\n\x1e\x45RROR_REASON_PROCESSING_FAILED\x10\x08\x12\"\n\x1e\x45RROR_REASON_MODEL_UNAVAILABLE\x10\t\x12%\n!ERROR_REASON_IDEMPOTENCY_CONFLICT\x10\n\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x0b\x12\"\n\x1e\x45RROR_REASON_DEADLINE_EXCEEDED\x10\x0c\x12\x1d\n\x19\x45RROR_REASON_RATE_LIMITED\x10\r*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03*\xb1\x01\n\x0b\x41udioFormat\x12\x1c\n\x18\x41UDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIO_FORMAT_WAV\x10\x01\x12\x14\n\x10\x41UDIO_FORMAT_MP3\x10\x02\x12\x15\n\x11\x41UDIO_FORMAT_FLAC\x10\x03\x12\x15\n\x11\x41UDIO_FORMAT_OPUS\x10\x04\x12\x14\n\x10\x41UDIO_FORMAT_AAC\x10\x05\x12\x14\n\x10\x41UDIO_FORMAT_PCM\x10\x06\x32}\n\x12ServiceInfoService\x12g\n\x0eGetServiceInfo\x12).univence.common.v1.GetServiceInfoRequest\x1a*.univence.common.v1.GetServiceInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1funivence/common/v1/common.proto\x12\x12univence.common.v1\"T\n\x08Progress\x12\x0c\n\x04step\x18\x01 \x01(\x05\x12\x13\n\x0btotal_steps\x18\x02 \x01(\x05\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x16\n\x0equeue_position\x18\x04 \x01(\x05\"\xfc\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x14\n\x0ctask_default\x18\x05 \x01(\x08\x12\x0f\n\x07runs_on\x18\x06 \x01(\t\x12\r\n\x05sizes\x18\x07 \x03(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_size\x18\x08 \x01(\t\x12\x39\n\x06limits\x18\t \x03(\x0b\x32).univence.common.v1.ModelInfo.LimitsEntry\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x17\n\x15GetServiceInfoRequest\"\xa4\x02\n\x16GetServiceInfoResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07profile\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12-\n\x06models\x18\x04 \x03(\x0b\x32\x1d.univence.common.v1.ModelInfo\x12\r\n\x05ready\x18\x05 \x01(\x08\x12\x12\n\nload_error\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\t\x12\x46\n\x06limits\x18\x08 \x03(\x0b\x32\x36.univence.common.v1.GetServiceInfoResponse.LimitsEntry\x1a-\n\x0bLimitsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01*\xf2\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x45RROR_REASON_INVALID_REQUEST\x10\x01\x12&\n\"ERROR_REASON_AUTHENTICATION_FAILED\x10\x02\x12%\n!ERROR_REASON_INSUFFICIENT_CREDITS\x10\x03\x12!\n\x1d\x45RROR_REASON_PREMIUM_REQUIRED\x10\x04\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x05\x12\"\n\x1e\x45RROR_REASON_PAYLOAD_TOO_LARGE\x10\x06\x12\x1b\n\x17\x45RROR_REASON_QUEUE_FULL\x10\x07\x12\"\n\x1e\x45RROR_REASON_PROCESSING_FAILED\x10\x08\x12\"\n\x1e\x45RROR_REASON_MODEL_UNAVAILABLE\x10\t\x12%\n!ERROR_REASON_IDEMPOTENCY_CONFLICT\x10\n\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x0b\x12\"\n\x1e\x45RROR_REASON_DEADLINE_EXCEEDED\x10\x0c\x12\x1d\n\x19\x45RROR_REASON_RATE_LIMITED\x10\r*o\n\x0bImageFormat\x12\x1c\n\x18IMAGE_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x01\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x02\x12\x15\n\x11IMAGE_FORMAT_WEBP\x10\x03*\xb1\x01\n\x0b\x41udioFormat\x12\x1c\n\x18\x41UDIO_FORMAT_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41UDIO_FORMAT_WAV\x10\x01\x12\x14\n\x10\x41UDIO_FORMAT_MP3\x10\x02\x12\x15\n\x11\x41UDIO_FORMAT_FLAC\x10\x03\x12\x15\n\x11\x41UDIO_FORMAT_OPUS\x10\x04\x12\x14\n\x10\x41UDIO_FORMAT_AAC\x10\x05\x12\x14\n\x10\x41UDIO_FORMAT_PCM\x10\x06\x32}\n\x12ServiceInfoService\x12g\n\x0eGetServiceInfo\x12).univence.common.v1.GetServiceInfoRequest\x1a*.univence.common.v1.GetServiceInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,24 +35,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFO_LIMITSENTRY']._serialized_options = b'8\001'
   _globals['_GETSERVICEINFORESPONSE_LIMITSENTRY']._loaded_options = None
   _globals['_GETSERVICEINFORESPONSE_LIMITSENTRY']._serialized_options = b'8\001'
-  _globals['_ERRORREASON']._serialized_start=693
-  _globals['_ERRORREASON']._serialized_end=1191
-  _globals['_IMAGEFORMAT']._serialized_start=1193
-  _globals['_IMAGEFORMAT']._serialized_end=1304
-  _globals['_AUDIOFORMAT']._serialized_start=1307
-  _globals['_AUDIOFORMAT']._serialized_end=1484
+  _globals['_ERRORREASON']._serialized_start=717
+  _globals['_ERRORREASON']._serialized_end=1215
+  _globals['_IMAGEFORMAT']._serialized_start=1217
+  _globals['_IMAGEFORMAT']._serialized_end=1328
+  _globals['_AUDIOFORMAT']._serialized_start=1331
+  _globals['_AUDIOFORMAT']._serialized_end=1508
   _globals['_PROGRESS']._serialized_start=55
-  _globals['_PROGRESS']._serialized_end=115
-  _globals['_MODELINFO']._serialized_start=118
-  _globals['_MODELINFO']._serialized_end=370
-  _globals['_MODELINFO_LIMITSENTRY']._serialized_start=325
-  _globals['_MODELINFO_LIMITSENTRY']._serialized_end=370
-  _globals['_GETSERVICEINFOREQUEST']._serialized_start=372
-  _globals['_GETSERVICEINFOREQUEST']._serialized_end=395
-  _globals['_GETSERVICEINFORESPONSE']._serialized_start=398
-  _globals['_GETSERVICEINFORESPONSE']._serialized_end=690
-  _globals['_GETSERVICEINFORESPONSE_LIMITSENTRY']._serialized_start=325
-  _globals['_GETSERVICEINFORESPONSE_LIMITSENTRY']._serialized_end=370
-  _globals['_SERVICEINFOSERVICE']._serialized_start=1486
-  _globals['_SERVICEINFOSERVICE']._serialized_end=1611
+  _globals['_PROGRESS']._serialized_end=139
+  _globals['_MODELINFO']._serialized_start=142
+  _globals['_MODELINFO']._serialized_end=394
+  _globals['_MODELINFO_LIMITSENTRY']._serialized_start=349
+  _globals['_MODELINFO_LIMITSENTRY']._serialized_end=394
+  _globals['_GETSERVICEINFOREQUEST']._serialized_start=396
+  _globals['_GETSERVICEINFOREQUEST']._serialized_end=419
+  _globals['_GETSERVICEINFORESPONSE']._serialized_start=422
+  _globals['_GETSERVICEINFORESPONSE']._serialized_end=714
+  _globals['_GETSERVICEINFORESPONSE_LIMITSENTRY']._serialized_start=349
+  _globals['_GETSERVICEINFORESPONSE_LIMITSENTRY']._serialized_end=394
+  _globals['_SERVICEINFOSERVICE']._serialized_start=1510
+  _globals['_SERVICEINFOSERVICE']._serialized_end=1635
 # @@protoc_insertion_point(module_scope)

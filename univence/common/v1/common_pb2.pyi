@@ -67,14 +67,16 @@ AUDIO_FORMAT_AAC: AudioFormat
 AUDIO_FORMAT_PCM: AudioFormat
 
 class Progress(_message.Message):
-    __slots__ = ("step", "total_steps", "stage")
+    __slots__ = ("step", "total_steps", "stage", "queue_position")
     STEP_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_POSITION_FIELD_NUMBER: _ClassVar[int]
     step: int
     total_steps: int
     stage: str
-    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., stage: _Optional[str] = ...) -> None: ...
+    queue_position: int
+    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., stage: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("id", "aliases", "task", "source", "task_default", "runs_on", "sizes", "default_size", "limits")

@@ -22,39 +22,69 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from univence.common.v1 import common_pb2 as univence_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/media/v1/media.proto\x12\x11univence.media.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1funivence/common/v1/common.proto\"\xde\x01\n\x05Media\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\"\xb1\x01\n\x12\x43reateMediaRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x12\n\x05width\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06height\x18\x06 \x01(\x05H\x01\x88\x01\x01\x42\x08\n\x06_widthB\t\n\x07_height\">\n\x13\x43reateMediaResponse\x12\'\n\x05media\x18\x01 \x01(\x0b\x32\x18.univence.media.v1.Media\"\x9b\x01\n\x0fGetMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12/\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.univence.common.v1.ImageFormat\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x13\n\x06length\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rmetadata_only\x18\x05 \x01(\x08\x42\t\n\x07_length\"Y\n\x10GetMediaResponse\x12)\n\x05media\x18\x01 \x01(\x0b\x32\x18.univence.media.v1.MediaH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\xc7\x01\n\x10ListMediaRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12+\n\x05order\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.SortOrder\x12\x16\n\tpage_size\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x42\x0c\n\n_page_size\"i\n\x11ListMediaResponse\x12\'\n\x05media\x18\x01 \x03(\x0b\x32\x18.univence.media.v1.Media\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"8\n\x12\x44\x65leteMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteMediaResponse*i\n\tMediaKind\x12\x1a\n\x16MEDIA_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MEDIA_KIND_IMAGE\x10\x01\x12\x14\n\x10MEDIA_KIND_VIDEO\x10\x02\x12\x14\n\x10MEDIA_KIND_AUDIO\x10\x03*a\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x1b\n\x17SORT_ORDER_NEWEST_FIRST\x10\x01\x12\x1b\n\x17SORT_ORDER_OLDEST_FIRST\x10\x02\x32\xf9\x02\n\x0cMediaService\x12\\\n\x0b\x43reateMedia\x12%.univence.media.v1.CreateMediaRequest\x1a&.univence.media.v1.CreateMediaResponse\x12U\n\x08GetMedia\x12\".univence.media.v1.GetMediaRequest\x1a#.univence.media.v1.GetMediaResponse0\x01\x12V\n\tListMedia\x12#.univence.media.v1.ListMediaRequest\x1a$.univence.media.v1.ListMediaResponse\x12\\\n\x0b\x44\x65leteMedia\x12%.univence.media.v1.DeleteMediaRequest\x1a&.univence.media.v1.DeleteMediaResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/media/v1/media.proto\x12\x11univence.media.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1funivence/common/v1/common.proto\"\xde\x01\n\x05Media\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12*\n\x04kind\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12\x11\n\tmime_type\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\"\xb1\x01\n\x12\x43reateMediaRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x12\n\x05width\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06height\x18\x06 \x01(\x05H\x01\x88\x01\x01\x42\x08\n\x06_widthB\t\n\x07_height\">\n\x13\x43reateMediaResponse\x12\'\n\x05media\x18\x01 \x01(\x0b\x32\x18.univence.media.v1.Media\"\x9b\x01\n\x0fGetMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12/\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1f.univence.common.v1.ImageFormat\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x13\n\x06length\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rmetadata_only\x18\x05 \x01(\x08\x42\t\n\x07_length\"Y\n\x10GetMediaResponse\x12)\n\x05media\x18\x01 \x01(\x0b\x32\x18.univence.media.v1.MediaH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\xc7\x01\n\x10ListMediaRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12*\n\x04kind\x18\x02 \x01(\x0e\x32\x1c.univence.media.v1.MediaKind\x12+\n\x05order\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.SortOrder\x12\x16\n\tpage_size\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x42\x0c\n\n_page_size\"i\n\x11ListMediaResponse\x12\'\n\x05media\x18\x01 \x03(\x0b\x32\x18.univence.media.v1.Media\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"8\n\x12\x44\x65leteMediaRequest\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"\x15\n\x13\x44\x65leteMediaResponse\"\xfb\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\'\n\x06params\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12,\n\x06status\x18\x05 \x01(\x0e\x32\x1c.univence.media.v1.JobStatus\x12\x10\n\x08progress\x18\x06 \x01(\x05\x12\x16\n\x0equeue_position\x18\x07 \x01(\x05\x12\x18\n\x10result_media_ids\x18\x08 \x03(\t\x12!\n\x05\x65rror\x18\t \x01(\x0b\x32\x12.google.rpc.Status\x12\x0f\n\x07hold_id\x18\n \x01(\t\x12\x11\n\trunner_id\x18\x0b \x01(\t\x12/\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11lease_expire_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13request_fingerprint\x18\x10 \x01(\t\"\xe3\x01\n\x10\x43reateJobRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07hold_id\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x11\n\trunner_id\x18\x06 \x01(\t\x12\x1a\n\rlease_seconds\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x1b\n\x13request_fingerprint\x18\x08 \x01(\tB\x10\n\x0e_lease_seconds\"I\n\x11\x43reateJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x16.univence.media.v1.Job\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"J\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"5\n\x0eGetJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x16.univence.media.v1.Job\"\xbe\x01\n\x0fListJobsRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12+\n\x05order\x18\x03 \x01(\x0e\x32\x1c.univence.media.v1.SortOrder\x12\x16\n\tpage_size\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x05 \x01(\t\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x12\x14\n\x0c\x61\x66ter_job_id\x18\x07 \x01(\tB\x0c\n\n_page_size\"e\n\x10ListJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.univence.media.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\xa2\x02\n\x10UpdateJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\trunner_id\x18\x02 \x01(\t\x12\x1a\n\rlease_seconds\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12,\n\x06status\x18\x04 \x01(\x0e\x32\x1c.univence.media.v1.JobStatus\x12\x15\n\x08progress\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x1b\n\x0equeue_position\x18\x06 \x01(\x05H\x02\x88\x01\x01\x12\x18\n\x10result_media_ids\x18\x07 \x03(\t\x12!\n\x05\x65rror\x18\x08 \x01(\x0b\x32\x12.google.rpc.StatusB\x10\n\x0e_lease_secondsB\x0b\n\t_progressB\x11\n\x0f_queue_position\"F\n\x11UpdateJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x16.univence.media.v1.Job\x12\x0c\n\x04stop\x18\x02 \x01(\x08\"4\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"8\n\x11\x43\x61ncelJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x16.univence.media.v1.Job\"4\n\x10\x44\x65leteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\"8\n\x11\x44\x65leteJobResponse\x12#\n\x03job\x18\x01 \x01(\x0b\x32\x16.univence.media.v1.Job*~\n\tMediaKind\x12\x1a\n\x16MEDIA_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10MEDIA_KIND_IMAGE\x10\x01\x12\x14\n\x10MEDIA_KIND_VIDEO\x10\x02\x12\x14\n\x10MEDIA_KIND_AUDIO\x10\x03\x12\x13\n\x0fMEDIA_KIND_DATA\x10\x04*a\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x1b\n\x17SORT_ORDER_NEWEST_FIRST\x10\x01\x12\x1b\n\x17SORT_ORDER_OLDEST_FIRST\x10\x02*\xa5\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATUS_QUEUED\x10\x01\x12\x1a\n\x16JOB_STATUS_IN_PROGRESS\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04\x12\x18\n\x14JOB_STATUS_CANCELLED\x10\x05\x32\xfd\x06\n\x0cMediaService\x12\\\n\x0b\x43reateMedia\x12%.univence.media.v1.CreateMediaRequest\x1a&.univence.media.v1.CreateMediaResponse\x12U\n\x08GetMedia\x12\".univence.media.v1.GetMediaRequest\x1a#.univence.media.v1.GetMediaResponse0\x01\x12V\n\tListMedia\x12#.univence.media.v1.ListMediaRequest\x1a$.univence.media.v1.ListMediaResponse\x12\\\n\x0b\x44\x65leteMedia\x12%.univence.media.v1.DeleteMediaRequest\x1a&.univence.media.v1.DeleteMediaResponse\x12V\n\tCreateJob\x12#.univence.media.v1.CreateJobRequest\x1a$.univence.media.v1.CreateJobResponse\x12M\n\x06GetJob\x12 .univence.media.v1.GetJobRequest\x1a!.univence.media.v1.GetJobResponse\x12S\n\x08ListJobs\x12\".univence.media.v1.ListJobsRequest\x1a#.univence.media.v1.ListJobsResponse\x12V\n\tUpdateJob\x12#.univence.media.v1.UpdateJobRequest\x1a$.univence.media.v1.UpdateJobResponse\x12V\n\tCancelJob\x12#.univence.media.v1.CancelJobRequest\x1a$.univence.media.v1.CancelJobResponse\x12V\n\tDeleteJob\x12#.univence.media.v1.DeleteJobRequest\x1a$.univence.media.v1.DeleteJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'univence.media.v1.media_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEDIAKIND']._serialized_start=1226
-  _globals['_MEDIAKIND']._serialized_end=1331
-  _globals['_SORTORDER']._serialized_start=1333
-  _globals['_SORTORDER']._serialized_end=1430
-  _globals['_MEDIA']._serialized_start=119
-  _globals['_MEDIA']._serialized_end=341
-  _globals['_CREATEMEDIAREQUEST']._serialized_start=344
-  _globals['_CREATEMEDIAREQUEST']._serialized_end=521
-  _globals['_CREATEMEDIARESPONSE']._serialized_start=523
-  _globals['_CREATEMEDIARESPONSE']._serialized_end=585
-  _globals['_GETMEDIAREQUEST']._serialized_start=588
-  _globals['_GETMEDIAREQUEST']._serialized_end=743
-  _globals['_GETMEDIARESPONSE']._serialized_start=745
-  _globals['_GETMEDIARESPONSE']._serialized_end=834
-  _globals['_LISTMEDIAREQUEST']._serialized_start=837
-  _globals['_LISTMEDIAREQUEST']._serialized_end=1036
-  _globals['_LISTMEDIARESPONSE']._serialized_start=1038
-  _globals['_LISTMEDIARESPONSE']._serialized_end=1143
-  _globals['_DELETEMEDIAREQUEST']._serialized_start=1145
-  _globals['_DELETEMEDIAREQUEST']._serialized_end=1201
-  _globals['_DELETEMEDIARESPONSE']._serialized_start=1203
-  _globals['_DELETEMEDIARESPONSE']._serialized_end=1224
-  _globals['_MEDIASERVICE']._serialized_start=1433
-  _globals['_MEDIASERVICE']._serialized_end=1810
+  _globals['_MEDIAKIND']._serialized_start=3112
+  _globals['_MEDIAKIND']._serialized_end=3238
+  _globals['_SORTORDER']._serialized_start=3240
+  _globals['_SORTORDER']._serialized_end=3337
+  _globals['_JOBSTATUS']._serialized_start=3340
+  _globals['_JOBSTATUS']._serialized_end=3505
+  _globals['_MEDIA']._serialized_start=174
+  _globals['_MEDIA']._serialized_end=396
+  _globals['_CREATEMEDIAREQUEST']._serialized_start=399
+  _globals['_CREATEMEDIAREQUEST']._serialized_end=576
+  _globals['_CREATEMEDIARESPONSE']._serialized_start=578
+  _globals['_CREATEMEDIARESPONSE']._serialized_end=640
+  _globals['_GETMEDIAREQUEST']._serialized_start=643
+  _globals['_GETMEDIAREQUEST']._serialized_end=798
+  _globals['_GETMEDIARESPONSE']._serialized_start=800
+  _globals['_GETMEDIARESPONSE']._serialized_end=889
+  _globals['_LISTMEDIAREQUEST']._serialized_start=892
+  _globals['_LISTMEDIAREQUEST']._serialized_end=1091
+  _globals['_LISTMEDIARESPONSE']._serialized_start=1093
+  _globals['_LISTMEDIARESPONSE']._serialized_end=1198
+  _globals['_DELETEMEDIAREQUEST']._serialized_start=1200
+  _globals['_DELETEMEDIAREQUEST']._serialized_end=1256
+  _globals['_DELETEMEDIARESPONSE']._serialized_start=1258
+  _globals['_DELETEMEDIARESPONSE']._serialized_end=1279
+  _globals['_JOB']._serialized_start=1282
+  _globals['_JOB']._serialized_end=1789
+  _globals['_CREATEJOBREQUEST']._serialized_start=1792
+  _globals['_CREATEJOBREQUEST']._serialized_end=2019
+  _globals['_CREATEJOBRESPONSE']._serialized_start=2021
+  _globals['_CREATEJOBRESPONSE']._serialized_end=2094
+  _globals['_GETJOBREQUEST']._serialized_start=2096
+  _globals['_GETJOBREQUEST']._serialized_end=2170
+  _globals['_GETJOBRESPONSE']._serialized_start=2172
+  _globals['_GETJOBRESPONSE']._serialized_end=2225
+  _globals['_LISTJOBSREQUEST']._serialized_start=2228
+  _globals['_LISTJOBSREQUEST']._serialized_end=2418
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2420
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2521
+  _globals['_UPDATEJOBREQUEST']._serialized_start=2524
+  _globals['_UPDATEJOBREQUEST']._serialized_end=2814
+  _globals['_UPDATEJOBRESPONSE']._serialized_start=2816
+  _globals['_UPDATEJOBRESPONSE']._serialized_end=2886
+  _globals['_CANCELJOBREQUEST']._serialized_start=2888
+  _globals['_CANCELJOBREQUEST']._serialized_end=2940
+  _globals['_CANCELJOBRESPONSE']._serialized_start=2942
+  _globals['_CANCELJOBRESPONSE']._serialized_end=2998
+  _globals['_DELETEJOBREQUEST']._serialized_start=3000
+  _globals['_DELETEJOBREQUEST']._serialized_end=3052
+  _globals['_DELETEJOBRESPONSE']._serialized_start=3054
+  _globals['_DELETEJOBRESPONSE']._serialized_end=3110
+  _globals['_MEDIASERVICE']._serialized_start=3508
+  _globals['_MEDIASERVICE']._serialized_end=4401
 # @@protoc_insertion_point(module_scope)

@@ -58,6 +58,36 @@ class MediaServiceStub:
                 request_serializer=univence_dot_media_dot_v1_dot_media__pb2.DeleteMediaRequest.SerializeToString,
                 response_deserializer=univence_dot_media_dot_v1_dot_media__pb2.DeleteMediaResponse.FromString,
                 _registered_method=True)
+        self.CreateJob = channel.unary_unary(
+                '/univence.media.v1.MediaService/CreateJob',
+                request_serializer=univence_dot_media_dot_v1_dot_media__pb2.CreateJobRequest.SerializeToString,
+                response_deserializer=univence_dot_media_dot_v1_dot_media__pb2.CreateJobResponse.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/univence.media.v1.MediaService/GetJob',
+                request_serializer=univence_dot_media_dot_v1_dot_media__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=univence_dot_media_dot_v1_dot_media__pb2.GetJobResponse.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/univence.media.v1.MediaService/ListJobs',
+                request_serializer=univence_dot_media_dot_v1_dot_media__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=univence_dot_media_dot_v1_dot_media__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.UpdateJob = channel.unary_unary(
+                '/univence.media.v1.MediaService/UpdateJob',
+                request_serializer=univence_dot_media_dot_v1_dot_media__pb2.UpdateJobRequest.SerializeToString,
+                response_deserializer=univence_dot_media_dot_v1_dot_media__pb2.UpdateJobResponse.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/univence.media.v1.MediaService/CancelJob',
+                request_serializer=univence_dot_media_dot_v1_dot_media__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=univence_dot_media_dot_v1_dot_media__pb2.CancelJobResponse.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/univence.media.v1.MediaService/DeleteJob',
+                request_serializer=univence_dot_media_dot_v1_dot_media__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=univence_dot_media_dot_v1_dot_media__pb2.DeleteJobResponse.FromString,
+                _registered_method=True)
 
 
 class MediaServiceServicer:
@@ -96,6 +126,53 @@ class MediaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateJob(self, request, context):
+        """Creates a long job (a video, a song) for an owner, or returns the owner's job with the same
+        idempotency key. Jobs are the platform's: any edge replica reads any job from here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """Gets a job (only its owner's, when owner_id is set).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Lists an owner's jobs of one kind, newest or oldest first, with the total for pagination.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateJob(self, request, context):
+        """The runner's report: its heartbeat (renews its lease), progress, queue position, and the job's end.
+        The answer says whether the job was cancelled meanwhile, so a runner on any replica learns it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Cancels a job that has not ended: it ends CANCELLED at once and its runner stops at its next
+        heartbeat (the edge that runs it stops it at once).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Deletes an ended job (completed, failed or cancelled) and its outputs (the media files it names,
+        when they are its owner's): the job and its files are gone. A job still queued or running is
+        refused (FAILED_PRECONDITION): cancel it first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MediaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +195,36 @@ def add_MediaServiceServicer_to_server(servicer, server):
                     servicer.DeleteMedia,
                     request_deserializer=univence_dot_media_dot_v1_dot_media__pb2.DeleteMediaRequest.FromString,
                     response_serializer=univence_dot_media_dot_v1_dot_media__pb2.DeleteMediaResponse.SerializeToString,
+            ),
+            'CreateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJob,
+                    request_deserializer=univence_dot_media_dot_v1_dot_media__pb2.CreateJobRequest.FromString,
+                    response_serializer=univence_dot_media_dot_v1_dot_media__pb2.CreateJobResponse.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=univence_dot_media_dot_v1_dot_media__pb2.GetJobRequest.FromString,
+                    response_serializer=univence_dot_media_dot_v1_dot_media__pb2.GetJobResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=univence_dot_media_dot_v1_dot_media__pb2.ListJobsRequest.FromString,
+                    response_serializer=univence_dot_media_dot_v1_dot_media__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'UpdateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateJob,
+                    request_deserializer=univence_dot_media_dot_v1_dot_media__pb2.UpdateJobRequest.FromString,
+                    response_serializer=univence_dot_media_dot_v1_dot_media__pb2.UpdateJobResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=univence_dot_media_dot_v1_dot_media__pb2.CancelJobRequest.FromString,
+                    response_serializer=univence_dot_media_dot_v1_dot_media__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=univence_dot_media_dot_v1_dot_media__pb2.DeleteJobRequest.FromString,
+                    response_serializer=univence_dot_media_dot_v1_dot_media__pb2.DeleteJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -232,6 +339,168 @@ class MediaService:
             '/univence.media.v1.MediaService/DeleteMedia',
             univence_dot_media_dot_v1_dot_media__pb2.DeleteMediaRequest.SerializeToString,
             univence_dot_media_dot_v1_dot_media__pb2.DeleteMediaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.media.v1.MediaService/CreateJob',
+            univence_dot_media_dot_v1_dot_media__pb2.CreateJobRequest.SerializeToString,
+            univence_dot_media_dot_v1_dot_media__pb2.CreateJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.media.v1.MediaService/GetJob',
+            univence_dot_media_dot_v1_dot_media__pb2.GetJobRequest.SerializeToString,
+            univence_dot_media_dot_v1_dot_media__pb2.GetJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.media.v1.MediaService/ListJobs',
+            univence_dot_media_dot_v1_dot_media__pb2.ListJobsRequest.SerializeToString,
+            univence_dot_media_dot_v1_dot_media__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.media.v1.MediaService/UpdateJob',
+            univence_dot_media_dot_v1_dot_media__pb2.UpdateJobRequest.SerializeToString,
+            univence_dot_media_dot_v1_dot_media__pb2.UpdateJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.media.v1.MediaService/CancelJob',
+            univence_dot_media_dot_v1_dot_media__pb2.CancelJobRequest.SerializeToString,
+            univence_dot_media_dot_v1_dot_media__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/univence.media.v1.MediaService/DeleteJob',
+            univence_dot_media_dot_v1_dot_media__pb2.DeleteJobRequest.SerializeToString,
+            univence_dot_media_dot_v1_dot_media__pb2.DeleteJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

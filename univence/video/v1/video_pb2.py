@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from univence.common.v1 import common_pb2 as univence_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/video/v1/video.proto\x12\x11univence.video.v1\x1a\x1funivence/common/v1/common.proto\"\xa9\x02\n\x14GenerateVideoRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1c\n\x0fnegative_prompt\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x17\n\nnum_frames\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x31\n\nresolution\x18\x06 \x01(\x0e\x32\x1d.univence.video.v1.Resolution\x12\x0f\n\x07use_ode\x18\x07 \x01(\x08\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x03\x88\x01\x01\x42\x12\n\x10_negative_promptB\r\n\x0b_num_framesB\x16\n\x14_num_inference_stepsB\x07\n\x05_seed\"}\n\x0bVideoResult\x12\r\n\x05video\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x12\n\nnum_frames\x18\x03 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x02\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x0c\n\x04seed\x18\x07 \x01(\x03\"\x84\x01\n\x15GenerateVideoResponse\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.univence.common.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.univence.video.v1.VideoResultH\x00\x42\x07\n\x05\x65vent*h\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x13\n\x0fRESOLUTION_480P\x10\x01\x12\x13\n\x0fRESOLUTION_720P\x10\x02\x12\x14\n\x10RESOLUTION_1080P\x10\x03\x32t\n\x0cVideoService\x12\x64\n\rGenerateVideo\x12\'.univence.video.v1.GenerateVideoRequest\x1a(.univence.video.v1.GenerateVideoResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dunivence/video/v1/video.proto\x12\x11univence.video.v1\x1a\x1funivence/common/v1/common.proto\"\xa9\x02\n\x14GenerateVideoRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x1c\n\x0fnegative_prompt\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x17\n\nnum_frames\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12 \n\x13num_inference_steps\x18\x05 \x01(\x05H\x02\x88\x01\x01\x12\x31\n\nresolution\x18\x06 \x01(\x0e\x32\x1d.univence.video.v1.Resolution\x12\x0f\n\x07use_ode\x18\x07 \x01(\x08\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x03\x88\x01\x01\x42\x12\n\x10_negative_promptB\r\n\x0b_num_framesB\x16\n\x14_num_inference_stepsB\x07\n\x05_seed\"\x90\x01\n\x0bVideoResult\x12\r\n\x05video\x18\x01 \x01(\x0c\x12\x11\n\tmime_type\x18\x02 \x01(\t\x12\x12\n\nnum_frames\x18\x03 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x04 \x01(\x02\x12\r\n\x05width\x18\x05 \x01(\x05\x12\x0e\n\x06height\x18\x06 \x01(\x05\x12\x0c\n\x04seed\x18\x07 \x01(\x03\x12\x11\n\tthumbnail\x18\x08 \x01(\x0c\"\x84\x01\n\x15GenerateVideoResponse\x12\x30\n\x08progress\x18\x01 \x01(\x0b\x32\x1c.univence.common.v1.ProgressH\x00\x12\x30\n\x06result\x18\x02 \x01(\x0b\x32\x1e.univence.video.v1.VideoResultH\x00\x42\x07\n\x05\x65vent*h\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x13\n\x0fRESOLUTION_480P\x10\x01\x12\x13\n\x0fRESOLUTION_720P\x10\x02\x12\x14\n\x10RESOLUTION_1080P\x10\x03\x32t\n\x0cVideoService\x12\x64\n\rGenerateVideo\x12\'.univence.video.v1.GenerateVideoRequest\x1a(.univence.video.v1.GenerateVideoResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'univence.video.v1.video_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESOLUTION']._serialized_start=647
-  _globals['_RESOLUTION']._serialized_end=751
+  _globals['_RESOLUTION']._serialized_start=667
+  _globals['_RESOLUTION']._serialized_end=771
   _globals['_GENERATEVIDEOREQUEST']._serialized_start=86
   _globals['_GENERATEVIDEOREQUEST']._serialized_end=383
-  _globals['_VIDEORESULT']._serialized_start=385
-  _globals['_VIDEORESULT']._serialized_end=510
-  _globals['_GENERATEVIDEORESPONSE']._serialized_start=513
-  _globals['_GENERATEVIDEORESPONSE']._serialized_end=645
-  _globals['_VIDEOSERVICE']._serialized_start=753
-  _globals['_VIDEOSERVICE']._serialized_end=869
+  _globals['_VIDEORESULT']._serialized_start=386
+  _globals['_VIDEORESULT']._serialized_end=530
+  _globals['_GENERATEVIDEORESPONSE']._serialized_start=533
+  _globals['_GENERATEVIDEORESPONSE']._serialized_end=665
+  _globals['_VIDEOSERVICE']._serialized_start=773
+  _globals['_VIDEOSERVICE']._serialized_end=889
 # @@protoc_insertion_point(module_scope)

@@ -39,7 +39,7 @@ class GenerateVideoRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., prompt: _Optional[str] = ..., negative_prompt: _Optional[str] = ..., num_frames: _Optional[int] = ..., num_inference_steps: _Optional[int] = ..., resolution: _Optional[_Union[Resolution, str]] = ..., use_ode: _Optional[bool] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class VideoResult(_message.Message):
-    __slots__ = ("video", "mime_type", "num_frames", "fps", "width", "height", "seed")
+    __slots__ = ("video", "mime_type", "num_frames", "fps", "width", "height", "seed", "thumbnail")
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     MIME_TYPE_FIELD_NUMBER: _ClassVar[int]
     NUM_FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,7 @@ class VideoResult(_message.Message):
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
     video: bytes
     mime_type: str
     num_frames: int
@@ -54,7 +55,8 @@ class VideoResult(_message.Message):
     width: int
     height: int
     seed: int
-    def __init__(self, video: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., num_frames: _Optional[int] = ..., fps: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    thumbnail: bytes
+    def __init__(self, video: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., num_frames: _Optional[int] = ..., fps: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., seed: _Optional[int] = ..., thumbnail: _Optional[bytes] = ...) -> None: ...
 
 class GenerateVideoResponse(_message.Message):
     __slots__ = ("progress", "result")

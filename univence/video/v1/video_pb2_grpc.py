@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class VideoServiceStub:
-    """VideoService animates an image into a video (TurboDiffusion Wan2.2 I2V). The job streams its
-    progress and ends with one result message; an error before the first message is a call error.
+    """VideoService animates an image into a video (Wan2.2 I2V: TurboDiffusion on a GPU, or diffusers'
+    WanImageToVideoPipeline). The job streams its progress (queued with its queue position, then encoding
+    prompt, denoising step by step, decoding, encoding video) and ends with one result message; an
+    error before the first message is a call error.
     """
 
     def __init__(self, channel):
@@ -44,8 +46,10 @@ class VideoServiceStub:
 
 
 class VideoServiceServicer:
-    """VideoService animates an image into a video (TurboDiffusion Wan2.2 I2V). The job streams its
-    progress and ends with one result message; an error before the first message is a call error.
+    """VideoService animates an image into a video (Wan2.2 I2V: TurboDiffusion on a GPU, or diffusers'
+    WanImageToVideoPipeline). The job streams its progress (queued with its queue position, then encoding
+    prompt, denoising step by step, decoding, encoding video) and ends with one result message; an
+    error before the first message is a call error.
     """
 
     def GenerateVideo(self, request, context):
@@ -72,8 +76,10 @@ def add_VideoServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class VideoService:
-    """VideoService animates an image into a video (TurboDiffusion Wan2.2 I2V). The job streams its
-    progress and ends with one result message; an error before the first message is a call error.
+    """VideoService animates an image into a video (Wan2.2 I2V: TurboDiffusion on a GPU, or diffusers'
+    WanImageToVideoPipeline). The job streams its progress (queued with its queue position, then encoding
+    prompt, denoising step by step, decoding, encoding video) and ends with one result message; an
+    error before the first message is a call error.
     """
 
     @staticmethod
