@@ -13,14 +13,18 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from univence.imaging import ImageRejected
 
 log = logging.getLogger(__name__)
+# The methods a 405's Allow may name (RFC 9110's, less CONNECT and TRACE, which no route serves).
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class APIError(Exception):
@@ -97,7 +101,25 @@ def from_status(status: status_pb2.Status, fallback: str) -> APIError:
     info = status_error_info(status)
     if info is None:
         return APIError(500, status.message or fallback, "processing_error")
-    return from_reason(info.reason, status.message or fallback, info.metadata.get("param"))
+    error = from_reason(info.reason, status.message or fallback, info.metadata.get("param"))
+    error.code = info.metadata.get("code") or error.code
+    return error
+
+
+def to_status(error: APIError) -> status_pb2.Status:
+    """The google.rpc.Status that from_status reads back as `error` (its reason, message and param): how
+    a job keeps the error it failed with."""
+    reason = next((name for name, (status, type_, _) in _REASONS.items()
+                   if (status, type_) == (error.status, error.type)), "PROCESSING_FAILED")
+    info = error_details_pb2.ErrorInfo(reason=reason, domain="univence.com")
+    if error.param:
+        info.metadata["param"] = error.param
+    if error.code:
+        info.metadata["code"] = error.code
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    return status_pb2.Status(code=code_pb2.CANCELLED if error.code == "cancelled" else code_pb2.UNKNOWN,
+                             message=error.message, details=[detail])
 
 
 def service_unavailable(service: str) -> APIError:
@@ -167,9 +189,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(404, message, "invalid_request_error", None, "unknown_url")
         if exc.status_code == 405:
             message = f"Method {request.method} is not allowed for {request.url.path}"
-            # Starlette names the route's methods in exc.headers["Allow"] (RFC 9110 requires it on a 405).
+            headers = dict(getattr(exc, "headers", None) or {})
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
             return error_response(405, message, "invalid_request_error", None, "method_not_allowed",
-                                  headers=getattr(exc, "headers", None))
+                                  headers=headers)
         type_ = "processing_error" if exc.status_code >= 500 else "invalid_request_error"
         return error_response(exc.status_code, str(exc.detail), type_, headers=getattr(exc, "headers", None))
 
@@ -204,6 +227,20 @@ class ErrorResponse(BaseModel):
     """Every error the API returns has this shape."""
 
     error: ErrorBody
+
+
+def allowed_methods(request: Request) -> str:
+    """The `Allow` of a 405 (RFC 9110 requires it): every method some route serves at the request's path.
+    Starlette names only the methods of the first route whose path matched, so a path served by two
+    route objects (GET /login and POST /login) would list half of them; so each method is asked of
+    every route (`matches`, the router's own test) on a probe scope that leaves the request's alone."""
+    allowed = []
+    for method in HTTP_METHODS:
+        probe = {"type": "http", "path": request.scope["path"], "root_path": request.scope.get("root_path", ""),
+                 "method": method, "headers": [], "query_string": b""}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict]:

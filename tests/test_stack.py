@@ -1,6 +1,10 @@
 """The whole stack as an operator runs it: `univence up` (each service its own process, real gRPC),
 keys made with the `univence accounts` CLI, the official openai SDK against the edge, reflection and
-health on every service, and the supervisor restarting a service that dies."""
+health on every service, and the supervisor restarting a service that dies.
+
+The stack runs on moved ports set only as each service's own port (`UNIVENCE_<NAME>_PORT`): the edge
+and the CLI find them without address settings. Its data folder is UNIVENCE_HOME, and the CLI runs in
+another directory with no flags: it finds the accounts service and its generated admin token."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from tests.support.platform import free_port
 from univence import registry
+from univence.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from univence.cli.services import available_modalities
 
 RUNNING = ["accounts", "media", *available_modalities()]
@@ -31,11 +36,8 @@ def stack(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stack")
     ports = {name: free_port() for name in ["edge", "edge_metrics", *RUNNING, *(f"{n}_metrics" for n in RUNNING)]}
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "UNIVENCE_EDGE_PORT": str(ports["edge"]),
-           "UNIVENCE_EDGE_METRICS_PORT": str(ports["edge_metrics"]),
-           "UNIVENCE_EDGE_ACCOUNTS_ADDRESS": f"127.0.0.1:{ports['accounts']}",
-           "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}",
-           "UNIVENCE_EDGE_MODALITY_ADDRESSES": json.dumps(
-               {n: f"127.0.0.1:{ports[n]}" for n in RUNNING if n not in ("accounts", "media")})}
+           "UNIVENCE_EDGE_METRICS_PORT": str(ports["edge_metrics"]), "UNIVENCE_HOME": str(workdir / "home")}
+    env.pop("UNIVENCE_CONFIG", None)
     for name in RUNNING:
         env[f"UNIVENCE_{name.upper()}_PORT"] = str(ports[name])
         env[f"UNIVENCE_{name.upper()}_METRICS_PORT"] = str(ports[f"{name}_metrics"])
@@ -69,12 +71,43 @@ def wait_ready(base_url: str, process: subprocess.Popen, workdir: Path, timeout:
     raise AssertionError(f"the stack was not ready in {timeout}s:\n{(workdir / 'up.log').read_text()}")
 
 
+def univence(stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as an operator on the stack's machine runs it, in a directory of its own, with no flags."""
+    elsewhere = stack["workdir"] / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "univence.cli", *args], capture_output=True, text=True,
+                          timeout=60, env=stack["env"], cwd=elsewhere)
+
+
 def cli(stack, *args: str) -> dict:
-    address = f"127.0.0.1:{stack['ports']['accounts']}"
-    done = subprocess.run([sys.executable, "-m", "univence.cli", "accounts", "--address", address, "--json", *args],
-                          capture_output=True, text=True, timeout=60, env=stack["env"], cwd=stack["workdir"])
+    done = univence(stack, "accounts", "--json", *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def test_the_stack_is_closed_and_keeps_its_data_in_one_folder(stack):
+    home = stack["workdir"] / "home"
+    assert f"data folder: {home}" in (stack["workdir"] / "up.log").read_text()
+    with grpc.insecure_channel(f"127.0.0.1:{stack['ports']['accounts']}") as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            accounts_pb2_grpc.AccountsServiceStub(channel).ListUsers(accounts_pb2.ListUsersRequest(), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert {"accounts.db", "admin-token", "media"} <= {p.name for p in home.iterdir()}
+
+    def answers(status: int) -> bool:  # the edge looks at the flag once a second
+        deadline = time.monotonic() + 5
+        while httpx.get(f"{stack['base_url']}/v1/models").status_code != status:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    assert univence(stack, "maintenance", "on").returncode == 0
+    try:
+        assert answers(503)
+    finally:
+        assert univence(stack, "maintenance", "off").returncode == 0
+    assert answers(401)
 
 
 def test_operator_creates_a_key_and_the_openai_sdk_uses_it(stack):

@@ -7,7 +7,7 @@ Two levels, both bounded before any pixel is allocated:
   orientation (phone photos are stored sideways) and converts to the mode the model wants.
 
 A rejection is an `ImageRejected` naming the request field; the edge turns it into a 400 or 413, the
-services into INVALID_REQUEST or PAYLOAD_TOO_LARGE.
+services into INVALID_REQUEST or PAYLOAD_TOO_LARGE. `encode` is the way back out: the services' results.
 """
 
 from __future__ import annotations
@@ -162,3 +162,16 @@ def decode(data: bytes, param: str, *, max_bytes: int, max_pixels: int, mode: st
     except (ValueError, OSError):
         raise ImageRejected(f"{param} has a pixel format ({image.mode}) that cannot be read as {mode}",
                             param) from None
+
+
+def encode(image: Image.Image, pillow_format: str, png_level: int) -> bytes:
+    """A result image in a Pillow format: PNG at zlib level `png_level` (0-9, lower is faster and bigger),
+    other formats at quality 95; JPEG, which has no alpha, gets the image as RGB."""
+    out = io.BytesIO()
+    if pillow_format == "PNG":
+        image.save(out, format="PNG", compress_level=png_level)
+    else:
+        if pillow_format == "JPEG" and image.mode != "RGB":
+            image = image.convert("RGB")
+        image.save(out, format=pillow_format, quality=95)
+    return out.getvalue()

@@ -5,6 +5,9 @@ it serves.
 The CLI (`univence up`, `univence serve`), the edge (where each modality listens), the services' own
 settings (their default ports) and the deployment files (Kubernetes, Envoy, the container build, checked
 by tests/deploy) all read it from here, so adding a modality is one line here and its folder.
+`address(name)` is where a service is reached on this machine: the port its own settings give it, so
+moving a port (`UNIVENCE_IMAGE_PORT=7101`, or `[image] port = 7101`) moves the service, the edge's
+default address for it and the CLI's view of it at once.
 """
 
 from __future__ import annotations
@@ -12,8 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from univence.settings import ConfigError, configured
+
 Kind = Literal["platform", "modality", "edge"]
 LOCALHOST = "127.0.0.1"
+# Hosts a service binds to that name no address to call it at: callers on this machine use LOCALHOST.
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
 @dataclass(frozen=True)
@@ -39,10 +46,6 @@ class ServiceEntry:
     # Packages installed with `pip install --no-deps` beside the extra (images and both README commands):
     # their metadata requires something that breaks this environment (spandrel requires torchvision).
     no_deps_packages: tuple[str, ...] = ()
-
-    @property
-    def default_address(self) -> str:
-        return f"{LOCALHOST}:{self.port}"
 
     @property
     def package(self) -> str:
@@ -81,3 +84,22 @@ def entry(name: str) -> ServiceEntry:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown service {name!r}; one of: {', '.join(BY_NAME)}") from None
+
+
+def address(name: str) -> str:
+    """Where `name` is reached from this machine: the host and port the service itself is configured to
+    listen on (`[name] port` in the config file or UNIVENCE_<NAME>_PORT, the same settings its own
+    process reads; a wildcard host is reached at 127.0.0.1), else the registry's defaults. So one
+    setting moves a service, and the edge's default address for it and the CLI's follow."""
+    service = entry(name)
+    raw_port = configured(name, "port", service.port)
+    try:
+        port = int(raw_port)
+    except (TypeError, ValueError):
+        raise ConfigError(f"the {name} port must be a number, got {raw_port!r}") from None
+    host = str(configured(name, "host", LOCALHOST)).strip()
+    if host in WILDCARD_HOSTS:
+        host = LOCALHOST
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"{host}:{port}"

@@ -43,6 +43,19 @@ def read_config_section(section: str, path: str | os.PathLike[str] | None = None
     return dict(table)
 
 
+def configured(section: str, name: str, default: Any = None) -> Any:
+    """One setting of `[section]` as the process that owns the section reads it (its environment variable
+    `UNIVENCE_<SECTION>_<NAME>`, then the config file), else `default`, for a process that does not load
+    that section's settings class: the edge and the CLI finding where a service listens
+    (`univence.registry.address`), the CLI finding the admin token. Environment values come back as
+    strings, file values as TOML typed them."""
+    variable = f"UNIVENCE_{section}_{name}".upper()
+    for key, value in os.environ.items():  # matched without case, as pydantic-settings matches them
+        if key.upper() == variable:
+            return value
+    return read_config_section(section).get(name, default)
+
+
 class _TomlSectionSource(PydanticBaseSettingsSource):
     """The `[section]` table of the config file, as a pydantic-settings source."""
 

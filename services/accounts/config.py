@@ -8,6 +8,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from services.common.config import ServiceSettings
+from univence import admin
+from univence.home import data_path
 from univence.registry import entry
 
 MIB = 1024 * 1024
@@ -68,10 +70,14 @@ class AccountsSettings(ServiceSettings):
 
     port: int = entry("accounts").port
     metrics_port: int = entry("accounts").metrics_port
-    # SQLite (embedded default, relative to the working directory) or postgresql://... for replicas.
-    database_url: str = "sqlite:///data/accounts.db"
-    # When set, admin RPCs need the metadata `x-univence-admin-token` equal to it.
+    # SQLite (embedded default: `accounts.db` in the data folder, univence.home, whatever directory the
+    # service starts in) or postgresql://... for replicas.
+    database_url: str = Field(default_factory=lambda: f"sqlite:///{data_path('accounts.db')}")
+    # Admin RPCs need the metadata `x-univence-admin-token` equal to it. Closed by default: when it is
+    # empty, the service generates a token at its first start in `admin_token_file` (mode 0600), which
+    # the CLI on this machine reads (univence.admin). Several replicas share one configured token.
     admin_token: str = ""
+    admin_token_file: Path = Field(default_factory=admin.default_file)
     # Optional server secret mixed into API key hashes (HMAC-SHA256). Changing it invalidates every key.
     api_key_pepper: str = ""
     # JWT verification: HS256 with this shared secret, and/or RS256 with this public key (PEM text or file).
@@ -83,8 +89,10 @@ class AccountsSettings(ServiceSettings):
     jwt_audience: str = ""
     # Clock skew allowed on `exp`/`nbf`/`iat`.
     jwt_leeway_seconds: NonNegativeInt = 30
-    # How long a hold lives unsettled when the caller does not say, and the most a caller may ask for.
-    hold_ttl_seconds: PositiveInt = 900
+    # How long a hold lives unsettled when the caller does not say (and each RenewHolds extends it by),
+    # and the most a caller may ask for. Short, because the edge renews the holds of its running work
+    # (every TTL/4): the holds of an edge that died are freed within TTL + hold_sweep_seconds.
+    hold_ttl_seconds: PositiveInt = 40
     max_hold_ttl_seconds: PositiveInt = 86400
     # How often the background sweep frees holds that were never settled.
     hold_sweep_seconds: float = Field(default=5.0, gt=0)

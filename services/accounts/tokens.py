@@ -9,9 +9,7 @@ revokes all of the user's.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from services.accounts.store import (
 from services.accounts.tables import refresh_tokens, users
 from services.common.database import writing
 from services.common.errors import Reason, ServiceError, invalid
+from univence.home import read_or_create_secret
 
 REFRESH_PREFIX = "uvr_"
 SECOND_US = 1_000_000
@@ -57,14 +56,7 @@ def with_auto_key(settings: AccountsSettings) -> AccountsSettings:
     path = auto_key_file(settings)
     if path is None:
         return settings
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as f:
-            f.write(secrets.token_urlsafe(48))
-    secret = path.read_text().strip()
-    if len(secret) < 32:
-        raise ValueError(f"{path} holds no usable JWT signing key; delete it to have a new one made")
+    secret, _ = read_or_create_secret(path, nbytes=48)
     kid = "local-" + hashlib.sha256(secret.encode()).hexdigest()[:12]
     return settings.model_copy(update={"jwt_keys": [JwtKey(kid=kid, algorithm="HS256", secret=secret)]})
 

@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from services.common.config import ServiceSettings
+from univence.home import data_path
 from univence.registry import entry
 
 
@@ -18,8 +19,9 @@ class MediaSettings(ServiceSettings):
     metrics_port: int = entry("media").metrics_port
     # Transcodes are CPU work; two run at once, the rest wait (up to queue_max_pending).
     queue_concurrency: int = 2
-    # The filesystem store's folder (blobs, and the SQLite index unless database_url is set).
-    root: str = "data/media"
+    # The filesystem store's folder (blobs, and the SQLite index unless database_url is set); by default
+    # `media/` in the data folder (univence.home), whatever directory the service starts in.
+    root: str = Field(default_factory=lambda: str(data_path("media")))
     # SQLAlchemy URL of the metadata index; empty means sqlite:///<root>/media.db. PostgreSQL when
     # several replicas share one store.
     database_url: str = ""
@@ -33,6 +35,10 @@ class MediaSettings(ServiceSettings):
     transcode_ttl_seconds: int = Field(default=3600, gt=0)
     # Images with more pixels (all frames together) are not decoded for transcoding.
     max_transcode_pixels: int = Field(default=64_000_000, gt=0)
+    # A job's runner (an edge) renews its lease with every report; a job whose lease runs out while it is
+    # queued or running is marked failed (its runner died) by a sweep every job_sweep_seconds.
+    job_lease_seconds: float = Field(default=30, gt=0, le=3600)
+    job_sweep_seconds: float = Field(default=5, gt=0)
 
     @model_validator(mode="after")
     def _upload_fits_in_a_message(self) -> MediaSettings:

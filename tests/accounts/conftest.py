@@ -16,7 +16,9 @@ from services.accounts.config import AccountsSettings
 from services.accounts.server import definition
 from services.common.database import make_engine
 from services.common.server import ServiceRuntime
+from tests.support.admin import admin_token_of, operator_channel
 from tests.support.runtime import running_service
+from univence import admin
 from univence.accounts.v1 import accounts_pb2 as pb
 from univence.accounts.v1 import accounts_pb2_grpc
 
@@ -25,11 +27,12 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 @pytest.fixture(autouse=True)
 def _no_outside_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come from the test alone, whatever the shell running pytest exports."""
+    """Settings come from the test alone, whatever the shell running pytest exports; UNIVENCE_HOME
+    stays (tests/conftest.py points it at a temporary folder, never the user's data folder)."""
     import os
 
     for name in list(os.environ):
-        if name.startswith("UNIVENCE_"):
+        if name.startswith("UNIVENCE_") and name != "UNIVENCE_HOME":
             monkeypatch.delenv(name)
 
 
@@ -41,9 +44,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 @pytest.fixture
-def make_settings(database_url: str) -> Callable[..., AccountsSettings]:
+def make_settings(database_url: str, tmp_path) -> Callable[..., AccountsSettings]:
+    """Settings on the test's database; no admin token configured, so the service generates its own in
+    the test's folder (closed by default), which `Accounts.stub` sends."""
     def make(**overrides: Any) -> AccountsSettings:
-        return AccountsSettings(**{"port": 0, "metrics_port": 0, "database_url": database_url, **overrides})
+        return AccountsSettings(**{"port": 0, "metrics_port": 0, "database_url": database_url,
+                                   "admin_token_file": tmp_path / "admin-token", **overrides})
     return make
 
 
@@ -57,17 +63,18 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @dataclass
 class Accounts:
-    """A running accounts service and a client for it."""
+    """A running accounts service and clients for it: `stub` calls as the operator (its unary calls carry
+    the admin token, as the CLI's do), `anonymous` as anyone who can reach the port."""
 
     stub: accounts_pb2_grpc.AccountsServiceStub
     settings: AccountsSettings
     runtime: ServiceRuntime
+    anonymous: accounts_pb2_grpc.AccountsServiceStub
 
     @property
     def admin(self) -> tuple[tuple[str, str], ...]:
-        """Call metadata for admin RPCs."""
-        token = self.settings.admin_token
-        return (("x-univence-admin-token", token),) if token else ()
+        """Call metadata for admin RPCs (for a stub without the token)."""
+        return admin.metadata(admin_token_of(self.settings))
 
     async def new_user(self, *, credits_mc: int = 0, premium: bool = False, email: str = "") -> str:
         email = email or f"user{next(_user_numbers)}@example.com"
@@ -93,8 +100,10 @@ def start_accounts(make_settings: Callable[..., AccountsSettings]):
     async def start(**overrides: Any) -> AsyncIterator[Accounts]:
         settings = make_settings(**overrides)
         async with running_service(definition(settings), settings) as runtime, \
-                grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
-            yield Accounts(accounts_pb2_grpc.AccountsServiceStub(channel), settings, runtime)
+                operator_channel(f"127.0.0.1:{runtime.port}", settings) as channel, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as anonymous:
+            yield Accounts(accounts_pb2_grpc.AccountsServiceStub(channel), settings, runtime,
+                           accounts_pb2_grpc.AccountsServiceStub(anonymous))
 
     return start
 

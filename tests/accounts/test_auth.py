@@ -199,18 +199,20 @@ async def test_jwt_without_a_configured_key_is_refused(accounts):
 async def test_admin_rpcs_need_the_admin_token(start_accounts):
     async with start_accounts(admin_token="admin-secret") as accounts:
         request = pb.CreateUserRequest(email="a@example.com")
-        await expect_error(accounts.stub.CreateUser(request), "PERMISSION_DENIED")
+        await expect_error(accounts.anonymous.CreateUser(request), "PERMISSION_DENIED")
         await expect_error(accounts.stub.CreateUser(request, metadata=(("x-univence-admin-token", "wrong"),)),
                            "PERMISSION_DENIED")
-        user = (await accounts.stub.CreateUser(request, metadata=accounts.admin)).user.user_id
-        for call in (accounts.stub.GetUser(pb.GetUserRequest(user=user)),
-                     accounts.stub.ListUsers(pb.ListUsersRequest()),
-                     accounts.stub.UpdateUser(pb.UpdateUserRequest(user=user, premium=True)),
-                     accounts.stub.CreateApiKey(pb.CreateApiKeyRequest(user=user)),
-                     accounts.stub.ListApiKeys(pb.ListApiKeysRequest(user=user)),
-                     accounts.stub.RevokeApiKey(pb.RevokeApiKeyRequest(key_id="key_x")),
-                     accounts.stub.GrantCredits(pb.GrantCreditsRequest(user=user, amount_mc=1))):
+        user = (await accounts.anonymous.CreateUser(request, metadata=accounts.admin)).user.user_id
+        anonymous = accounts.anonymous
+        for call in (anonymous.GetUser(pb.GetUserRequest(user=user)),
+                     anonymous.ListUsers(pb.ListUsersRequest()),
+                     anonymous.UpdateUser(pb.UpdateUserRequest(user=user, premium=True)),
+                     anonymous.CreateApiKey(pb.CreateApiKeyRequest(user=user)),
+                     anonymous.ListApiKeys(pb.ListApiKeysRequest(user=user)),
+                     anonymous.RevokeApiKey(pb.RevokeApiKeyRequest(key_id="key_x")),
+                     anonymous.GrantCredits(pb.GrantCreditsRequest(user=user, amount_mc=1))):
             await expect_error(call, "PERMISSION_DENIED")
+        assert not accounts.settings.admin_token_file.exists()  # a configured token: no file is made
         # what the edge calls needs no admin token
-        assert (await accounts.balance(user)).balance_mc == 0
-        await accounts.stub.Quote(pb.QuoteRequest(items=[pb.ChargeItem(operation=pb.OPERATION_IMAGE_EDIT)]))
+        assert (await anonymous.GetBalance(pb.GetBalanceRequest(user_id=user))).balance_mc == 0
+        await anonymous.Quote(pb.QuoteRequest(items=[pb.ChargeItem(operation=pb.OPERATION_IMAGE_EDIT)]))

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import text
 
@@ -21,8 +22,10 @@ from services.accounts.server import definition
 from services.common.database import make_engine, migrate
 from tests.support.grpc_errors import expect_error
 from tests.support.runtime import running_service
+from univence import admin
 from univence.accounts.v1 import accounts_pb2 as pb
 from univence.accounts.v1 import accounts_pb2_grpc
+from univence.home import data_home
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,15 +97,22 @@ def test_settings_from_the_config_file_and_the_environment(tmp_path, monkeypatch
             settings.pricing.voice_clone_mc) == (600, 150, 1100)
     assert settings.pricing.image_segmentation_mc == 250
     assert settings.pricing.bulk_discount_percent == {5000: 15}
-    assert settings.metrics_port == 9151 and settings.database_url == "sqlite:///data/accounts.db"
+    assert settings.metrics_port == 9151
+    # Default paths are in the data folder, whatever the working directory (tests/conftest.py points
+    # UNIVENCE_HOME at a temporary folder).
+    assert settings.database_url == f"sqlite:///{data_home() / 'accounts.db'}"
+    assert settings.admin_token_file == data_home() / "admin-token"
 
 
-def test_python_dash_m_serves(tmp_path):
+def test_python_dash_m_serves_closed_from_its_data_folder(tmp_path):
+    """A fresh install, as `python -m services.accounts` in some directory: its database, JWT key and a
+    generated admin token land in the data folder; admin RPCs need that token; it is never logged."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    home = tmp_path / "home"
     env = {**os.environ, "UNIVENCE_ACCOUNTS_PORT": str(port), "UNIVENCE_ACCOUNTS_METRICS_PORT": "0",
-           "UNIVENCE_ACCOUNTS_DATABASE_URL": f"sqlite:///{tmp_path}/accounts.db"}
+           "UNIVENCE_HOME": str(home)}
     process = subprocess.Popen([sys.executable, "-m", "services.accounts"], env=env, cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -117,11 +127,18 @@ def test_python_dash_m_serves(tmp_path):
                     time.sleep(0.1)
             assert status == health_pb2.HealthCheckResponse.SERVING
             stub = accounts_pb2_grpc.AccountsServiceStub(channel)
-            assert stub.CreateUser(pb.CreateUserRequest(email="cli@example.com")).user.user_id
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.CreateUser(pb.CreateUserRequest(email="cli@example.com"))
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            token = (home / "admin-token").read_text()
+            assert (home / "admin-token").stat().st_mode & 0o777 == 0o600
+            created = stub.CreateUser(pb.CreateUserRequest(email="cli@example.com"), metadata=admin.metadata(token))
+            assert created.user.user_id
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
         assert process.returncode == 0, output
-        assert "no admin_token configured" in output
+        assert f"admin token generated in {home / 'admin-token'}" in output and token not in output
+        assert {"accounts.db", "jwt-signing.key", "admin-token"} <= {p.name for p in home.iterdir()}
     finally:
         if process.poll() is None:
             process.kill()

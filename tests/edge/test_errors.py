@@ -205,6 +205,10 @@ async def test_a_405_names_the_allowed_methods(http):
     response = await http.get("/v1/images/generations")
     assert_envelope(response, 405, "invalid_request_error")
     assert response.headers["allow"] == "POST"
+    # /login is two route objects (the page, and the form's POST): Allow names the methods of both.
+    response = await http.put("/login")
+    assert_envelope(response, 405, "invalid_request_error")
+    assert response.headers["allow"] == "GET, POST"
 
 
 async def test_the_document_states_the_bounds_the_api_enforces(http):

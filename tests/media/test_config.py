@@ -10,10 +10,11 @@ from services.media.config import MediaSettings
 
 def test_defaults(monkeypatch, tmp_path):
     monkeypatch.delenv("UNIVENCE_CONFIG", raising=False)
+    monkeypatch.setenv("UNIVENCE_HOME", str(tmp_path))
     settings = MediaSettings()
-    assert (settings.port, settings.metrics_port, settings.root) == (50052, 9152, "data/media")
+    assert (settings.port, settings.metrics_port, settings.root) == (50052, 9152, str(tmp_path / "media"))
     assert settings.transcode_ttl_seconds == 3600
-    assert settings.index_url.startswith("sqlite:///") and settings.index_url.endswith("/data/media/media.db")
+    assert settings.index_url == f"sqlite:///{tmp_path / 'media' / 'media.db'}"
 
 
 def test_environment_and_config_file(monkeypatch, tmp_path):

@@ -1,11 +1,15 @@
 """`univence accounts …`: users, premium, disabling, API keys, credits, balance and ledger, over the
-accounts service's admin RPCs (so it works against a local or a remote deployment)."""
+accounts service's admin RPCs (so it works against a local or a remote deployment).
+
+With no flags it talks to this machine's accounts service, where this machine's settings put it (the
+edge's `accounts_address`, else `univence.registry.address`), with the admin token that service
+requires (univence.admin: configured, or the file it generated in the data folder). A remote
+operator passes --address and --admin-token."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -14,11 +18,11 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from univence import admin
 from univence.accounts.v1 import accounts_pb2 as pb
 from univence.accounts.v1 import accounts_pb2_grpc
-from univence.registry import entry
-
-DEFAULT_ADDRESS = entry("accounts").default_address
+from univence.registry import address
+from univence.settings import configured
 
 
 def credits_to_mc(text: str) -> int:
@@ -38,10 +42,10 @@ def mc_to_credits(mc: int) -> str:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("accounts", help="administer users, API keys and credits")
-    parser.add_argument("--address", default=os.environ.get("UNIVENCE_EDGE_ACCOUNTS_ADDRESS", DEFAULT_ADDRESS),
-                        help=f"accounts service address (default {DEFAULT_ADDRESS})")
-    parser.add_argument("--admin-token", default=os.environ.get("UNIVENCE_ACCOUNTS_ADMIN_TOKEN", ""),
-                        help="the accounts service's admin token, if it has one")
+    parser.add_argument("--address", help="accounts service address (default: where this machine's settings "
+                        "put it, as the edge reaches it)")
+    parser.add_argument("--admin-token", help="the accounts service's admin token (default: this machine's, "
+                        "configured or in the data folder's admin-token file)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -115,15 +119,27 @@ def _list_users(stub, args: argparse.Namespace) -> pb.ListUsersResponse:
             return pb.ListUsersResponse(users=users)
 
 
+def local_accounts_address() -> str:
+    """Where the edge on this machine reaches accounts: its `accounts_address` setting, else where the
+    accounts service's own settings put it."""
+    return str(configured("edge", "accounts_address", "") or address("accounts"))
+
+
 def _run(args: argparse.Namespace, handler: Callable[[Any, argparse.Namespace], Any]) -> int:
-    metadata = [("x-univence-admin-token", args.admin_token)] if args.admin_token else []
-    args.call = {"metadata": metadata, "timeout": 30}
-    with grpc.insecure_channel(args.address) as channel:
+    try:
+        token = args.admin_token if args.admin_token is not None else admin.local_admin_token()
+    except PermissionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    args.call = {"metadata": admin.metadata(token), "timeout": 30}
+    with grpc.insecure_channel(args.address or local_accounts_address()) as channel:
         stub = accounts_pb2_grpc.AccountsServiceStub(channel)
         try:
             result = handler(stub, args)
         except grpc.RpcError as exc:
-            hint = " (is the stack running? `univence up`)" if exc.code() == grpc.StatusCode.UNAVAILABLE else ""
+            hint = {grpc.StatusCode.UNAVAILABLE: " (is the stack running? `univence up`)",
+                    grpc.StatusCode.PERMISSION_DENIED: "" if token else
+                    " (no admin token found on this machine: pass --admin-token)"}.get(exc.code(), "")
             print(f"error: {exc.details()}{hint}", file=sys.stderr)
             return 1
     data = MessageToDict(result, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)

@@ -1,4 +1,8 @@
-"""`univence maintenance on|off|status`: the edge answers 503 maintenance_mode while the flag file exists."""
+"""`univence maintenance on|off|status`: the edge answers 503 maintenance_mode while the flag file exists.
+
+The flag is the edge's `maintenance_file` setting, by default `maintenance` in the data folder
+(univence.home), so the command acts on the flag the running edge reads from whatever directory it
+is run in."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     flag = Path(EdgeSettings().maintenance_file)
     if args.state == "on":
-        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         flag.write_text("maintenance\n")
     elif args.state == "off":
         flag.unlink(missing_ok=True)

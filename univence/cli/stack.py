@@ -1,4 +1,8 @@
-"""`univence up` (every service as its own supervised process) and `univence serve NAME` (one)."""
+"""`univence up` (every service as its own supervised process) and `univence serve NAME` (one).
+
+`univence up` says at start which data folder the stack uses (univence.home: UNIVENCE_HOME or the
+user's data directory, the same from any working directory) and where each service listens
+(univence.registry.address: a moved port shows here as the services and the edge see it)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from pathlib import Path
 
 from univence import registry
 from univence.cli import services
+from univence.home import HOME_ENV, ensure_data_home
 from univence.telemetry import configure_logging
 
 log = logging.getLogger("univence.up")
@@ -102,8 +107,6 @@ def plan(args: argparse.Namespace) -> list[str]:
 
 def child_env(name: str, names: list[str], profile: str | None, args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
-    if args.config:
-        env["UNIVENCE_CONFIG"] = str(Path(args.config).resolve())
     key = f"UNIVENCE_{name.upper()}_"
     env.setdefault(key + "DRAIN_SECONDS", str(args.drain_seconds))
     if name in registry.MODALITIES and profile:
@@ -115,10 +118,17 @@ def child_env(name: str, names: list[str], profile: str | None, args: argparse.N
 
 def run_up(args: argparse.Namespace) -> int:
     configure_logging("info")
+    if args.config:  # the supervisor reads it too: where each service listens
+        os.environ["UNIVENCE_CONFIG"] = str(Path(args.config).resolve())
+    # Resolved once here, so every child uses the same folder even if one changes directory.
+    os.environ[HOME_ENV] = str(ensure_data_home())
+    log.info("data folder: %s (databases, media, the maintenance flag, the admin token; %s moves it)",
+             os.environ[HOME_ENV], HOME_ENV)
     names = plan(args)
     profile = resolve_profile(args.profile) if any(n in registry.MODALITIES for n in names) else None
     missing = [m for m in registry.MODALITIES if m not in services.available_modalities()]
-    log.info("starting %s%s", ", ".join(names), f" (not in this install yet: {', '.join(missing)})" if missing else "")
+    log.info("starting %s%s", ", ".join(f"{n} ({registry.address(n)})" for n in names),
+             f" (not in this install yet: {', '.join(missing)})" if missing else "")
     children = [Child(name, child_env(name, names, profile, args)) for name in names]
     stopping = False
 
@@ -132,12 +142,9 @@ def run_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     for child in children:
         child.start()
-    edge = next((c for c in children if c.name == "edge"), None)
-    if edge is not None:
-        host = edge.env.get("UNIVENCE_EDGE_HOST", "127.0.0.1")
-        port = edge.env.get("UNIVENCE_EDGE_PORT", str(registry.entry("edge").port))
-        log.info("Univence API on http://%s:%s  (create a key: univence accounts create-user EMAIL; "
-                 "univence accounts create-key EMAIL)", host, port)
+    if "edge" in names:
+        log.info("Univence API on http://%s  (create a key: univence accounts create-user EMAIL; "
+                 "univence accounts create-key EMAIL)", registry.address("edge"))
     while not stopping:
         supervise(children)
         time.sleep(0.2)
