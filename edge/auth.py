@@ -1,16 +1,20 @@
 """Who is calling: the authentication dependency (X-API-Key, `Authorization: Bearer sk-…` or a JWT, or
-the login session's cookie), resolved by the accounts service and reused for a few seconds, then the
+the login session's cookie), resolved by the accounts service and reused for a few seconds (only while
+accounts' revocation stream is connected, so a revoked credential is never served from the cache), then the
 per-key rate limit; failed authentications are limited per client address before accounts is asked
 (edge.ratelimit.AuthFailureLimiter). A request the session cookie authenticates that changes something
 must come from this site's own pages (edge.sessions)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Annotated
 
+import grpc
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 
@@ -19,6 +23,12 @@ from edge.config import EdgeSettings
 from edge.errors import APIError
 from edge.sessions import SAFE_METHODS, require_same_origin, session_token
 from univence.accounts.v1 import accounts_pb2
+
+log = logging.getLogger(__name__)
+# Reconnecting to the revocation stream: the first retry after this, doubling up to the maximum.
+RECONNECT_SECONDS, MAX_RECONNECT_SECONDS = 0.2, 2.0
+# How long the stream's first message may take (the subscription is in place once it came).
+SUBSCRIBE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,37 +69,103 @@ def credentials_from(request: Request) -> tuple[str | None, bool]:
 
 class Authenticator:
     """Resolves credentials through the accounts service, caching successes for `cache_seconds`
-    (keyed by a digest, so secrets are not kept around). Failures are never cached."""
+    (keyed by a digest, so secrets are not kept around). Failures are never cached.
+
+    The cache is used only while `watch` is subscribed to accounts' WatchRevocations stream: a change to a
+    user's credentials drops their entries the moment it arrives, and while the stream is down (accounts
+    away, not subscribed yet) every request asks accounts. An authentication that was in flight while
+    entries were dropped is not cached (the epoch moved), so it cannot put back what a revocation removed."""
 
     def __init__(self, clients: ServiceClients, cache_seconds: float, max_entries: int = 100_000):
         self._clients = clients
         self._cache_seconds = cache_seconds
         self._max_entries = max_entries
         self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._by_user: dict[str, set[bytes]] = {}
+        self._live = False
+        self._epoch = 0
+
+    @property
+    def live(self) -> bool:
+        """Whether the revocation stream is connected, so the cache is in use."""
+        return self._live
 
     def cached(self, credential: str) -> Principal | None:
         """The caller a recent success resolved `credential` to, if it is still reused."""
-        hit = self._cache.get(hashlib.sha256(credential.encode()).digest())
+        hit = self._cache.get(hashlib.sha256(credential.encode()).digest()) if self._live else None
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     async def authenticate(self, credential: str) -> Principal:
         digest = hashlib.sha256(credential.encode()).digest()
-        now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        principal = self.cached(credential)
+        if principal is not None:
+            return principal
+        epoch = self._epoch
         response = await call("accounts", self._clients.accounts.Authenticate,
                               accounts_pb2.AuthenticateRequest(credential=credential), timeout=10)
         principal = Principal(response.user.user_id, response.user.premium, response.key_id, response.user.email)
-        if self._cache_seconds > 0:
+        if self._cache_seconds > 0 and self._live and epoch == self._epoch:
             if len(self._cache) >= self._max_entries:
-                self._cache.clear()
-            self._cache[digest] = (now + self._cache_seconds, principal)
+                self._drop_all()
+            self._cache[digest] = (time.monotonic() + self._cache_seconds, principal)
+            self._by_user.setdefault(principal.user_id, set()).add(digest)
         return principal
 
     def forget(self, credential: str) -> None:
         """Drops a cached success (a session this edge just logged out)."""
         self._cache.pop(hashlib.sha256(credential.encode()).digest(), None)
+
+    def revoked(self, user_ids: list[str]) -> None:
+        """Drops every cached success of these users (their credentials changed)."""
+        if not user_ids:
+            return
+        self._epoch += 1
+        for user_id in user_ids:
+            for digest in self._by_user.pop(user_id, ()):
+                self._cache.pop(digest, None)
+
+    def _drop_all(self) -> None:
+        self._epoch += 1
+        self._cache.clear()
+        self._by_user.clear()
+
+    def _subscribed(self, live: bool) -> None:
+        """Starts or stops using the cache; either way it starts empty (changes in between were not heard)."""
+        self._drop_all()
+        self._live = live
+
+    async def watch(self) -> None:
+        """Follows accounts' revocation stream for as long as the edge runs (a background task), reconnecting
+        after a failure; the cache is in use only between the stream's first message and its failure."""
+        delay = RECONNECT_SECONDS
+        while True:
+            stream = self._clients.accounts.WatchRevocations(accounts_pb2.WatchRevocationsRequest())
+            try:
+                timeout = SUBSCRIBE_TIMEOUT_SECONDS
+                while True:
+                    message = await asyncio.wait_for(stream.read(), timeout)
+                    if message is grpc.aio.EOF:
+                        raise ConnectionError("accounts ended the stream")
+                    if not self._live:
+                        self._subscribed(True)
+                        delay = RECONNECT_SECONDS
+                        log.info("subscribed to accounts' revocations: authentications are cached for %ss",
+                                 self._cache_seconds)
+                    self.revoked(list(message.user_ids))
+                    # Silence for two heartbeats means a broken stream, not a quiet one.
+                    timeout = 2 * max(message.heartbeat_seconds, 1) + 1
+            except (grpc.aio.AioRpcError, TimeoutError, ConnectionError) as exc:
+                if self._live:
+                    why = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc) or "silent too long"
+                    log.warning("accounts' revocation stream is down (%s): every request asks accounts until it "
+                                "is back", why)
+            except Exception:  # a bug here must not end the watching (the cache would stay off)
+                log.exception("following accounts' revocations failed; retrying")
+            finally:
+                self._subscribed(False)
+                stream.cancel()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RECONNECT_SECONDS)
 
 
 # The ways to authenticate, as the OpenAPI document's security schemes: declared on require_principal, so

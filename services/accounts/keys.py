@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, Row, insert, select, update
 
+from services.accounts.revocations import record as record_revocation
 from services.accounts.store import (
     User,
     authentication_failed,
@@ -82,8 +83,11 @@ class ApiKeys:
             raise invalid("key_id is required", "key_id")
         owned = [api_keys.c.id == key_id] + ([api_keys.c.user_id == owner_id] if owner_id is not None else [])
         with writing(self.engine) as conn:
-            conn.execute(update(api_keys).where(*owned, api_keys.c.revoked_us.is_(None)).values(revoked_us=now_us()))
+            changed = conn.execute(update(api_keys).where(*owned, api_keys.c.revoked_us.is_(None))
+                                   .values(revoked_us=now_us())).rowcount
             row = conn.execute(select(api_keys).where(*owned)).first()
+            if changed and row is not None:
+                record_revocation(conn, [row.user_id], "api_key_revoked")
         if row is None:
             raise not_found(f"no API key with id {key_id!r}", "key_id")
         return _key(row)

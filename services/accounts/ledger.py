@@ -6,7 +6,11 @@ Invariants every transaction keeps (and the tests check under concurrency):
 - a hold is charged at most once: it leaves `held` only through an UPDATE guarded by `state = 'held'`
   under the user's row lock, and the ledger allows one charge entry per hold;
 - nothing is spent beyond the balance: a hold is only made from `balance - held`, and a commit never
-  charges more than its hold.
+  charges more than its hold (a late commit of an expired hold, no more than what is free then).
+
+Holds live a short TTL unless renewed (`renew`): the edge renews the holds of its running work, so the
+holds of an edge that died are freed by the sweep within TTL + sweep interval. Commit and release are
+idempotent, so an edge may retry a settlement whose answer it lost.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ MAX_KEY_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 1000
 MAX_REASON_LENGTH = 200
 SWEEP_BATCH_USERS = 500
+MAX_RENEW_HOLDS = 1000
 T = TypeVar("T")
 
 
@@ -151,7 +156,7 @@ class Ledger:
         return result
 
     @staticmethod
-    def _expire_due(conn: Connection, user: User, now: int) -> tuple[User, int]:
+    def expire_due(conn: Connection, user: User, now: int) -> tuple[User, int]:
         """Expires the user's holds past their time. The caller holds the user's lock."""
         due = conn.execute(select(holds.c.id, holds.c.amount_mc).where(
             holds.c.user_id == user.id, IS_HELD, holds.c.expires_us <= now)).all()
@@ -174,25 +179,34 @@ class Ledger:
         owner = conn.execute(select(holds.c.user_id).where(holds.c.id == hold_id)).scalar()
         if owner is None:
             raise not_found(f"no hold with id {hold_id!r}", "hold_id")
-        user, _ = self._expire_due(conn, lock_user(conn, owner), now_us())
+        user, _ = self.expire_due(conn, lock_user(conn, owner), now_us())
         return user, conn.execute(select(holds).where(holds.c.id == hold_id)).one()
+
+    def ttl_us(self, ttl_seconds: int) -> int:
+        """A hold's life in µs: `ttl_seconds`, 0 for the default; refused past the maximum."""
+        if ttl_seconds < 0 or ttl_seconds > self._max_ttl:
+            raise invalid(f"ttl_seconds must be between 0 and {self._max_ttl}, got {ttl_seconds}", "ttl_seconds")
+        return (ttl_seconds or self._default_ttl) * 1_000_000
+
+    @property
+    def max_stored_response_bytes(self) -> int:
+        """The largest response a commit keeps for replays (the edge keeps larger ones in media)."""
+        return self._max_stored
 
     # -- reserve, commit, release ------------------------------------------------------------------
 
     def reserve(self, user_id: str, quote: Quote, idempotency_key: str = "", fingerprint: str = "",
                 ttl_seconds: int = 0) -> Reservation:
-        if ttl_seconds < 0 or ttl_seconds > self._max_ttl:
-            raise invalid(f"ttl_seconds must be between 0 and {self._max_ttl}, got {ttl_seconds}", "ttl_seconds")
+        ttl_us = self.ttl_us(ttl_seconds)
         if len(idempotency_key) > MAX_KEY_LENGTH:
             raise invalid(f"idempotency_key must be at most {MAX_KEY_LENGTH} characters", "idempotency_key")
         if len(fingerprint) > MAX_KEY_LENGTH:
             raise invalid(f"request_fingerprint must be at most {MAX_KEY_LENGTH} characters",
                           "request_fingerprint")
-        ttl_us = (ttl_seconds or self._default_ttl) * 1_000_000
 
         def action(conn: Connection) -> Reservation:
             now = now_us()
-            user, _ = self._expire_due(conn, lock_user(conn, user_id), now)
+            user, _ = self.expire_due(conn, lock_user(conn, user_id), now)
             if idempotency_key:
                 replay = self._previous_attempt(conn, user.id, idempotency_key, fingerprint)
                 if replay is not None:
@@ -237,7 +251,13 @@ class Ledger:
     def commit(self, hold_id: str, quote: Quote | None, response_body: bytes = b"",
                response_content_type: str = "") -> Settlement:
         """Charges min(price of `quote`, hold) (the whole hold without a quote); a second commit of the
-        same hold returns the first one's result and charges nothing."""
+        same hold returns the first one's result and charges nothing.
+
+        A commit that comes after its hold expired (the edge could not reach accounts for longer than the
+        TTL, and its outbox delivers the commit now) still charges, but no more than the user has free at
+        that moment: the work was done and delivered, so it is not free, and the credits that expiry gave
+        back may already be held or spent elsewhere, so it never overspends. A released hold stays
+        released (the edge released it: the work was not delivered)."""
         keep_response = bool(response_body) and len(response_body) <= self._max_stored
 
         def action(conn: Connection) -> Settlement:
@@ -245,38 +265,51 @@ class Ledger:
             state = HoldState(row.state)
             if state == HoldState.COMMITTED:
                 return Settlement(_hold(row), user.balance_mc)
-            if state != HoldState.HELD:
+            if state not in (HoldState.HELD, HoldState.EXPIRED):
                 raise invalid(f"hold {hold_id} was {state.value} and can no longer be committed; "
                               "reserve again", "hold_id")
+            late = state == HoldState.EXPIRED
             price = row.amount_mc if quote is None else (0 if user.premium else quote.total_mc)
-            charge = min(price, row.amount_mc)
+            charge = min(price, row.amount_mc, max(user.available_mc, 0) if late else row.amount_mc)
             now = now_us()
-            done = conn.execute(update(holds).where(holds.c.id == hold_id, IS_HELD).values(
+            values: dict[str, object] = dict(
                 state=HoldState.COMMITTED.value, charged_mc=charge, settled_us=now,
                 response_body=response_body if keep_response else None,
-                response_content_type=response_content_type[:255] if keep_response else ""))
+                response_content_type=response_content_type[:255] if keep_response else "")
+            if late and row.idempotency_key and self._key_taken(conn, row):
+                values["idempotency_key"] = None  # a newer attempt owns the key now: it replays, not this
+            done = conn.execute(update(holds).where(holds.c.id == hold_id, holds.c.state == state.value)
+                                .values(**values))
             if done.rowcount != 1:
                 raise RuntimeError(f"hold {hold_id} changed while its owner's row was locked")
+            if late:
+                log.warning("late commit of expired hold %s: charged %d of %d mc", hold_id, charge, price)
             balance = user.balance_mc - charge
             if charge:
                 conn.execute(insert(ledger_entries).values(
                     user_id=user.id, amount_mc=-charge, kind=EntryKind.CHARGE.value, hold_id=hold_id,
                     description=row.description, balance_after_mc=balance, created_us=now))
             conn.execute(update(users).where(users.c.id == user.id).values(
-                balance_mc=users.c.balance_mc - charge, held_mc=users.c.held_mc - row.amount_mc))
+                balance_mc=users.c.balance_mc - charge, held_mc=users.c.held_mc - (0 if late else row.amount_mc)))
             hold = replace(_hold(row), state=HoldState.COMMITTED, charged_mc=charge)
             return Settlement(hold, balance)
 
         return self._locked(action)
 
+    @staticmethod
+    def _key_taken(conn: Connection, row: Row) -> bool:
+        """Whether another live (held or committed) hold has `row`'s idempotency key."""
+        return conn.execute(select(holds.c.id).where(
+            holds.c.user_id == row.user_id, holds.c.idempotency_key == row.idempotency_key, holds.c.id != row.id,
+            holds.c.state.in_([HoldState.HELD.value, HoldState.COMMITTED.value]))).first() is not None
+
     def release(self, hold_id: str, reason: str = "") -> Hold:
-        """Frees a held hold; releasing a released or expired hold changes nothing."""
+        """Frees a held hold; releasing a hold that is already settled (committed, released) or expired
+        changes nothing and answers it as it is (a retried release must not fail)."""
 
         def action(conn: Connection) -> Hold:
             user, row = self._lock_hold_owner(conn, hold_id)
             state = HoldState(row.state)
-            if state == HoldState.COMMITTED:
-                raise invalid(f"hold {hold_id} was already committed and cannot be released", "hold_id")
             if state != HoldState.HELD:
                 return _hold(row)
             conn.execute(update(holds).where(holds.c.id == hold_id, IS_HELD).values(
@@ -288,6 +321,25 @@ class Ledger:
 
         return self._locked(action)
 
+    def renew(self, hold_ids: list[str], ttl_seconds: int = 0) -> list[Hold]:
+        """Moves the expiry of each hold still held to now + TTL; returns every known hold as it is
+        now (unknown ids are left out). One short transaction per owner, expiring what is due first,
+        so a hold that has already passed its time stays expired: a renewal never revives one."""
+        if len(hold_ids) > MAX_RENEW_HOLDS:
+            raise invalid(f"at most {MAX_RENEW_HOLDS} hold_ids per call, got {len(hold_ids)}", "hold_ids")
+        ttl_us = self.ttl_us(ttl_seconds)
+        with reading(self.engine) as conn:
+            owners = conn.execute(select(holds.c.user_id).where(holds.c.id.in_(set(hold_ids)))
+                                  .distinct()).scalars().all()
+        renewed: list[Hold] = []
+        for owner in owners:
+            with writing(self.engine) as conn:
+                user, _ = self.expire_due(conn, lock_user(conn, owner), now_us())
+                mine = holds.c.id.in_(set(hold_ids)) & (holds.c.user_id == user.id)
+                conn.execute(update(holds).where(mine, IS_HELD).values(expires_us=now_us() + ttl_us))
+                renewed += [_hold(row) for row in conn.execute(select(holds).where(mine)).all()]
+        return renewed
+
     # -- balances, grants, the ledger --------------------------------------------------------------
 
     def balance(self, user_id: str) -> Balance:
@@ -296,7 +348,7 @@ class Ledger:
             raise invalid("user_id is required", "user_id")
         with writing(self.engine) as conn:
             user = lock_user(conn, user_id)
-            user, _ = self._expire_due(conn, user, now_us())
+            user, _ = self.expire_due(conn, user, now_us())
         return Balance(user.balance_mc, user.held_mc, user.premium)
 
     def grant(self, user_ref: str, amount_mc: int, kind: EntryKind, description: str) -> Entry:
@@ -345,7 +397,7 @@ class Ledger:
         expired = 0
         for owner in owners:
             with writing(self.engine) as conn:
-                _, count = self._expire_due(conn, lock_user(conn, owner), now_us())
+                _, count = self.expire_due(conn, lock_user(conn, owner), now_us())
                 expired += count
         with writing(self.engine) as conn:
             conn.execute(update(holds).where(holds.c.response_body.is_not(None),

@@ -136,8 +136,35 @@ def _people(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
+def _revocations(conn: Connection) -> None:
+    """Credential changes, one row per user and change, polled by every replica to tell its WatchRevocations
+    subscribers (services.accounts.revocations); rows are deleted after a day."""
+    conn.execute(text(f"""CREATE TABLE revocations (
+        seq {_identity(conn)},
+        user_id VARCHAR(40) NOT NULL,
+        reason VARCHAR(40) NOT NULL,
+        created_us BIGINT NOT NULL)"""))
+    conn.execute(text("CREATE INDEX revocations_created ON revocations (created_us)"))
+
+
+def _lease_charges(conn: Connection) -> None:
+    """The charges of requests served from credit leases (services.accounts.leases), one row per request
+    whether or not it cost anything: the record that makes a charge reported twice count once."""
+    conn.execute(text("""CREATE TABLE lease_charges (
+        request_id VARCHAR(64) PRIMARY KEY,
+        hold_id VARCHAR(40) NOT NULL REFERENCES holds (id),
+        user_id VARCHAR(40) NOT NULL REFERENCES users (id),
+        charged_mc BIGINT NOT NULL CHECK (charged_mc >= 0),
+        late BOOLEAN NOT NULL,
+        entry_seq BIGINT,
+        created_us BIGINT NOT NULL)"""))
+    conn.execute(text("CREATE INDEX lease_charges_hold ON lease_charges (hold_id)"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "users, API keys, holds and the credits ledger", _initial_schema),
     Migration(2, "passwords, sessions, refresh tokens, email verification, disabled users, login throttling",
               _people),
+    Migration(3, "revocations: credential changes every replica tells its subscribers", _revocations),
+    Migration(4, "lease charges: requests served from credit leases, charged once each", _lease_charges),
 ]

@@ -16,17 +16,20 @@ from services.accounts import messages
 from services.accounts.config import AccountsSettings
 from services.accounts.jwt_auth import JwtVerifier
 from services.accounts.keys import SECRET_PREFIX, ApiKeys
+from services.accounts.leases import Leases
 from services.accounts.ledger import EntryKind, Ledger
 from services.accounts.people import People
 from services.accounts.pricing import PriceTable, purchase
+from services.accounts.revocations import HEARTBEAT_SECONDS, RevocationFeed
 from services.accounts.sessions import SESSION_PREFIX, Sessions
 from services.accounts.store import User, Users, authentication_failed
 from services.accounts.tokens import REFRESH_PREFIX, Tokens
 from services.common.errors import Reason, ServiceError, invalid
+from univence import admin
 from univence.accounts.v1 import accounts_pb2 as pb
 from univence.accounts.v1 import accounts_pb2_grpc
 
-ADMIN_TOKEN_METADATA = "x-univence-admin-token"
+ADMIN_TOKEN_METADATA = admin.METADATA_KEY
 # Far beyond any real purchase, and far inside int64 once turned into milli-credits.
 MAX_PAID_CENTS = 10**10
 MAX_GRANT_MC = 10**15
@@ -68,6 +71,10 @@ class Backend:
     people: People
     sessions: Sessions
     tokens: Tokens
+    revocations: RevocationFeed
+    # The token admin RPCs require (configured, or generated in the data folder: `server.admin_token`);
+    # empty refuses every admin RPC.
+    admin_token: str = ""
 
 
 def dollars(cents: int) -> str:
@@ -89,14 +96,20 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         return self._backend
 
     def _require_admin(self, context: grpc.aio.ServicerContext) -> None:
-        expected = self._settings.admin_token
-        if not expected:
-            return
+        """Admin RPCs are closed by default (a token always exists, see `server.admin_token`); the
+        comparison takes the same time wherever the tokens differ, so timing reveals nothing of it."""
+        expected = self.backend.admin_token
         sent = next((value for key, value in context.invocation_metadata() or ()
                      if key == ADMIN_TOKEN_METADATA), "")
-        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+        if not sent:
             raise ServiceError(Reason.ERROR_REASON_PERMISSION_DENIED,
-                               f"this RPC needs the admin token in the {ADMIN_TOKEN_METADATA} metadata")
+                               f"admin RPCs need the admin token in the {ADMIN_TOKEN_METADATA} metadata: the "
+                               "univence CLI on the service's machine reads it from the data folder "
+                               "(admin-token); elsewhere pass --admin-token")
+        if not isinstance(sent, str) or not expected or \
+                not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise ServiceError(Reason.ERROR_REASON_PERMISSION_DENIED,
+                               f"the admin token in the {ADMIN_TOKEN_METADATA} metadata is not this service's")
 
     # -- for the edge --------------------------------------------------------------------------------
 
@@ -127,6 +140,10 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
                 raise authentication_failed("the JWT's subject is not a known user") from None
             raise
 
+    async def WatchRevocations(self, request: pb.WatchRevocationsRequest, context):
+        async for user_ids in self.backend.revocations.stream():
+            yield pb.WatchRevocationsResponse(user_ids=user_ids, heartbeat_seconds=HEARTBEAT_SECONDS)
+
     @validated
     async def Quote(self, request: pb.QuoteRequest, context) -> pb.QuoteResponse:
         quote = self.backend.prices.quote(request.items)
@@ -142,7 +159,8 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
                                     request.idempotency_key, request.request_fingerprint, request.ttl_seconds)
         return pb.ReserveResponse(hold=messages.hold_message(r.hold), replayed=r.replayed,
                                   stored_response=r.stored_response,
-                                  stored_response_content_type=r.stored_response_content_type)
+                                  stored_response_content_type=r.stored_response_content_type,
+                                  max_stored_response_bytes=self.backend.ledger.max_stored_response_bytes)
 
     @validated
     async def Commit(self, request: pb.CommitRequest, context) -> pb.CommitResponse:
@@ -155,6 +173,26 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def Release(self, request: pb.ReleaseRequest, context) -> pb.ReleaseResponse:
         hold = await asyncio.to_thread(self.backend.ledger.release, request.hold_id, request.reason)
         return pb.ReleaseResponse(hold=messages.hold_message(hold))
+
+    @validated
+    async def RenewHolds(self, request: pb.RenewHoldsRequest, context) -> pb.RenewHoldsResponse:
+        holds = await asyncio.to_thread(self.backend.ledger.renew, list(request.hold_ids), request.ttl_seconds)
+        return pb.RenewHoldsResponse(holds=[messages.hold_message(h) for h in holds])
+
+    @validated
+    async def AcquireLease(self, request: pb.AcquireLeaseRequest, context) -> pb.AcquireLeaseResponse:
+        leases = Leases(self.backend.ledger, self.backend.prices)
+        lease, free = await asyncio.to_thread(leases.acquire, request.user_id, request.target_mc,
+                                              request.minimum_mc, request.ttl_seconds)
+        return pb.AcquireLeaseResponse(lease=messages.hold_message(lease) if lease else None, available_mc=free)
+
+    @validated
+    async def ChargeLeases(self, request: pb.ChargeLeasesRequest, context) -> pb.ChargeLeasesResponse:
+        leases = Leases(self.backend.ledger, self.backend.prices)
+        results, held = await asyncio.to_thread(leases.charge, list(request.charges))
+        return pb.ChargeLeasesResponse(
+            results=[pb.LeaseChargeResult(request_id=r.request_id, charged_mc=r.charged_mc, late=r.late)
+                     for r in results], leases=[messages.hold_message(h) for h in held])
 
     @validated
     async def GetBalance(self, request: pb.GetBalanceRequest, context) -> pb.GetBalanceResponse:
@@ -196,6 +234,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         premium = request.premium if request.HasField("premium") else None
         disabled = request.disabled if request.HasField("disabled") else None
         user = await asyncio.to_thread(self.backend.users.update, request.user, premium, disabled)
+        await self.backend.revocations.publish()
         return pb.UpdateUserResponse(user=messages.user_message(user))
 
     @validated
@@ -214,6 +253,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def RevokeApiKey(self, request: pb.RevokeApiKeyRequest, context) -> pb.RevokeApiKeyResponse:
         self._require_admin(context)
         key = await asyncio.to_thread(self.backend.keys.revoke, request.key_id)
+        await self.backend.revocations.publish()
         return pb.RevokeApiKeyResponse(api_key=messages.api_key_message(key))
 
     @validated
@@ -261,12 +301,15 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         session, token, user = await asyncio.to_thread(
             self.backend.people.create_session, request.email, request.password, request.client_ip,
             request.user_agent, request.previous_session_token)
+        if request.previous_session_token:  # a new login ends the session it replaces
+            await self.backend.revocations.publish()
         return pb.CreateSessionResponse(session=messages.session_message(session), session_token=token,
                                         user=messages.user_message(user))
 
     @validated
     async def RevokeSession(self, request: pb.RevokeSessionRequest, context) -> pb.RevokeSessionResponse:
         await asyncio.to_thread(self.backend.sessions.revoke, request.session_token)
+        await self.backend.revocations.publish()
         return pb.RevokeSessionResponse()
 
     @validated
@@ -274,6 +317,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
         session, token = await asyncio.to_thread(
             self.backend.people.change_password, request.session_token, request.current_password,
             request.new_password, request.client_ip, request.user_agent)
+        await self.backend.revocations.publish()
         return pb.ChangePasswordResponse(session=messages.session_message(session), session_token=token)
 
     @validated
@@ -316,6 +360,7 @@ class AccountsServicer(accounts_pb2_grpc.AccountsServiceServicer):
     async def RevokeOwnApiKey(self, request: pb.RevokeOwnApiKeyRequest, context) -> pb.RevokeOwnApiKeyResponse:
         user = await self._session_user(request.session_token)
         key = await asyncio.to_thread(self.backend.keys.revoke, request.key_id, user.id)
+        await self.backend.revocations.publish()
         return pb.RevokeOwnApiKeyResponse(api_key=messages.api_key_message(key))
 
     async def GetPriceTable(self, request: pb.GetPriceTableRequest, context) -> pb.GetPriceTableResponse:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from services.accounts.revocations import record as record_revocation
 from services.accounts.store import (
     User,
     authentication_failed,
@@ -91,7 +92,9 @@ class Sessions:
     def end(conn: Connection, which_sessions, which_refresh_tokens) -> None:
         """Revokes the sessions and refresh tokens the conditions pick (the caller's transaction)."""
         now = now_us()
-        conn.execute(update(sessions).where(which_sessions, sessions.c.revoked_us.is_(None)).values(revoked_us=now))
+        live = (which_sessions, sessions.c.revoked_us.is_(None))
+        record_revocation(conn, conn.execute(select(sessions.c.user_id).where(*live)).scalars(), "session_revoked")
+        conn.execute(update(sessions).where(*live).values(revoked_us=now))
         conn.execute(update(refresh_tokens).where(which_refresh_tokens, refresh_tokens.c.revoked_us.is_(None))
                      .values(revoked_us=now))
 

@@ -13,23 +13,19 @@ import binascii
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from services.accounts.revocations import record
 from services.accounts.tables import users
-from services.common.database import reading, writing
+from services.common.database import now_us, reading, writing
 from services.common.errors import Reason, ServiceError, invalid, not_found
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 MAX_EMAIL_LENGTH = 320
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def new_id(prefix: str) -> str:
@@ -199,5 +195,6 @@ class Users:
                 changes["disabled_us"] = now_us() if disabled else None
             if changes:
                 conn.execute(update(users).where(users.c.id == user.id).values(**changes))
+                record(conn, [user.id], "user_changed")
                 user = find_user(conn, user.id)
         return user

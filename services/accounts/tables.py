@@ -102,3 +102,22 @@ login_throttle = Table(
     Column("failures", Integer, nullable=False),
     Column("last_failure_us", BigInteger, nullable=False),
 )
+
+revocations = Table(
+    "revocations", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("user_id", String(40), nullable=False),
+    Column("reason", String(40), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+lease_charges = Table(
+    "lease_charges", metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("hold_id", String(40), nullable=False),
+    Column("user_id", String(40), nullable=False),
+    Column("charged_mc", BigInteger, nullable=False),
+    Column("late", Boolean, nullable=False),
+    Column("entry_seq", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+)

@@ -18,9 +18,8 @@ from sqlalchemy import Engine, case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.accounts.config import AccountsSettings
-from services.accounts.store import now_us
 from services.accounts.tables import login_throttle
-from services.common.database import reading, writing
+from services.common.database import now_us, reading, writing
 from services.common.errors import Reason, ServiceError
 
 SECOND_US = 1_000_000

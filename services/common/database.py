@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterator
@@ -21,6 +22,11 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger(__name__)
 # SQLite engines' in-process writer locks (see writing()).
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+def now_us() -> int:
+    """Now, in integer microseconds since the epoch: how the services' tables keep times."""
+    return time.time_ns() // 1000
 
 
 def make_engine(url: str) -> Engine:

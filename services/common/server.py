@@ -54,6 +54,9 @@ class ServiceDefinition:
     services: list[GrpcService]
     load: Callable[[], Awaitable[None]] | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    # Called when draining starts, before in-flight RPCs get their grace: ends streams that would never
+    # end by themselves (a subscription), which would otherwise hold the process for the whole grace.
+    draining: Callable[[], Awaitable[None]] | None = None
     # Names the model(s) in log lines and MODEL_UNAVAILABLE messages.
     description: str = ""
     # `full` or `tiny` for modality services; empty for services without models.
@@ -68,7 +71,7 @@ class ServiceDefinition:
 
 
 def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
-    size = settings.max_message_mb * 1024 * 1024
+    size = settings.max_message_bytes
     return [
         ("grpc.max_receive_message_length", size),
         ("grpc.max_send_message_length", size),
@@ -182,6 +185,8 @@ class ServiceRuntime:
         log.info("%s draining (up to %.0fs)", self.definition.name, grace)
         if self._load_task and not self._load_task.done():
             self._load_task.cancel()
+        if self.definition.draining is not None:
+            await self.definition.draining()
         await self._server.stop(grace)
         self._server = None
         if self.definition.close is not None:

@@ -28,6 +28,8 @@ MIME_KINDS: dict[str, int] = {
     "audio/flac": Kind.MEDIA_KIND_AUDIO,
     "audio/ogg": Kind.MEDIA_KIND_AUDIO,
     "audio/aac": Kind.MEDIA_KIND_AUDIO,
+    # A response body kept for Idempotency-Key replays (edge.metering), too large for accounts.
+    "application/json": Kind.MEDIA_KIND_DATA,
 }
 # Common spellings of the same types, stored under the canonical name.
 _ALIASES = {

@@ -323,7 +323,7 @@ async def test_migration_2_keeps_operator_made_users_verified(database_url):
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO users (id, email, premium, balance_mc, held_mc, created_us)"
                               " VALUES ('usr_old', 'old@example.com', FALSE, 0, 0, 5)"))
-        assert migrate(engine, SERVICE, MIGRATIONS) == 2
+        assert migrate(engine, SERVICE, MIGRATIONS[:2]) == 2
         with engine.begin() as conn:
             row = conn.execute(text("SELECT email_verified_us, disabled_us, password_hash FROM users")).one()
         assert tuple(row) == (5, None, None)

@@ -48,6 +48,8 @@ async def test_chat_mistakes_are_400_naming_the_field(chat_stack, caplog):  # no
     cases = [
         ({"messages": [{"role": {"x": 1}, "content": "hi"}]}, "messages[0].role"),
         ({"messages": [{"role": ["user"], "content": "hi"}]}, "messages[0].role"),
+        # Found by tests/fuzz: a tool_call_id that is not a string, on any role.
+        ({"messages": [{"role": "system", "content": "hi", "tool_call_id": True}, *USER]}, "messages[0].tool_call_id"),
         ({"messages": USER, "n": 2 ** 40}, "n"),
         ({"messages": USER, "max_tokens": 2 ** 70}, "max_tokens"),
         ({"messages": USER, "max_completion_tokens": 2 ** 31}, "max_completion_tokens"),

@@ -242,6 +242,8 @@ def parse_message(message: Any, i: int) -> llm_pb2.ChatMessage:
         raise APIError(400, f"{where}.content must be a string or an array of content parts",
                        param=f"{where}.content")
     tool_call_id = message.get("tool_call_id")
+    if tool_call_id is not None and not isinstance(tool_call_id, str):
+        raise APIError(400, f"{where}.tool_call_id must be a string", param=f"{where}.tool_call_id")
     if role == "tool" and not isinstance(tool_call_id, str):
         raise APIError(400, f"{where}.tool_call_id is required for tool messages (the id of the call it answers)",
                        param=f"{where}.tool_call_id", code="missing_required_parameter")
