@@ -25,8 +25,9 @@ from univence import registry
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ("univence", "services", "edge")
 # Imported only where installed, behind a find_spec check or an ImportError fallback, and installed apart
-# (vLLM brings its own CUDA torch on GPU machines; the OTLP exporter only where spans are exported).
-OPTIONAL = {"vllm", "opentelemetry.exporter"}
+# (vLLM brings its own CUDA torch on GPU machines; the OTLP exporter only where spans are exported;
+# TurboDiffusion's `rcm` and `modify_model` from its repo on GPU machines, services/video/backends/turbo.py).
+OPTIONAL = {"vllm", "opentelemetry.exporter", "rcm", "modify_model"}
 # Installed with `pip install --no-deps` (univence/registry.py: no_deps_packages) by both README commands
 # and the images, because their metadata requires something that breaks this environment.
 INSTALLED_APART = {Requirement(p).name for s in registry.SERVICES for p in s.no_deps_packages}

@@ -34,3 +34,8 @@ class ServiceSettings(SectionSettings):
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def max_message_bytes(self) -> int:
+        """`max_message_mb` in bytes: the gRPC limit, and the room a response's image or video has."""
+        return self.max_message_mb * 1024 * 1024

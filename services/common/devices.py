@@ -77,3 +77,25 @@ def model_dtype(setting: str, profile: str, device: str) -> torch.dtype:
 def looks_like_path(model: str) -> bool:
     """True when a model setting names a local path (absolute, relative or an existing one), not a hub id."""
     return model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().exists()
+
+
+def local_model(model: str, marker: str, what: str, what_to_do: str, *, kind: str = "model") -> str:
+    """`model` as from_pretrained takes it: a hub id unchanged, a local path expanded and checked to be a
+    model folder (holding `marker`, e.g. model_index.json), else a ModelLoadError naming `what` ("the video
+    model"), the folder's `kind` ("diffusers pipeline") and `what_to_do` - so a wrong path says so instead
+    of a hub lookup error."""
+    from services.common.errors import ModelLoadError
+
+    if not looks_like_path(model):
+        return model
+    folder = Path(model).expanduser()
+    if not (folder / marker).is_file():
+        raise ModelLoadError(f"cannot load {what} {model!r}: {folder} is not a {kind} folder (no {marker}); "
+                             f"{what_to_do}")
+    return str(folder)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (its type's name when it has no message), for one-line load errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -90,6 +90,22 @@ def too_large(message: str, param: str | None = None) -> ServiceError:
     return ServiceError(Reason.ERROR_REASON_PAYLOAD_TOO_LARGE, message, param=param)
 
 
+def check_text(text: str, max_chars: int, param: str) -> None:
+    """A request's free text (a prompt): at most `max_chars` characters (PAYLOAD_TOO_LARGE) and no NUL
+    characters (INVALID_REQUEST), which models' tokenizers and logs mishandle."""
+    if len(text) > max_chars:
+        raise too_large(f"{param} is {len(text)} characters; at most {max_chars} are accepted", param)
+    if "\x00" in text:
+        raise invalid(f"{param} must not contain NUL characters", param)
+
+
+def model_failed(modality: str, exc: BaseException) -> ServiceError:
+    """A model that raised while running a request: PROCESSING_FAILED naming the modality ("image") and the
+    exception, so the caller learns what broke without a traceback."""
+    return ServiceError(Reason.ERROR_REASON_PROCESSING_FAILED,
+                        f"the {modality} model failed while running the request ({type(exc).__name__}: {exc})")
+
+
 def rejected(exc: ImageRejected) -> ServiceError:
     """An input image refused by univence.imaging: PAYLOAD_TOO_LARGE past a limit, else INVALID_REQUEST,
     with its message and the request field it names."""

@@ -92,6 +92,11 @@ class ModalityServicer(Generic[E]):
                                f"the {self.settings.section} models are not loaded yet; retry shortly")
         return self._engine
 
+    @property
+    def queue(self) -> WorkQueue:
+        """The work queue the models run on (set with the placement, at `attach`)."""
+        return self.placement.queue
+
     def attach(self, engine: E, placement: Placement) -> None:
         """Called once, when the engine is loaded (a subclass extending it calls super() last, so nothing
         serves before its own parts are ready)."""
@@ -119,7 +124,9 @@ def modality_definition(
     description: names the models in log lines and MODEL_UNAVAILABLE messages.
     models: the public models served (GetServiceInfo, the edge's /v1/models), known before loading so
       that a service that cannot load still says what it would serve.
-    limits: what the edge checks before reserving credits (GetServiceInfoResponse.limits), from settings.
+    limits: what the edge checks before reserving credits (GetServiceInfoResponse.limits), from settings;
+      the work queue's capacity (`queue_max_pending`, waiting plus running) is added to them, so the edge
+      answers 429 before reserving credits when its calls in flight fill the queue (edge.admission).
     profile, no_gpu: see `place`. warm_up: runs once after load when settings.warmup is on (a thread).
     close: frees the engine at shutdown (the work queue is closed after it).
     """
@@ -158,5 +165,5 @@ def modality_definition(
         profile=placement.profile,
         device=placement.device,
         models=models(placement),
-        limits=dict(limits or {}),
+        limits={"queue_max_pending": settings.queue_max_pending, **(limits or {})},
     )

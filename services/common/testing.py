@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import grpc
 
 from services.common.config import ServiceSettings
 from services.common.server import ServiceDefinition, ServiceRuntime
+from univence.common.v1 import common_pb2_grpc
 
 S = TypeVar("S", bound=ServiceSettings)
+Stub = TypeVar("Stub")
+Servicer = TypeVar("Servicer")
 LOAD_TIMEOUT_S = 120
 
 
@@ -50,3 +54,24 @@ async def connected(definition: ServiceDefinition, settings: ServiceSettings, *,
 
 def address_of(runtime: ServiceRuntime) -> str:
     return f"{runtime.settings.host}:{runtime.port}"
+
+
+@dataclass
+class RunningModality(Generic[Stub, Servicer, S]):
+    """A modality service running for a test: its own stub, the ServiceInfo stub, the servicer for
+    looking inside, its settings and where it listens."""
+
+    stub: Stub
+    info: common_pb2_grpc.ServiceInfoServiceStub
+    servicer: Servicer
+    settings: S
+    address: str
+
+
+@contextlib.asynccontextmanager
+async def serve_modality(definition: ServiceDefinition, settings: S, stub: Callable[[grpc.aio.Channel], Stub], *,
+                         wait_loaded: bool = True) -> AsyncIterator[RunningModality[Stub, Any, S]]:
+    """`connected`, as a RunningModality (the definition's first gRPC service is the modality's own)."""
+    async with connected(definition, settings, wait_loaded=wait_loaded) as (runtime, channel):
+        yield RunningModality(stub(channel), common_pb2_grpc.ServiceInfoServiceStub(channel),
+                              definition.services[0].servicer, settings, address_of(runtime))

@@ -7,6 +7,9 @@ memory; items whose deadline passes while they wait are dropped before any work 
 A caller that goes away (its RPC cancelled) returns at once, but its slot and its pending count stay
 taken until the work thread it started has finished (the thread's result is dropped): a thread cannot
 be stopped, so freeing them earlier would let more than `concurrency` items run at once.
+
+Callers waiting for a slot are kept in arrival order, so a long job (a video) can tell its client its
+place in the queue (`slot(on_position=...)`) and say when it moves up.
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ class WorkQueue:
         self.max_pending = max_pending
         self.pending = 0
         self._slots = asyncio.Semaphore(concurrency)
+        # Callers waiting for a slot, first come first: each one's position listener (or None).
+        self._waiting: list[_Waiter] = []
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix=f"{name}-work")
 
     @contextlib.contextmanager
@@ -115,15 +120,35 @@ class WorkQueue:
             finally:
                 hold.release_when_idle(release)
 
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a slot now (not counting those running)."""
+        return len(self._waiting)
+
+    def _renumber(self) -> None:
+        for place, waiter in enumerate(self._waiting, start=1):
+            waiter.tell(place)
+
     @contextlib.asynccontextmanager
-    async def slot(self, timeout: float | None = None) -> AsyncIterator[None]:
+    async def slot(self, timeout: float | None = None,
+                   on_position: Callable[[int], None] | None = None) -> AsyncIterator[None]:
         """Holds one of the `concurrency` slots (until the work threads started in the block have
-        finished, even when the caller leaves first); `timeout` bounds the wait (DEADLINE_EXCEEDED after)."""
+        finished, even when the caller leaves first); `timeout` bounds the wait (DEADLINE_EXCEEDED after).
+        `on_position(n)` hears the caller's place among those waiting (1: next to run) when it has to
+        wait and each time it moves up (it runs in the event loop; not called when a slot is free)."""
+        waiter = _Waiter(on_position)
+        if self._slots.locked() or self._waiting:
+            self._waiting.append(waiter)
+            waiter.tell(len(self._waiting))
         try:
             async with asyncio.timeout(timeout):
                 await self._slots.acquire()
         except TimeoutError:
             raise deadline_exceeded() from None
+        finally:
+            if waiter in self._waiting:
+                self._waiting.remove(waiter)
+                self._renumber()
         with _holding() as hold:
             try:
                 yield
@@ -142,9 +167,11 @@ class WorkQueue:
         cancelled meanwhile returns at once; the thread runs on and its result is dropped."""
         return await asyncio.wrap_future(self._submit(fn, *args))
 
-    async def execute(self, fn: Callable[..., R], *args: Any, timeout: float | None = None) -> R:
-        """Runs fn(*args) on a work thread once a slot is free; `timeout` bounds the wait for the slot."""
-        async with self.slot(timeout):
+    async def execute(self, fn: Callable[..., R], *args: Any, timeout: float | None = None,
+                      on_position: Callable[[int], None] | None = None) -> R:
+        """Runs fn(*args) on a work thread once a slot is free; `timeout` bounds the wait for the slot,
+        `on_position` hears the place in the queue meanwhile (see `slot`)."""
+        async with self.slot(timeout, on_position):
             return await self.in_thread(fn, *args)
 
     async def run(self, fn: Callable[..., R], *args: Any, timeout: float | None = None) -> R:
@@ -154,6 +181,19 @@ class WorkQueue:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _Waiter:
+    """A caller waiting for a slot, and who hears its place (only when it changes)."""
+
+    def __init__(self, listener: Callable[[int], None] | None):
+        self.listener = listener
+        self.place = 0
+
+    def tell(self, place: int) -> None:
+        if self.listener is not None and place != self.place:
+            self.place = place
+            self.listener(place)
 
 
 @dataclass

@@ -11,13 +11,12 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from diffusers import Flux2KleinInpaintPipeline, Flux2KleinPipeline
 from PIL import Image
 
-from services.common.devices import looks_like_path, model_dtype
+from services.common.devices import first_line, local_model, model_dtype
 from services.common.errors import ModelLoadError
 from services.common.modality import TINY_SOURCE
 from services.image.catalog import BASE, DISTILLED, configured_models
@@ -184,18 +183,12 @@ def load_full(model: str, *, dtype: torch.dtype, local_files_only: bool = False,
     what_to_do = (f"download it where there is internet (`hf download {model} --local-dir /models/<name>`), then "
                   "point UNIVENCE_IMAGE_DISTILLED_MODEL / UNIVENCE_IMAGE_BASE_MODEL at that folder; or run the tiny "
                   "profile (UNIVENCE_IMAGE_PROFILE=tiny, random weights, noise output)")
-    if looks_like_path(model):
-        folder = Path(model).expanduser()
-        if not (folder / "model_index.json").is_file():
-            raise ModelLoadError(f"cannot load the image model {model!r}: {folder} is not a diffusers pipeline "
-                                 f"folder (no model_index.json); {what_to_do}")
-        model = str(folder)
+    model = local_model(model, "model_index.json", "the image model", what_to_do, kind="diffusers pipeline")
     try:
         return Flux2KleinPipeline.from_pretrained(model, dtype=dtype, local_files_only=local_files_only,
                                                   **components)
     except (OSError, ValueError, ImportError) as exc:  # missing files, no hub, a gated repo, a bad config
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load the image model {model!r} ({reason}); {what_to_do}") from None
+        raise ModelLoadError(f"cannot load the image model {model!r} ({first_line(exc)}); {what_to_do}") from None
 
 
 def check_out_layers(pipeline: Flux2KleinPipeline, out_layers: tuple[int, ...], name: str) -> None:

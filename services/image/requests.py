@@ -13,7 +13,7 @@ import secrets
 
 from PIL import Image
 
-from services.common.errors import image_input, invalid, too_large
+from services.common.errors import check_text, image_input, invalid, too_large
 from services.image.catalog import (
     DEFAULT_EDIT_NEGATIVE_PROMPT,
     DEFAULT_NEGATIVE_PROMPT,
@@ -69,11 +69,7 @@ def limits(settings: ImageSettings) -> dict[str, float]:
 def check_prompt(prompt: str, settings: ImageSettings, param: str = "prompt", *, required: bool = True) -> str:
     if required and not prompt.strip():
         raise invalid(f"{param} is required and must not be empty", param)
-    if len(prompt) > settings.max_prompt_chars:
-        raise too_large(f"{param} is {len(prompt)} characters; at most {settings.max_prompt_chars} are accepted",
-                        param)
-    if "\x00" in prompt:
-        raise invalid(f"{param} must not contain NUL characters", param)
+    check_text(prompt, settings.max_prompt_chars, param)
     return prompt
 
 

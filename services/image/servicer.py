@@ -8,37 +8,23 @@ QUEUE_FULL (RESOURCE_EXHAUSTED) at once. Each image of a request is one queue it
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Sequence
 
 import torch
 from PIL import Image
 
-from services.common.errors import Reason, ServiceError, invalid
+from services.common.errors import ServiceError, invalid, model_failed
 from services.common.modality import ModalityServicer, Placement
-from services.common.workqueue import Batcher, WorkQueue
+from services.common.workqueue import Batcher
 from services.image.catalog import MAX_BATCH_REQUESTS
 from services.image.config import ImageSettings
 from services.image.pipelines import Edit, Generation, KleinPipelines
 from services.image.requests import plan_edit, plan_generation
 from univence.image.v1 import image_pb2, image_pb2_grpc
+from univence.imaging import encode
 
 log = logging.getLogger(__name__)
-
-
-def processing_failed(exc: BaseException) -> ServiceError:
-    return ServiceError(Reason.ERROR_REASON_PROCESSING_FAILED,
-                        f"the image model failed while running the request ({type(exc).__name__}: {exc})")
-
-
-def encode(image: Image.Image, pillow_format: str, png_level: int) -> bytes:
-    out = io.BytesIO()
-    if pillow_format == "PNG":
-        image.save(out, format="PNG", compress_level=png_level)
-    else:
-        image.save(out, format=pillow_format, quality=95)
-    return out.getvalue()
 
 
 class ImageServicer(ModalityServicer[KleinPipelines], image_pb2_grpc.ImageServiceServicer):
@@ -50,10 +36,6 @@ class ImageServicer(ModalityServicer[KleinPipelines], image_pb2_grpc.ImageServic
     @property
     def models(self) -> KleinPipelines:
         return self.engine
-
-    @property
-    def queue(self) -> WorkQueue:
-        return self.placement.queue
 
     def attach(self, engine: KleinPipelines, placement: Placement) -> None:
         self.batcher = Batcher(placement.queue, self.run_generations, max_batch_size=self.settings.max_batch_size,
@@ -83,7 +65,7 @@ class ImageServicer(ModalityServicer[KleinPipelines], image_pb2_grpc.ImageServic
                 error = exc
             except Exception as exc:  # one item's surprise fails that item only
                 log.exception("batch item %d failed", index)
-                error = processing_failed(exc)
+                error = model_failed("image", exc)
             return image_pb2.BatchItemResult(error=error.status(param_prefix=f"requests[{index}]."))
 
         results = await asyncio.gather(*(one(i, item) for i, item in enumerate(request.requests)))
@@ -126,14 +108,14 @@ class ImageServicer(ModalityServicer[KleinPipelines], image_pb2_grpc.ImageServic
             return self.models.generate(jobs)
         except torch.OutOfMemoryError as exc:
             if len(jobs) == 1:
-                return [processing_failed(exc)]
+                return [model_failed("image", exc)]
             log.warning("out of memory on a batch of %d; running its images one by one", len(jobs))
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             return [self.run_generations([job])[0] for job in jobs]
         except Exception as exc:
             log.exception("generation batch of %d failed", len(jobs))
-            return [processing_failed(exc)] * len(jobs)
+            return [model_failed("image", exc)] * len(jobs)
 
     # -- edits --------------------------------------------------------------------------------------
 
@@ -147,7 +129,7 @@ class ImageServicer(ModalityServicer[KleinPipelines], image_pb2_grpc.ImageServic
             return self.models.edit(job)
         except Exception as exc:
             log.exception("edit failed")
-            raise processing_failed(exc) from None
+            raise model_failed("image", exc) from None
 
     # -- shared -------------------------------------------------------------------------------------
 

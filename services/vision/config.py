@@ -104,7 +104,3 @@ class VisionSettings(ModalitySettings):
     @property
     def max_video_bytes(self) -> int:
         return int(self.max_video_mb * MIB)
-
-    @property
-    def max_message_bytes(self) -> int:
-        return self.max_message_mb * MIB

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from services.common.devices import looks_like_path, model_dtype
+from services.common.devices import first_line, local_model, looks_like_path, model_dtype
 from services.common.errors import ModelLoadError
 from services.common.modality import TINY_SOURCE
 from services.vision import video
@@ -192,11 +192,6 @@ def load_models(settings: VisionSettings, profile: str, device: str) -> VisionMo
     return VisionModels(settings, text=text, points=points, upscalers=upscalers, sources=sources)
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def load_sam3(settings: VisionSettings, dtype: torch.dtype) -> tuple[Any, Any, Any]:
     """(tokenizer, Sam3Model, Sam3TrackerModel) from the hub or local folders, or a ModelLoadError that
     names the model and what to do."""
@@ -211,17 +206,14 @@ def load_sam3(settings: VisionSettings, dtype: torch.dtype) -> tuple[Any, Any, A
                       "facebook/sam3 is gated: accept its licence on the hub first), then point "
                       f"UNIVENCE_VISION_{variable} at that folder; or run the tiny profile "
                       "(UNIVENCE_VISION_PROFILE=tiny, random weights, noise output)")
-        if looks_like_path(name) and not (Path(name).expanduser() / "config.json").is_file():
-            raise ModelLoadError(f"cannot load the SAM3 model {name!r}: {Path(name).expanduser()} is not a "
-                                 f"transformers model folder (no config.json); {what_to_do}")
+        reference = local_model(name, "config.json", "the SAM3 model", what_to_do, kind="transformers model")
         kwargs = {"local_files_only": settings.local_files_only}
         if cls is not AutoTokenizer:
             kwargs["dtype"] = dtype
         try:
-            loaded.append(cls.from_pretrained(str(Path(name).expanduser()) if looks_like_path(name) else name,
-                                              **kwargs))
+            loaded.append(cls.from_pretrained(reference, **kwargs))
         except (OSError, ValueError, ImportError) as exc:  # missing files, no hub, a gated repo, a bad config
-            raise ModelLoadError(f"cannot load the SAM3 model {name!r} ({_reason(exc)}); {what_to_do}") from None
+            raise ModelLoadError(f"cannot load the SAM3 model {name!r} ({first_line(exc)}); {what_to_do}") from None
     return loaded[0], loaded[1], loaded[2]
 
 
@@ -245,7 +237,7 @@ def weights_file(model: UpscaleModel, weights: str, settings: VisionSettings) ->
 
         return Path(hf_hub_download(f"{owner}/{repo}", filename, local_files_only=settings.local_files_only))
     except Exception as exc:  # noqa: BLE001 - no network, an unknown repo or file, a gated repo
-        raise ModelLoadError(f"cannot load the {model.id} model {weights!r} from the hub ({_reason(exc)}); "
+        raise ModelLoadError(f"cannot load the {model.id} model {weights!r} from the hub ({first_line(exc)}); "
                              f"{_weights_help(model)}") from None
 
 
@@ -257,7 +249,7 @@ def load_spandrel(model: UpscaleModel, path: Path, device: str, name: str) -> Up
         descriptor = spandrel.ModelLoader().load_from_file(str(path))
     except Exception as exc:  # noqa: BLE001 - spandrel raises many kinds for files it cannot read
         raise ModelLoadError(f"cannot load the {model.id} model {name!r}: spandrel cannot read it "
-                             f"({_reason(exc)}); {_weights_help(model)}") from None
+                             f"({first_line(exc)}); {_weights_help(model)}") from None
     if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.scale != model.scale:
         scale = getattr(descriptor, "scale", "?")
         raise ModelLoadError(f"cannot serve {name!r} as {model.id}: it is a {scale}x "
@@ -275,15 +267,11 @@ def load_swin2sr(model: UpscaleModel, weights: str, settings: VisionSettings, pr
     what_to_do = (f"download it where there is internet (`hf download {weights} --local-dir /models/swin2sr`), then "
                   "point UNIVENCE_VISION_SWIN2SR_MODEL at that folder; set it to \"\" to serve without swin2sr; or run "
                   "the tiny profile (UNIVENCE_VISION_PROFILE=tiny)")
-    if looks_like_path(weights) and not (Path(weights).expanduser() / "config.json").is_file():
-        raise ModelLoadError(f"cannot load the swin2sr model {weights!r}: not a transformers model folder "
-                             f"(no config.json); {what_to_do}")
+    reference = local_model(weights, "config.json", "the swin2sr model", what_to_do, kind="transformers model")
     try:
-        loaded = Swin2SRForImageSuperResolution.from_pretrained(
-            str(Path(weights).expanduser()) if looks_like_path(weights) else weights,
-            local_files_only=settings.local_files_only)
+        loaded = Swin2SRForImageSuperResolution.from_pretrained(reference, local_files_only=settings.local_files_only)
     except (OSError, ValueError, ImportError) as exc:
-        raise ModelLoadError(f"cannot load the swin2sr model {weights!r} ({_reason(exc)}); {what_to_do}") from None
+        raise ModelLoadError(f"cannot load the swin2sr model {weights!r} ({first_line(exc)}); {what_to_do}") from None
     if loaded.config.upscale != model.scale:
         raise ModelLoadError(f"cannot serve {weights!r} as swin2sr: it upscales {loaded.config.upscale}x and swin2sr "
                              f"is published as {model.scale}x; use a x{model.scale} Swin2SR checkpoint")

@@ -13,7 +13,7 @@ import math
 
 from PIL import Image
 
-from services.common.errors import Reason, ServiceError, image_input, invalid, too_large
+from services.common.errors import Reason, ServiceError, check_text, image_input, invalid, too_large
 from services.vision import video
 from services.vision.catalog import LANCZOS, MIME_TYPES, UPSCALE_MODELS, upscale_model
 from services.vision.config import VisionSettings
@@ -59,11 +59,7 @@ def sam3_not_served() -> ServiceError:
 
 def check_prompt(prompt: str, settings: VisionSettings, param: str = "prompt") -> str:
     """The prompt (may be empty; the caller decides whether that is allowed)."""
-    if len(prompt) > settings.max_prompt_chars:
-        raise too_large(f"{param} is {len(prompt)} characters; at most {settings.max_prompt_chars} are accepted",
-                        param)
-    if "\x00" in prompt:
-        raise invalid(f"{param} must not contain NUL characters", param)
+    check_text(prompt, settings.max_prompt_chars, param)
     return prompt.strip()
 
 

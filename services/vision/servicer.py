@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import threading
 
 import numpy as np
 from PIL import Image
 
-from services.common.errors import Reason, ServiceError, too_large
+from services.common.errors import ServiceError, model_failed, too_large
 from services.common.modality import ModalityServicer
-from services.common.workqueue import WorkQueue
 from services.vision import video
 from services.vision.catalog import PNG
 from services.vision.config import VisionSettings
@@ -31,17 +29,13 @@ from services.vision.pipelines import (
 )
 from services.vision.requests import plan_background, plan_segmentation, plan_upscale, plan_video, rejected_video
 from univence.common.v1 import common_pb2
+from univence.imaging import encode
 from univence.vision.v1 import vision_pb2, vision_pb2_grpc
 
 log = logging.getLogger(__name__)
 # Room kept in a response message for everything besides its image or video.
 MESSAGE_OVERHEAD = 64 * 1024
 PROBED, SEGMENTING = "probed", "segmenting"
-
-
-def processing_failed(exc: BaseException) -> ServiceError:
-    return ServiceError(Reason.ERROR_REASON_PROCESSING_FAILED,
-                        f"the vision model failed while running the request ({type(exc).__name__}: {exc})")
 
 
 class Cancelled(Exception):
@@ -51,17 +45,6 @@ class Cancelled(Exception):
 def stop_if(stop: threading.Event) -> None:
     if stop.is_set():
         raise Cancelled
-
-
-def encode(image: Image.Image, pillow_format: str, png_level: int) -> bytes:
-    out = io.BytesIO()
-    if pillow_format == "PNG":
-        image.save(out, format="PNG", compress_level=png_level)
-    else:
-        if pillow_format == "JPEG" and image.mode != "RGB":  # JPEG has no alpha
-            image = image.convert("RGB")
-        image.save(out, format=pillow_format, quality=95)
-    return out.getvalue()
 
 
 def mask_png(mask: np.ndarray, png_level: int) -> bytes:
@@ -77,10 +60,6 @@ class VisionServicer(ModalityServicer[VisionModels], vision_pb2_grpc.VisionServi
     @property
     def models(self) -> VisionModels:
         return self.engine
-
-    @property
-    def queue(self) -> WorkQueue:
-        return self.placement.queue
 
     # -- RPCs ---------------------------------------------------------------------------------------
 
@@ -175,7 +154,7 @@ class VisionServicer(ModalityServicer[VisionModels], vision_pb2_grpc.VisionServi
             raise
         except Exception as exc:
             log.exception("%s failed", getattr(fn, "__name__", "vision work"))
-            raise processing_failed(exc) from None
+            raise model_failed("vision", exc) from None
 
     def _run_video(self, job: VideoBackgroundRemoval, on_frame) -> video.Result:
         try:
@@ -187,7 +166,7 @@ class VisionServicer(ModalityServicer[VisionModels], vision_pb2_grpc.VisionServi
             raise rejected_video(exc) from None
         except Exception as exc:
             log.exception("video background removal failed")
-            raise processing_failed(exc) from None
+            raise model_failed("vision", exc) from None
 
     def _fits(self, data: bytes, param: str, advice: str) -> bytes:
         """The encoded result, or PAYLOAD_TOO_LARGE when it would not fit in one gRPC message."""

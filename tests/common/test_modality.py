@@ -63,12 +63,15 @@ async def test_loads_in_a_thread_warms_up_attaches_and_closes(caplog):
         engine = servicer.engine
         assert engine.thread is not threading.main_thread() and engine.warm
         assert engine.placement.profile == "tiny" and engine.placement.device == "cpu"
+        assert servicer.queue is engine.placement.queue
         await media_pb2_grpc.MediaServiceStub(channel).DeleteMedia(media_pb2.DeleteMediaRequest())
         info = await common_pb2_grpc.ServiceInfoServiceStub(channel).GetServiceInfo(
             common_pb2.GetServiceInfoRequest())
         assert (info.service, info.profile, info.device, info.ready) == ("probe", "tiny", "cpu", True)
         assert [m.id for m in info.models] == ["probe-1"]
-        assert dict(info.limits) == {"max_n": 4, "max_prompt_chars": 100}
+        # the service's own limits, and its queue's capacity (the edge admits calls before Reserve by it)
+        assert dict(info.limits) == {"max_n": 4, "max_prompt_chars": 100,
+                                     "queue_max_pending": settings.queue_max_pending}
     assert engine.closed
     assert "probe: tiny profile" in caplog.text
 

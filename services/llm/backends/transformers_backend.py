@@ -21,6 +21,7 @@ from typing import Any
 
 from transformers import LogitsProcessor
 
+from services.common.devices import model_dtype
 from services.common.errors import invalid
 from services.common.workqueue import WorkQueue
 from services.llm.backends.base import (
@@ -400,19 +401,11 @@ class _GrammarMask(LogitsProcessor):
 # -- loading -------------------------------------------------------------------------------------------
 
 
-def torch_dtype(setting: str, device: str):
-    import torch
-
-    if setting == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, setting)
-
-
 def load_pretrained(model_id: str, device: str, dtype_setting: str):
     """(model, tokenizer, image processor or None) from a hub id or a local folder."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
-    dtype = torch_dtype(dtype_setting, device)
+    dtype = model_dtype(dtype_setting, "full", device)  # real weights: the full profile's dtype
     try:
         config = AutoConfig.from_pretrained(model_id)
         tokenizer = AutoTokenizer.from_pretrained(model_id)
@@ -461,5 +454,5 @@ def load_gguf(path: str, device: str, dtype_setting: str):
     file = resolve_gguf(path)
     tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
     model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name,
-                                                 dtype=torch_dtype(dtype_setting, device))
+                                                 dtype=model_dtype(dtype_setting, "full", device))
     return model.to(device).eval(), tokenizer, None
