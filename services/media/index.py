@@ -5,7 +5,6 @@ Methods block; the servicer calls them through asyncio.to_thread.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, replace
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -51,10 +50,9 @@ class MediaRecord:
     created_us: int
 
     def to_proto(self) -> media_pb2.Media:
-        created = Timestamp(seconds=self.created_us // 1_000_000, nanos=self.created_us % 1_000_000 * 1000)
         return media_pb2.Media(
             media_id=self.media_id, owner_id=self.owner_id, kind=self.kind, mime_type=self.mime_type,
-            size_bytes=self.size_bytes, sha256=self.sha256, create_time=created,
+            size_bytes=self.size_bytes, sha256=self.sha256, create_time=timestamp(self.created_us),
             width=self.width, height=self.height,
         )
 
@@ -63,8 +61,9 @@ class MediaRecord:
         return replace(self, mime_type=mime_type, size_bytes=size_bytes, sha256=sha256)
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
+def timestamp(us: int) -> Timestamp:
+    """A Timestamp from integer microseconds since the epoch (how the index keeps times)."""
+    return Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000)
 
 
 class MediaIndex:

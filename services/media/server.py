@@ -9,6 +9,7 @@ from services.common.server import GrpcService, ServiceDefinition, run
 from services.common.workqueue import WorkQueue
 from services.media.config import MediaSettings
 from services.media.index import MediaIndex
+from services.media.jobs import JobStore
 from services.media.servicer import MediaServicer
 from services.media.storage import FilesystemBlobStore
 from services.media.transcode import TranscodeCache, Transcoder
@@ -22,6 +23,7 @@ def definition(settings: MediaSettings) -> ServiceDefinition:
     the database is reachable and its schema current."""
     servicer = MediaServicer(settings)
     opened: list[MediaIndex | Transcoder] = []
+    sweeps: list[asyncio.Task] = []
 
     async def load() -> None:
         store = await asyncio.to_thread(FilesystemBlobStore, settings.root)
@@ -33,9 +35,13 @@ def definition(settings: MediaSettings) -> ServiceDefinition:
         transcoder = Transcoder(queue, cache, settings.max_transcode_pixels)
         opened.append(transcoder)
         servicer.attach(store, index, transcoder)
+        servicer.jobs = await asyncio.to_thread(JobStore.on, index.engine)
+        sweeps.append(asyncio.create_task(servicer.sweep_forever(), name="media-job-sweep"))
         log.info("media store at %s, index %s", store.root, index.engine.url.render_as_string())
 
     async def close() -> None:
+        for task in sweeps:
+            task.cancel()
         while opened:
             opened.pop().close()
 

@@ -8,16 +8,16 @@ most an unreferenced blob, never a row whose bytes are missing.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import logging
-import zlib
 from collections.abc import AsyncIterator
 
+from services.common.database import now_us
 from services.common.errors import invalid, not_found, too_large
 from services.media.config import MediaSettings
-from services.media.index import MediaIndex, MediaRecord, now_us
+from services.media.index import MediaIndex, MediaRecord
+from services.media.jobs_servicer import JobsServicer
+from services.media.paging import decode_page_token, next_page_token, page_size, query_fingerprint
 from services.media.storage import BlobNotFound, BlobStore, read_all
 from services.media.transcode import FORMAT_MIMES, Transcoder
 from services.media.validation import (
@@ -33,11 +33,7 @@ from univence.media.v1 import media_pb2, media_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
-
-
-class MediaServicer(media_pb2_grpc.MediaServiceServicer):
+class MediaServicer(JobsServicer, media_pb2_grpc.MediaServiceServicer):
     """Serves once `attach` has given it its store, index and transcoder (the runtime's readiness gate
     keeps RPCs out until the service's `load` has done that)."""
 
@@ -157,31 +153,31 @@ class MediaServicer(media_pb2_grpc.MediaServiceServicer):
             raise invalid(f"unknown kind {request.kind}", "kind")
         if request.order not in media_pb2.SortOrder.values():
             raise invalid(f"unknown order {request.order}", "order")
-        if request.page_size < 0:
-            raise invalid("page_size must not be negative", "page_size")
-        if request.offset < 0:
-            raise invalid("offset must not be negative", "offset")
-        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        size = page_size(request.page_size, request.offset)
         newest_first = request.order != media_pb2.SORT_ORDER_OLDEST_FIRST
-        query = _query_fingerprint(owner, request.kind, newest_first)
-        offset = _decode_page_token(request.page_token, query) if request.page_token else request.offset
+        query = query_fingerprint(owner, request.kind, newest_first)
+        offset = decode_page_token(request.page_token, query) if request.page_token else request.offset
         records, total = await asyncio.to_thread(
             self.index.list, owner, request.kind, newest_first=newest_first, limit=size, offset=offset)
-        following = offset + len(records)
         return media_pb2.ListMediaResponse(
             media=[r.to_proto() for r in records], total_size=total,
-            next_page_token=_encode_page_token(following, query) if records and following < total else "",
-        )
+            next_page_token=next_page_token(offset, len(records), total, query))
 
     async def DeleteMedia(
         self, request: media_pb2.DeleteMediaRequest, context
     ) -> media_pb2.DeleteMediaResponse:
-        media_id = check_media_id(request.media_id)
-        if not await asyncio.to_thread(self.index.delete, media_id, request.owner_id or None):
+        if not await self.remove_media(check_media_id(request.media_id), request.owner_id or None):
             raise not_found("no media file with this id", "media_id")
+        return media_pb2.DeleteMediaResponse()
+
+    async def remove_media(self, media_id: str, owner_id: str | None) -> bool:
+        """Deletes a file (only the owner's, when `owner_id` is given): its row, then its bytes (a file
+        whose row is gone is never served, even if removing its bytes fails); False when none matched."""
+        if not await asyncio.to_thread(self.index.delete, media_id, owner_id):
+            return False
         self.transcoder.forget(media_id)
         await asyncio.to_thread(self.store.delete, media_id)
-        return media_pb2.DeleteMediaResponse()
+        return True
 
     def _read_all(self, media_id: str) -> bytes:
         try:
@@ -219,23 +215,3 @@ def _byte_range(offset: int, length: int, size: int) -> tuple[int, int]:
     if offset >= size:
         raise invalid(f"offset {offset} is beyond the file's {size} bytes", "range")
     return offset, size if length == 0 else min(size, offset + length)
-
-
-# Page tokens: base64 of "<offset>.<fingerprint of the query>", so a token only continues its own listing.
-def _query_fingerprint(owner: str, kind: int, newest_first: bool) -> str:
-    return format(zlib.crc32(f"{owner}\0{kind}\0{newest_first}".encode()), "08x")
-
-
-def _encode_page_token(offset: int, query: str) -> str:
-    return base64.urlsafe_b64encode(f"{offset}.{query}".encode()).decode().rstrip("=")
-
-
-def _decode_page_token(token: str, query: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        offset, fingerprint = raw.split(".", 1)
-        if fingerprint == query and offset.isdigit() and int(offset) < 2**31:
-            return int(offset)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise invalid("page_token is not valid for this listing", "page_token")

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 
 import httpx
 import pytest
+from google.protobuf import struct_pb2
 
 from tests.edge.account_site import PASSWORD, Browser, hidden, site, text_of
 from tests.edge.test_auth import assert_envelope
@@ -87,10 +89,25 @@ async def test_keys_usage_and_videos_on_the_account_page(platform, browser):
     assert text_of(page, "balance-credits") == "12.5"
     assert "<td>welcome</td><td>grant</td>" in page and "+12.5" in page
 
+    # The videos tab lists the user's video jobs (as GET /v1/images/user-videos): a completed one links its
+    # file, a queued one shows its status; a bare media file of kind video is no video of the library.
+    stray = await platform.media.CreateMedia(media_pb2.CreateMediaRequest(
+        owner_id=user_id, kind=media_pb2.MEDIA_KIND_VIDEO, mime_type="video/mp4", data=b"\0" * 1000))
     video = await platform.media.CreateMedia(media_pb2.CreateMediaRequest(
         owner_id=user_id, kind=media_pb2.MEDIA_KIND_VIDEO, mime_type="video/mp4", data=b"\0" * 1000))
+    for prompt in ("a slow zoom", "waves at night"):
+        params = struct_pb2.Struct()
+        params.update({"prompt": prompt})
+        job = (await platform.media.CreateJob(media_pb2.CreateJobRequest(
+            owner_id=user_id, kind="video", params=params, runner_id="edge-test"))).job
+    await platform.media.UpdateJob(media_pb2.UpdateJobRequest(
+        job_id=job.job_id, runner_id="edge-test", status=media_pb2.JOB_STATUS_COMPLETED,
+        result_media_ids=[video.media.media_id]))
     page = (await browser.page("/account")).text
-    assert f"/v1/media/{video.media.media_id}" in page
+    section = page.split('id="videos"', 1)[1].split("</section>", 1)[0]
+    videos = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", section)).split())
+    assert f'/v1/media/{video.media.media_id}">' in page and "waves at night completed" in videos
+    assert "a slow zoom queued" in videos and stray.media.media_id not in page
 
 
 async def test_a_revoked_key_is_refused_by_the_api(platform, browser):

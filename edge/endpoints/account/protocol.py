@@ -56,6 +56,7 @@ class PriceRow:
 
 @dataclass(frozen=True)
 class VideoRow:
-    url: str
+    url: str  # '' until the video is completed
     created: str
-    size: str
+    prompt: str
+    status: str

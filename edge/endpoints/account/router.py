@@ -20,9 +20,8 @@ from edge.clients import Clients, ServiceClients, call
 from edge.endpoints.account import pages, translate
 from edge.endpoints.account.protocol import RefreshRequest, TokenRequest, TokenResponse
 from edge.endpoints.account.translate import NOTICES, client_ip, user_agent
-from edge.endpoints.media.translate import media_list, videos_request
+from edge.endpoints.videos.router import library
 from edge.errors import APIError, error_responses
-from edge.outputs import media_url
 from edge.sessions import (
     check_form,
     clear_session_cookie,
@@ -152,22 +151,23 @@ def _session_lost(request: Request, error: APIError) -> Response:
 async def _account_page(request: Request, clients: ServiceClients, token: str, principal: Principal, *,
                         status: int = 200, **context) -> Response:
     accounts = clients.accounts
+    leases = request.app.state.meter.leases
+    if leases is not None:  # the charges this edge has not reported yet are on the page the user reads now
+        await leases.sender.flush(2.0)
     balance, ledger, keys, videos, prices = await asyncio.gather(
         call("accounts", accounts.GetBalance, pb.GetBalanceRequest(user_id=principal.user_id), timeout=RPC_TIMEOUT),
         call("accounts", accounts.ListLedgerEntries, pb.ListLedgerEntriesRequest(
             user_id=principal.user_id, page_size=USAGE_ROWS), timeout=RPC_TIMEOUT),
         call("accounts", accounts.ListOwnApiKeys, pb.ListOwnApiKeysRequest(session_token=token), timeout=RPC_TIMEOUT),
-        call("media", clients.media.ListMedia, videos_request(principal.user_id, VIDEOS, 0, False),
-             timeout=RPC_TIMEOUT),
+        library(request, clients, principal.user_id, limit=VIDEOS),
         call("accounts", accounts.GetPriceTable, pb.GetPriceTableRequest(), timeout=RPC_TIMEOUT),
     )
-    video_list = media_list(videos, lambda media_id: media_url(request, media_id), VIDEOS, 0)
     return pages.render(
         "account.html", status, title="Your account", email=principal.email, csrf_token=session_form_token(token),
         balance=translate.credits(balance.balance_mc), available=translate.credits(balance.available_mc),
         held=translate.credits(balance.held_mc), premium=balance.premium, keys=translate.key_rows(keys.api_keys),
-        usage=translate.usage_rows(ledger.entries), videos=translate.video_rows(video_list),
-        more_videos=video_list.has_more, prices=translate.price_rows(prices), discounts=translate.discounts(prices),
+        usage=translate.usage_rows(ledger.entries), videos=translate.video_rows(videos.data),
+        more_videos=videos.has_more, prices=translate.price_rows(prices), discounts=translate.discounts(prices),
         **{"new_key": None, "new_secret": "", "password_error": "", **context})
 
 

@@ -12,7 +12,7 @@ from fastapi import Request
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from edge.endpoints.account.protocol import KeyRow, PriceRow, TokenResponse, UsageRow, VideoRow
-from edge.endpoints.media.protocol import MediaList
+from edge.endpoints.videos.protocol import UserVideo
 from univence.accounts.v1 import accounts_pb2 as pb
 
 UNITS = {pb.PRICE_UNIT_REQUEST: "per request", pb.PRICE_UNIT_IMAGE: "per image", pb.PRICE_UNIT_FRAME: "per frame",
@@ -93,9 +93,10 @@ def discounts(table: pb.GetPriceTableResponse) -> list[str]:
     return [f"{d.min_credits}+ credits: {d.percent}% off" for d in table.bulk_discounts]
 
 
-def video_rows(videos: MediaList) -> list[VideoRow]:
-    return [VideoRow(v.url, datetime.fromtimestamp(v.created, UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                     f"{v.size_bytes / 1_000_000:.1f} MB") for v in videos.data]
+def video_rows(videos: list[UserVideo]) -> list[VideoRow]:
+    """The user's videos (their video jobs): linked once completed, else their status (queued, failed...)."""
+    return [VideoRow(v.url or "", datetime.fromtimestamp(v.created, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                     v.prompt or "", v.status) for v in videos]
 
 
 def token_response(tokens: pb.IssuedTokens) -> TokenResponse:

@@ -1,21 +1,16 @@
-"""Media requests and answers: Range headers, ETags, transcoding formats, and the media service's
-records → the API's media objects."""
+"""Media requests and answers: Range headers, ETags, transcoding formats. (The caller's video library,
+once media files of kind video, is their video jobs now: edge.endpoints.videos.)"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
-from edge.endpoints.media.protocol import MediaList, MediaObject
 from edge.errors import APIError
 from univence.common.v1 import common_pb2
-from univence.media.v1 import media_pb2
 
 MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 FORMATS = {"png": common_pb2.IMAGE_FORMAT_PNG, "jpeg": common_pb2.IMAGE_FORMAT_JPEG,
            "jpg": common_pb2.IMAGE_FORMAT_JPEG, "webp": common_pb2.IMAGE_FORMAT_WEBP}
-KINDS = {media_pb2.MEDIA_KIND_IMAGE: "image", media_pb2.MEDIA_KIND_VIDEO: "video",
-         media_pb2.MEDIA_KIND_AUDIO: "audio"}
 
 
 def not_found(media_id: str) -> APIError:
@@ -62,23 +57,3 @@ def _position(digits: str) -> int:
 def etag_matches(header: str, etag: str) -> bool:
     candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     return etag in candidates or "*" in candidates
-
-
-def media_object(media: media_pb2.Media, url: str) -> MediaObject:
-    return MediaObject(id=media.media_id, url=url, mime_type=media.mime_type, kind=KINDS.get(media.kind, "unknown"),
-                       size_bytes=media.size_bytes, width=media.width or None, height=media.height or None,
-                       created=media.create_time.seconds)
-
-
-def videos_request(owner_id: str, limit: int, offset: int, oldest_first: bool) -> media_pb2.ListMediaRequest:
-    """The media service's listing of a user's videos (GET /v1/images/user-videos, and the account page)."""
-    order = media_pb2.SORT_ORDER_OLDEST_FIRST if oldest_first else media_pb2.SORT_ORDER_NEWEST_FIRST
-    return media_pb2.ListMediaRequest(owner_id=owner_id, kind=media_pb2.MEDIA_KIND_VIDEO, order=order,
-                                      page_size=limit, offset=offset)
-
-
-def media_list(page: media_pb2.ListMediaResponse, url: Callable[[str], str], limit: int, offset: int) -> MediaList:
-    """A listing page → the API's list, each item linked by `url(media_id)`."""
-    data = [media_object(m, url(m.media_id)) for m in page.media]
-    return MediaList(data=data, total=page.total_size, limit=limit, offset=offset,
-                     has_more=offset + len(data) < page.total_size)
