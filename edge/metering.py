@@ -7,15 +7,21 @@ Endpoints do not use this directly: edge.serving runs the whole metered flow for
         ...run the work, store the media...
         await hold.commit(actual_items, response_bytes)
 
-Leaving the block without a commit (an error, a cancelled request, a client that went away) releases
-the hold, so a failed request never costs credits. The release runs in its own task, so cancellation
-of the request cannot cut it short.
+Leaving the block without a commit (an error, a cancelled request, a client that went away before the
+result existed) releases the hold, so a failed request never costs credits. The release runs in its own
+task, so cancellation of the request cannot cut it short. Once the result exists it is committed, even
+if the client has gone by then: a retry with the same Idempotency-Key replays it, and outputs stay in
+media. Settlements go through edge.settlement: a commit or release accounts does not answer waits in the
+outbox (the response is still answered), and every unsettled Hold is renewed by the keeper, however long
+its work runs.
 
 A replay is the first response as it was: its body and content type, and the headers that belong to the
 answer (a mask's scores, a video's media id). Accounts keeps a body and its content type; an answer with
 headers, or whose body is a file in media, is kept as a replay record (REPLAY_RECORD: a JSON line with
 the content type, the headers and the media id, then the body, left out when media holds it: a video is
-read back from media rather than copied into the accounts database).
+read back from media rather than copied into the accounts database). A body larger than accounts keeps
+(ReserveResponse.max_stored_response_bytes) is stored in media, owned by the user, and kept by
+reference the same way, so every completed keyed request can be replayed.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from fastapi import Depends, Request, Response
 from edge.auth import Principal
 from edge.clients import ServiceClients, call, stream
 from edge.errors import APIError, ClientDisconnected
+from edge.leases import LeasedHold, Leases
+from edge.settlement import Settlements
 from univence.accounts.v1 import accounts_pb2
 from univence.media.v1 import media_pb2
 
@@ -43,26 +51,34 @@ REPLAY_RECORD = "application/vnd.univence.replay"
 
 
 class Hold:
-    def __init__(self, meter: Meter, hold: accounts_pb2.Hold, replay: Response | None, keyed: bool = False):
+    def __init__(self, meter: Meter, hold: accounts_pb2.Hold, replay: Response | None, keyed: bool = False,
+                 max_stored: int = 0):
         self._meter = meter
         self.hold = hold
         self.replay = replay
         self.settled = replay is not None
         # The request carries an Idempotency-Key: its response is kept for replays.
         self.keyed = keyed
+        # The largest response accounts keeps (0: unknown, no limit applied here).
+        self.max_stored = max_stored
+        if not self.settled:
+            meter.settlements.track(self)
 
     async def commit(self, items: list[accounts_pb2.ChargeItem] | None = None, response_body: bytes = b"",
                      content_type: str = "application/json", headers: Mapping[str, str] | None = None,
-                     media_id: str = "") -> accounts_pb2.CommitResponse:
+                     media_id: str = "") -> accounts_pb2.CommitResponse | None:
         """Charges the real cost (items as actually done; None charges the quote) and keeps the
         response for replays of the same Idempotency-Key (only ever read back for those, so it is
         not sent when the request has no key): with its `headers`, and read back from media when
-        `media_id` says the body is that file."""
+        `media_id` says the body is that file (a body too large for accounts is put there first).
+        None when accounts did not answer: the commit waits in the settlement outbox."""
         if self.keyed:
+            if not media_id and self.max_stored and len(response_body) > self.max_stored:
+                media_id = await self._meter.store_replay(self.hold.user_id, response_body, content_type)
             response_body, content_type = replay_record(response_body, content_type, headers or {}, media_id)
-        result = await call("accounts", self._meter.clients.accounts.Commit, accounts_pb2.CommitRequest(
+        result = await self._meter.settlements.commit(accounts_pb2.CommitRequest(
             hold_id=self.hold.hold_id, items=items or [], response_body=response_body if self.keyed else b"",
-            response_content_type=content_type), timeout=30)
+            response_content_type=content_type))
         self.settled = True
         return result
 
@@ -78,8 +94,11 @@ class Hold:
 
 
 class Meter:
-    def __init__(self, clients: ServiceClients):
+    def __init__(self, clients: ServiceClients, settlements: Settlements, leases: Leases | None = None):
         self.clients = clients
+        self.settlements = settlements
+        # Credit leases (edge.leases); None: every priced request holds its own credits.
+        self.leases = leases
         self.background: set[asyncio.Task] = set()
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -90,14 +109,25 @@ class Meter:
 
     @contextlib.asynccontextmanager
     async def hold(self, request: Request, principal: Principal,
-                   items: list[accounts_pb2.ChargeItem]) -> AsyncIterator[Hold]:
-        hold = await self.reserve(request, principal, items)
+                   items: list[accounts_pb2.ChargeItem]) -> AsyncIterator[Hold | LeasedHold]:
+        hold = await self.acquire(request, principal, items)
         try:
             yield hold
         except BaseException as exc:
             await self.settle(hold, exc)
             raise
         await self.settle(hold, None)
+
+    async def acquire(self, request: Request, principal: Principal,
+                      items: list[accounts_pb2.ChargeItem]) -> Hold | LeasedHold:
+        """What a request spends from: its share of a credit lease when it can (no Idempotency-Key, a
+        balance large enough for a lease: no accounts call on its path), else its own hold (`reserve`).
+        Settled the same way either way (commit, or release)."""
+        if self.leases is not None and not request.headers.get("idempotency-key"):
+            share = await self.leases.spend(principal, items)
+            if share is not None:
+                return share
+        return await self.reserve(request, principal, items)
 
     async def reserve(self, request: Request, principal: Principal,
                       items: list[accounts_pb2.ChargeItem]) -> Hold:
@@ -111,7 +141,7 @@ class Meter:
             user_id=principal.user_id, items=items, idempotency_key=key,
             request_fingerprint=fingerprint(request) if key else ""), timeout=30)
         replay = await self.replay(reserved) if reserved.replayed else None
-        return Hold(self, reserved.hold, replay, keyed=bool(key))
+        return Hold(self, reserved.hold, replay, keyed=bool(key), max_stored=reserved.max_stored_response_bytes)
 
     async def replay(self, reserved: accounts_pb2.ReserveResponse) -> Response:
         """The stored response of the key's first request, as it was answered."""
@@ -138,7 +168,23 @@ class Meter:
                 raise replay_conflict("its output was deleted from media") from None
             raise
 
-    async def settle(self, hold: Hold, exc: BaseException | None) -> None:
+    async def store_replay(self, owner_id: str, body: bytes, content_type: str) -> str:
+        """Keeps a response too large for accounts in media, owned by the user; its media id. Empty when
+        media does not take it (a type it does not store): the result is still answered and charged,
+        only a replay of it is not possible (409), which is no reason to fail the request."""
+        major = content_type.partition("/")[0]
+        kind = {"image": media_pb2.MEDIA_KIND_IMAGE, "video": media_pb2.MEDIA_KIND_VIDEO,
+                "audio": media_pb2.MEDIA_KIND_AUDIO}.get(major, media_pb2.MEDIA_KIND_DATA)
+        try:
+            stored = await call("media", self.clients.media.CreateMedia, media_pb2.CreateMediaRequest(
+                owner_id=owner_id, kind=kind, mime_type=content_type, data=body), timeout=60)
+        except APIError as exc:
+            log.warning("a %d-byte %s response could not be kept in media for replays: %s", len(body),
+                        content_type, exc.message)
+            return ""
+        return stored.media.media_id
+
+    async def settle(self, hold: Hold | LeasedHold, exc: BaseException | None) -> None:
         """Releases `hold` unless it was committed: `exc` says why the work ended without a commit."""
         if exc is not None:
             await hold.release(_reason(exc))
@@ -146,11 +192,11 @@ class Meter:
             await hold.release("not_committed")
 
     async def release(self, hold_id: str, reason: str) -> None:
+        """Releases (through the outbox when accounts does not answer)."""
         try:
-            await call("accounts", self.clients.accounts.Release,
-                       accounts_pb2.ReleaseRequest(hold_id=hold_id, reason=reason), timeout=30)
-        except APIError as exc:  # the hold still expires by itself; say so and go on
-            log.warning("release of %s failed (%s); it will expire on its own", hold_id, exc.message)
+            await self.settlements.release(accounts_pb2.ReleaseRequest(hold_id=hold_id, reason=reason))
+        except APIError as exc:  # refused (not unreachable): nothing to retry; the hold expires by itself
+            log.warning("release of %s refused (%s)", hold_id, exc.message)
 
 
 def replay_record(body: bytes, content_type: str, headers: Mapping[str, str], media_id: str) -> tuple[bytes, str]:

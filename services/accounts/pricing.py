@@ -1,7 +1,8 @@
 """Prices of metered work in milli-credits, from the configured price table.
 
-Prices are integers: per-pixel prices round up to the next milli-credit, so no work is ever free by
-rounding. A premium user's price is 0; the caller applies that (see `Quote.for_user`).
+The pricing itself is univence.pricing's (the edge prices credit-lease requests with the same function,
+from GetPriceTable); this module makes the table's lines from the settings and turns a malformed item into
+an INVALID_REQUEST. A premium user's price is 0; the caller applies that (see `Quote.for_user`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,9 @@ from dataclasses import dataclass
 from services.accounts.config import PricingSettings
 from services.common.errors import Reason, ServiceError, invalid
 from univence.accounts.v1 import accounts_pb2
+from univence.pricing import Prices, PricingError, describe
 
 Op = accounts_pb2.Operation
-MEGAPIXEL = 1 << 20
-# Bounds that keep every price far inside int64 and catch garbage early.
-MAX_SIDE = 65536
-MAX_QUANTITY = 100_000
-MAX_ITEMS = 100
 PREMIUM_ONLY = frozenset({Op.OPERATION_CHAT_COMPLETION})
 Unit = accounts_pb2.PriceUnit
 # What each fixed price is counted per (the per-megapixel ones are image generation and upscaling).
@@ -34,11 +31,6 @@ FIXED_UNITS = {
     Op.OPERATION_IMAGE_TO_VIDEO: Unit.PRICE_UNIT_REQUEST,
     Op.OPERATION_CHAT_COMPLETION: Unit.PRICE_UNIT_REQUEST,
 }
-
-
-def operation_name(operation: int) -> str:
-    """`image_generation` for OPERATION_IMAGE_GENERATION: for ledger descriptions and messages."""
-    return Op.Name(operation).removeprefix("OPERATION_").lower()
 
 
 @dataclass(frozen=True)
@@ -83,13 +75,17 @@ class PriceTable:
         if settings.default_image_model not in settings.image_generation_per_megapixel_mc:
             raise ValueError(f"pricing.default_image_model {settings.default_image_model!r} has no entry in "
                              "pricing.image_generation_per_megapixel_mc")
+        self._prices = Prices(self._lines())
 
     def lines(self) -> list[accounts_pb2.Price]:
         """The whole table, one line per model or method where the price depends on it, in operation order."""
+        return list(self._prices.lines)
+
+    def _lines(self) -> list[accounts_pb2.Price]:
         s = self._s
         per_mp = Unit.PRICE_UNIT_MEGAPIXEL
         found = [accounts_pb2.Price(operation=Op.OPERATION_IMAGE_GENERATION, model=model, unit=per_mp, amount_mc=rate,
-                                    minimum_mc=s.image_generation_minimum_mc)
+                                    minimum_mc=s.image_generation_minimum_mc, fallback=model == s.default_image_model)
                  for model, rate in s.image_generation_per_megapixel_mc.items()]
         found += [accounts_pb2.Price(operation=Op.OPERATION_IMAGE_UPSCALE, method=method, unit=per_mp, amount_mc=rate,
                                      minimum_mc=s.upscale_minimum_mc)
@@ -103,61 +99,18 @@ class PriceTable:
                 for threshold, percent in sorted(self._s.bulk_discount_percent.items())]
 
     def quote(self, items: Sequence[accounts_pb2.ChargeItem], param: str = "items") -> Quote:
-        if not items:
-            raise invalid("at least one item to price is required", param)
-        if len(items) > MAX_ITEMS:
-            raise invalid(f"at most {MAX_ITEMS} items may be priced at once, got {len(items)}", param)
-        amounts = tuple(self.price(item, f"{param}[{i}]") for i, item in enumerate(items))
-        return Quote(amounts, any(item.operation in PREMIUM_ONLY for item in items),
-                     ", ".join(describe(item) for item in items))
+        try:
+            amounts = self._prices.amounts(items, param)
+        except PricingError as error:
+            raise invalid(error.message, error.param) from None
+        return Quote(amounts, self._prices.is_premium_only(items), ", ".join(describe(item) for item in items))
 
     def price(self, item: accounts_pb2.ChargeItem, param: str) -> int:
         """The list price of one item, quantity included."""
-        if item.quantity < 0 or item.quantity > MAX_QUANTITY:
-            raise invalid(f"quantity must be between 0 and {MAX_QUANTITY}, got {item.quantity}",
-                          f"{param}.quantity")
-        quantity = item.quantity or 1
-        op = item.operation
-        if op == Op.OPERATION_IMAGE_GENERATION:
-            rates = self._s.image_generation_per_megapixel_mc
-            rate = rates.get(item.model, rates[self._s.default_image_model])
-            unit = per_megapixel(_pixels(item, param), rate, self._s.image_generation_minimum_mc)
-        elif op == Op.OPERATION_IMAGE_UPSCALE:
-            rate = self._s.upscale_per_megapixel_mc.get(item.method)
-            if rate is None:
-                methods = ", ".join(sorted(self._s.upscale_per_megapixel_mc))
-                raise invalid(f"unknown upscale method {item.method!r}; priced methods: {methods}",
-                              f"{param}.method")
-            unit = per_megapixel(_pixels(item, param), rate, self._s.upscale_minimum_mc)
-        elif op in self._fixed:
-            unit = self._fixed[op]
-        else:
-            raise invalid(f"unknown operation {op}", f"{param}.operation")
-        return unit * quantity
-
-
-def per_megapixel(pixels: int, rate_mc: int, minimum_mc: int) -> int:
-    """ceil(pixels / 2**20 * rate), at least `minimum_mc`."""
-    return max(minimum_mc, -(-pixels * rate_mc // MEGAPIXEL))
-
-
-def _pixels(item: accounts_pb2.ChargeItem, param: str) -> int:
-    for side, value in (("width", item.width), ("height", item.height)):
-        if not 0 < value <= MAX_SIDE:
-            raise invalid(f"{operation_name(item.operation)} is priced by output size: {side} must be "
-                          f"between 1 and {MAX_SIDE}, got {value}", f"{param}.{side}")
-    return item.width * item.height
-
-
-def describe(item: accounts_pb2.ChargeItem) -> str:
-    """`image_generation z-image-turbo 1024x1024 x2`: what a ledger reader needs to know."""
-    parts = [operation_name(item.operation)]
-    parts += [p for p in (item.model, item.method) if p]
-    if item.width or item.height:
-        parts.append(f"{item.width}x{item.height}")
-    if item.quantity > 1:
-        parts.append(f"x{item.quantity}")
-    return " ".join(parts)
+        try:
+            return self._prices.price(item, param)
+        except PricingError as error:
+            raise invalid(error.message, error.param) from None
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,11 @@ class ChatStack:
 @pytest.fixture
 async def stack(tmp_path):
     async with serve_llm() as (_, llm), \
-            running_platform(tmp_path, modalities=["llm"], modality_addresses={"llm": f"127.0.0.1:{llm.port}"}) \
-            as platform, httpx.AsyncClient(base_url=platform.base_url, timeout=60) as http:
+            running_platform(tmp_path, modalities=["llm"], modality_addresses={"llm": f"127.0.0.1:{llm.port}"},
+                             credit_leases=False) as platform, \
+            httpx.AsyncClient(base_url=platform.base_url, timeout=60) as http:
+        # Leases off: these tests are about the per-request holds of the chat flows (with leases on, a
+        # premium caller's chat needs no hold at all: tests/edge/test_leases.py).
         user_id, key = await platform.user_with_key("vip@example.com", premium=True)
         client = openai.AsyncOpenAI(api_key=key, base_url=f"{platform.base_url}/v1", max_retries=0, timeout=60)
         yield ChatStack(platform, http, client, key, user_id, tmp_path / "accounts.db")

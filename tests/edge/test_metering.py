@@ -1,8 +1,6 @@
 """The metering flow against a real accounts service: reserve → run → store → commit, release on
-failure and on client disconnect, Idempotency-Key replays charged once.
-
-The priced route here is test scaffolding that drives edge.metering exactly as edge.serving's flows
-do for the modality endpoints, storing a real file in the media service as its "work"."""
+failure and on client disconnect, Idempotency-Key replays charged once (the priced route is
+tests/edge/priced.py)."""
 
 from __future__ import annotations
 
@@ -14,43 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, Request, Response
 
-from edge.auth import Principal, require_principal
-from edge.clients import call
-from edge.errors import APIError
 from edge.metering import ClientDisconnected, Meter, until_disconnect
+from tests.edge.priced import PNG_1PX, PRICE_MC, add_priced_route
 from tests.edge.test_auth import assert_envelope
 from tests.support.platform import running_platform
+from tests.support.waiting import eventually
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.media.v1 import media_pb2
-
-PRICE_MC = 500  # OPERATION_IMAGE_EDIT in the default price table
-PNG_1PX = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5d6a6a60000000049454e44ae426082")
-
-
-def add_priced_route(app) -> None:
-    router = APIRouter()
-
-    @router.post("/v1/test/priced")
-    async def priced(request: Request, body: dict, principal: Principal = Depends(require_principal)):  # noqa: B008
-        items = [apb.ChargeItem(operation=apb.OPERATION_IMAGE_EDIT)]
-        async with request.app.state.meter.hold(request, principal, items) as hold:
-            if hold.replay is not None:
-                return hold.replay
-            if body.get("mode") == "fail":
-                raise APIError(500, "the model failed", "processing_error")
-            if body.get("mode") == "slow":
-                await until_disconnect(request, asyncio.sleep(30))
-            stored = await call("media", request.app.state.clients.media.CreateMedia, media_pb2.CreateMediaRequest(
-                owner_id=principal.user_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png", data=PNG_1PX))
-            content = json.dumps({"id": stored.media.media_id}).encode()
-            await hold.commit(response_body=content)
-            return Response(content, media_type="application/json")
-
-    app.include_router(router)
 
 
 @pytest.fixture
@@ -132,6 +101,53 @@ async def test_idempotency_key_replays_and_charges_once(priced):
     assert (await platform.balance(user_id)).balance_mc == 2000 - PRICE_MC
 
 
+async def test_a_client_gone_once_the_result_exists_is_charged_and_can_fetch_it_again(priced):
+    # README: cancelled before its result exists costs nothing; once the result exists it is charged
+    # and a retry with the same Idempotency-Key gets it (here the client leaves while it is being stored).
+    platform, http = priced
+    user_id, secret = await platform.user_with_key("late@example.com", credits_mc=2000)
+    headers = {"X-API-Key": secret, "Idempotency-Key": "gone-after-the-result"}
+    with pytest.raises(httpx.ReadTimeout):
+        await http.post("/v1/test/priced", json={"store_seconds": 1}, headers=headers, timeout=0.5)
+    assert await eventually(lambda: held(platform, user_id, 0), seconds=10)
+    assert (await platform.balance(user_id)).balance_mc == 2000 - PRICE_MC
+    again = await http.post("/v1/test/priced", json={"store_seconds": 1}, headers=headers)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert (await http.get(f"/v1/media/{again.json()['id']}")).content == PNG_1PX
+    assert (await platform.balance(user_id)).balance_mc == 2000 - PRICE_MC
+
+
+async def held(platform, user_id: str, amount_mc: int) -> bool:
+    return (await platform.balance(user_id)).held_mc == amount_mc
+
+
+@pytest.fixture
+async def small_replays(tmp_path):
+    """The platform with accounts keeping responses of at most 1000 bytes for replays."""
+    async with running_platform(tmp_path, customize_app=add_priced_route,
+                                accounts_overrides={"max_stored_response_bytes": 1000}) as platform, \
+            httpx.AsyncClient(base_url=platform.base_url, timeout=30) as http:
+        yield platform, http
+
+
+async def test_a_response_larger_than_accounts_keeps_is_replayed_from_media(small_replays, tmp_path):
+    platform, http = small_replays
+    user_id, secret = await platform.user_with_key("big@example.com", credits_mc=2000)
+    headers = {"X-API-Key": secret, "Idempotency-Key": "big-1"}
+    first = await http.post("/v1/test/priced", json={"pad": 5000}, headers=headers)
+    again = await http.post("/v1/test/priced", json={"pad": 5000}, headers=headers)
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.content == first.content and len(first.content) > 5000
+    assert again.headers["idempotent-replayed"] == "true" and again.headers["content-type"] == "application/json"
+    assert (await platform.balance(user_id)).balance_mc == 2000 - PRICE_MC
+    # accounts keeps a small record; the body is the user's file in media (not in the image listings)
+    (record,) = stored_responses(tmp_path / "accounts.db", user_id)
+    assert len(record) < 1000 and json.loads(record.partition(b"\n")[0])["media_id"]
+    data = await platform.media.ListMedia(media_pb2.ListMediaRequest(owner_id=user_id,
+                                                                    kind=media_pb2.MEDIA_KIND_DATA))
+    assert data.total_size == 1
+
+
 async def test_responses_are_kept_only_for_idempotency_keys(priced, tmp_path):
     # A kept response is only ever read back by a retry with the same key.
     platform, http = priced
@@ -183,7 +199,7 @@ async def test_until_disconnect_returns_the_work_result():
 
 
 async def test_drain_waits_for_releases_on_their_way():
-    meter = Meter(clients=None)
+    meter = Meter(clients=None, settlements=None)
     finished = []
 
     async def release():

@@ -91,8 +91,10 @@ async def running_stack(tmp_path: Path) -> AsyncIterator[Stack]:
     settings = settings_for(max_input_image_mb=MAX_IMAGE_MB, max_video_mb=MAX_VIDEO_MB)
     async with serve(settings) as vision, \
             running_platform(tmp_path, modalities=["vision"], modality_addresses={"vision": vision.address},
-                             max_body_mb=MAX_BODY_MB) as platform, \
+                             max_body_mb=MAX_BODY_MB, credit_leases=False) as platform, \
             httpx.AsyncClient(base_url=platform.base_url, timeout=120) as http:
+        # Credit leases off: these tests count and watch the per-request holds of the vision flows
+        # (tests/edge/test_images.py runs the unary flows with leases on).
         yield Stack(platform, http, vision, tmp_path / "accounts.db")
 
 

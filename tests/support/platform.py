@@ -19,6 +19,7 @@ from services.accounts.config import AccountsSettings
 from services.accounts.server import definition as accounts_definition
 from services.media.config import MediaSettings
 from services.media.server import definition as media_definition
+from tests.support.admin import operator_channel
 from tests.support.runtime import running_service
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
@@ -35,6 +36,8 @@ def free_port() -> int:
 
 @dataclass
 class Platform:
+    """The running platform; `accounts` calls as the operator (with the admin token), as the CLI does."""
+
     base_url: str
     accounts: accounts_pb2_grpc.AccountsServiceStub
     media: media_pb2_grpc.MediaServiceStub
@@ -73,23 +76,27 @@ async def running_edge(settings: EdgeSettings, app=None) -> AsyncIterator[tuple[
 @contextlib.asynccontextmanager
 async def running_platform(tmp_path: Path, *, modalities: list[str] | None = None,
                            modality_addresses: dict[str, str] | None = None, customize_app=None,
-                           accounts_overrides: dict | None = None, **edge_overrides) -> AsyncIterator[Platform]:
+                           accounts_overrides: dict | None = None, media_overrides: dict | None = None,
+                           **edge_overrides) -> AsyncIterator[Platform]:
     accounts_settings = AccountsSettings(**{
         "port": 0, "metrics_port": 0, "database_url": f"sqlite:///{tmp_path}/accounts.db",
-        "jwt_hs256_secret": JWT_SECRET, "hold_sweep_seconds": 0.2, **(accounts_overrides or {})})
-    media_settings = MediaSettings(port=0, metrics_port=0, root=str(tmp_path / "media"))
+        "jwt_hs256_secret": JWT_SECRET, "hold_sweep_seconds": 0.2, "admin_token_file": tmp_path / "admin-token",
+        **(accounts_overrides or {})})
+    media_settings = MediaSettings(**{"port": 0, "metrics_port": 0, "root": str(tmp_path / "media"),
+                                      **(media_overrides or {})})
     async with running_service(accounts_definition(accounts_settings), accounts_settings) as accounts, \
             running_service(media_definition(media_settings), media_settings) as media:
         edge_settings = EdgeSettings(**{
             "port": free_port(), "metrics_port": 0, "accounts_address": f"127.0.0.1:{accounts.port}",
             "media_address": f"127.0.0.1:{media.port}", "modalities": modalities or [],
             "modality_addresses": modality_addresses or {}, "auth_cache_seconds": 0,
-            "maintenance_file": str(tmp_path / "maintenance"), **edge_overrides})
+            "maintenance_file": str(tmp_path / "maintenance"), "outbox_path": str(tmp_path / "edge-outbox.db"),
+            **edge_overrides})
         app = create_app(edge_settings)
         if customize_app is not None:
             customize_app(app)
         async with running_edge(edge_settings, app) as (base_url, app), \
-                grpc.aio.insecure_channel(f"127.0.0.1:{accounts.port}") as accounts_channel, \
+                operator_channel(f"127.0.0.1:{accounts.port}", accounts_settings) as accounts_channel, \
                 grpc.aio.insecure_channel(f"127.0.0.1:{media.port}") as media_channel:
             yield Platform(base_url, accounts_pb2_grpc.AccountsServiceStub(accounts_channel),
                            media_pb2_grpc.MediaServiceStub(media_channel), edge_settings, app)

@@ -1,0 +1,197 @@
+"""The charges of requests served from credit leases (edge.leases): written to disk before the request
+answers, then reported to accounts in batches.
+
+A request's charge is appended to the journal (a table in the settlement outbox's SQLite file) by a writer
+that commits every charge waiting at that moment in one transaction (group commit: 8 concurrent requests
+share one write), and the request answers once its write is done. So an edge killed right after answering
+loses no charge: the next start reads the journal and delivers it. The sender reports what the journal
+holds to accounts every `flush_seconds` (sooner once a batch is full) in one ChargeLeases call, which
+accounts applies in one transaction and idempotently per request id; delivered charges leave the journal.
+While accounts does not take them (unreachable, or failing) the charges stay (in memory and on disk) and are
+sent again with a backoff; only a batch accounts calls malformed (INVALID_ARGUMENT) is dropped, logged.
+
+WAL with synchronous=NORMAL: a commit survives the process being killed (SIGKILL, the case this is
+for) without an fsync per write; only losing power may lose the last writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from edge.clients import ServiceClients
+from edge.settlement import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, SETTLE_TIMEOUT_SECONDS
+from univence.accounts.v1 import accounts_pb2
+from univence.telemetry import inject_metadata
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 1000  # accounts' limit per ChargeLeases call
+
+
+class Journal:
+    """Lease charges not yet delivered, one row per request, in the outbox's SQLite file. One connection,
+    used from one thread at a time (the writer and the sender take turns through `lock`)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("""CREATE TABLE IF NOT EXISTS lease_charges (
+            request_id TEXT PRIMARY KEY, hold_id TEXT NOT NULL, charge BLOB NOT NULL, created REAL NOT NULL)""")
+        self.lock = asyncio.Lock()
+
+    def put(self, charges: list[accounts_pb2.LeaseCharge]) -> None:
+        with self._db:  # one transaction
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO lease_charges (request_id, hold_id, charge, created) VALUES (?, ?, ?, ?)",
+                [(c.request_id, c.hold_id, c.SerializeToString(), time.time()) for c in charges])
+
+    def delete(self, request_ids: list[str]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM lease_charges WHERE request_id = ?", [(r,) for r in request_ids])
+
+    def all(self) -> list[accounts_pb2.LeaseCharge]:
+        rows = self._db.execute("SELECT charge FROM lease_charges ORDER BY created").fetchall()
+        return [accounts_pb2.LeaseCharge.FromString(row[0]) for row in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class ChargeSender:
+    """Journals charges (group commit) and delivers them to accounts in batches. `delivered` is called
+    with each delivered charge's hold id (edge.leases counts what each lease still has to deliver)."""
+
+    def __init__(self, clients: ServiceClients, journal: Journal, flush_seconds: float,
+                 delivered: Callable[[str], None]):
+        self.clients, self.journal = clients, journal
+        self.flush_seconds = flush_seconds
+        self._delivered = delivered
+        self._to_write: list[tuple[accounts_pb2.LeaseCharge, asyncio.Future]] = []
+        self._to_send: list[accounts_pb2.LeaseCharge] = []
+        self._written, self._ready = asyncio.Event(), asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._stopped = False
+
+    async def add(self, charge: accounts_pb2.LeaseCharge) -> None:
+        """Returns once `charge` is on disk. The charge is queued before the first await, so a request
+        cancelled while it waits still has its charge written and delivered."""
+        if self._stopped:  # a request that outlived shutdown: straight to the journal, for the next start
+            await asyncio.to_thread(self.journal.put, [charge])
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._to_write.append((charge, future))
+        self._written.set()
+        await asyncio.shield(future)
+
+    async def _write_forever(self) -> None:
+        while True:
+            await self._written.wait()
+            self._written.clear()
+            batch, self._to_write = self._to_write, []
+            if not batch:
+                continue
+            try:
+                async with self.journal.lock:
+                    await asyncio.to_thread(self.journal.put, [charge for charge, _ in batch])
+            except sqlite3.Error as exc:  # not durable, but still delivered while this process lives
+                log.error("lease charges could not be journaled (%s); delivered from memory only", exc)
+            self._to_send += [charge for charge, _ in batch]
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+            self._ready.set()
+
+    async def _send_forever(self) -> None:
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            await self._ready.wait()
+            if len(self._to_send) < MAX_BATCH:
+                await asyncio.sleep(self.flush_seconds)  # let the batch fill a little: one call for many
+            self._ready.clear()
+            try:
+                if await self.send_once():
+                    delay = RETRY_FIRST_SECONDS
+                    continue
+            except Exception:
+                log.exception("delivering lease charges failed")
+            self._ready.set()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def send_once(self) -> bool:
+        """Sends what waits, in batches; False when accounts did not answer (the charges stay queued)."""
+        while self._to_send:
+            batch, self._to_send = self._to_send[:MAX_BATCH], self._to_send[MAX_BATCH:]
+            try:
+                await self.clients.accounts.ChargeLeases(accounts_pb2.ChargeLeasesRequest(charges=batch),
+                                                         timeout=SETTLE_TIMEOUT_SECONDS, metadata=inject_metadata({}))
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:  # only a malformed batch is final
+                    self._to_send[:0] = batch
+                    log.warning("%d lease charge(s) not taken by accounts (%s); kept", len(batch), exc.code().name)
+                    return False
+                log.error("accounts refused %d lease charge(s), dropped: %s %s", len(batch), exc.code().name,
+                          exc.details())
+            with contextlib.suppress(sqlite3.Error):
+                async with self.journal.lock:
+                    await asyncio.to_thread(self.journal.delete, [c.request_id for c in batch])
+            for charge in batch:
+                self._delivered(charge.hold_id)
+        return True
+
+    async def flush(self, timeout: float) -> None:
+        """Sends what is written (once the charges being written are), without waiting for the next round."""
+        deadline = asyncio.get_running_loop().time() + max(timeout, 0)
+        while self._to_write and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.001)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.send_once(), max(deadline - asyncio.get_running_loop().time(), 0.001))
+
+    @property
+    def waiting(self) -> int:
+        return len(self._to_write) + len(self._to_send)
+
+    async def start(self) -> list[accounts_pb2.LeaseCharge]:
+        """Starts writing and sending; queues what an earlier run left in the journal, and returns it."""
+        async with self.journal.lock:
+            left = await asyncio.to_thread(self.journal.all)
+        if left:
+            log.info("delivering %d lease charge(s) an earlier run of the edge left in %s", len(left),
+                     self.journal.path)
+            self._to_send += left
+            self._ready.set()
+        self._tasks = [asyncio.create_task(self._write_forever()), asyncio.create_task(self._send_forever())]
+        return left
+
+    async def stop(self, timeout: float) -> None:
+        """Stops the tasks, then delivers what is left as far as `timeout` allows (the journal keeps the rest)."""
+        self._stopped = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._to_write:  # stopped between queueing and writing: write them now
+            batch, self._to_write = self._to_write, []
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.to_thread(self.journal.put, [charge for charge, _ in batch])
+            self._to_send += [charge for charge, _ in batch]
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+        with contextlib.suppress(TimeoutError, sqlite3.Error):
+            await asyncio.wait_for(self.send_once(), timeout)
+        if self._to_send:
+            log.warning("%d lease charge(s) stay in %s for the next start", len(self._to_send), self.journal.path)
