@@ -1,11 +1,16 @@
-"""The real stack for benchmarks: `univence up --only <services>` on free loopback ports, in a temp
-folder, with rate limits off and quiet logs; ready once /readyz says every asked-for service serves."""
+"""The real stack for benchmarks: `univence up --only <services>` on free loopback ports (each set as the
+service's own port: the edge finds them), with a temp data folder, rate limits off and quiet logs; ready
+once /readyz says every asked-for service serves. Admin RPCs need `ADMIN` as call metadata.
+
+`env` adds settings (UNIVENCE_EDGE_CREDIT_LEASES=true…), and `source` runs every process from another
+source tree (a folder holding edge/, services/ and univence/, e.g. `git archive <commit> | tar -x -C DIR`),
+so one benchmark run can compare an earlier design with the working tree on the same machine."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,8 +20,14 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import psutil
+
+from univence import admin
 
 PLATFORM = ("accounts", "media")
+# The stack's admin token (admin RPCs are closed by default), and the call metadata that carries it.
+ADMIN_TOKEN = secrets.token_urlsafe(32)
+ADMIN = admin.metadata(ADMIN_TOKEN)
 
 
 def free_port() -> int:
@@ -26,28 +37,30 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_stack(modalities: tuple[str, ...] = (), *, profile: str | None = None,
-                  timeout: float = 180) -> Iterator[dict[str, int]]:
-    """Yields the ports of accounts, media, each modality and the edge."""
+def running_stack(modalities: tuple[str, ...] = (), *, profile: str | None = None, timeout: float = 180,
+                  env: dict[str, str] | None = None, source: str | None = None) -> Iterator[dict[str, int]]:
+    """Yields the ports of accounts, media, each modality and the edge, and `edge_pid`: the edge's
+    process (for its CPU time)."""
     services = (*PLATFORM, *modalities)
     ports = {name: free_port() for name in (*services, "edge")}
-    env = {**os.environ, "UNIVENCE_EDGE_PORT": str(ports["edge"]), "UNIVENCE_EDGE_RATE_LIMIT_PER_MINUTE": "0",
-           "UNIVENCE_EDGE_LOG_LEVEL": "WARNING",
-           "UNIVENCE_EDGE_ACCOUNTS_ADDRESS": f"127.0.0.1:{ports['accounts']}",
-           "UNIVENCE_EDGE_MEDIA_ADDRESS": f"127.0.0.1:{ports['media']}",
-           "UNIVENCE_EDGE_MODALITY_ADDRESSES": json.dumps({m: f"127.0.0.1:{ports[m]}" for m in modalities})}
+    env = {**os.environ, **(env or {}), "UNIVENCE_EDGE_PORT": str(ports["edge"]),
+           "UNIVENCE_EDGE_RATE_LIMIT_PER_MINUTE": "0", "UNIVENCE_EDGE_LOG_LEVEL": "WARNING",
+           "UNIVENCE_ACCOUNTS_ADMIN_TOKEN": ADMIN_TOKEN}
     for name in services:
         env[f"UNIVENCE_{name.upper()}_PORT"] = str(ports[name])
         env[f"UNIVENCE_{name.upper()}_METRICS_PORT"] = "0"
         env[f"UNIVENCE_{name.upper()}_LOG_LEVEL"] = "WARNING"
     command = [sys.executable, "-m", "univence.cli", "up", "--only", ",".join((*services, "edge")),
                "--drain-seconds", "2", *(["--profile", profile] if profile else [])]
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (os.path.abspath(source), env.get("PYTHONPATH"))))
     with tempfile.TemporaryDirectory() as workdir:
+        env["UNIVENCE_HOME"] = os.path.join(workdir, "home")
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         try:
             _wait_ready(ports["edge"], services, timeout)
-            yield ports
+            yield {**ports, "edge_pid": _child_pid(process.pid, "edge")}
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -64,3 +77,11 @@ def _wait_ready(edge_port: int, services: tuple[str, ...], timeout: float) -> No
             pass
         time.sleep(0.3)
     raise SystemExit(f"the stack ({', '.join(services)}) did not become ready in {timeout:.0f}s")
+
+
+def _child_pid(supervisor: int, name: str) -> int:
+    """The process `univence up` runs service `name` in (`univence.cli serve <name>`)."""
+    for child in psutil.Process(supervisor).children(recursive=True):
+        if child.cmdline()[-2:] == ["serve", name]:
+            return child.pid
+    raise SystemExit(f"no {name} process under the stack's supervisor")

@@ -1,34 +1,70 @@
-"""Edge overhead: the same work through the edge (HTTP, auth, rate limit, translation) and straight to
-the gRPC service, in one run, on the real stack (`univence up` processes on loopback).
+"""Edge overhead: the same work through the edge (HTTP, auth, rate limit, metering, translation, storage)
+and straight to the gRPC service, side by side in one run, on the real stack (`univence up` processes on
+loopback, tiny models), at concurrency 1 and 8:
 
-    .venv/bin/python benchmarks/edge_overhead.py [--requests 2000] [--concurrency 8]
+- a priced image edit: image.EditImages vs POST /v1/images/edits (JSON, b64_json answer);
+- a premium chat's time to first token: llm.StreamChatCompletion vs the edge's SSE stream, with the
+  stream's tokens/s against gRPC's and the edge's CPU per relayed chunk (the edge process's CPU time
+  over the row / the chunks it relayed; that includes each request's own work: auth, metering);
+- GET /v1/media/{id} vs media.GetMedia (a 64x64 PNG);
+- and the platform's own rows: accounts.Authenticate vs GET /v1/models (auth cached, no upstream call),
+  and accounts.Reserve + Release (what a per-request hold costs).
 
-Prints p50/p99 latency for each path and the edge's cost as the difference and the ratio to the
-direct gRPC call measured in the same run. The figures include the client on the same 2 cores.
+    .venv/bin/python benchmarks/edge_overhead.py [--requests 200] [--only chat] [--baseline-src DIR]
+
+Each design is its own stack, run one after the other in the same process on the same machine:
+`--baseline-src DIR` first runs every row on the source tree in DIR (edge/, services/, univence/ of an
+earlier commit: `git archive <commit> edge services univence | tar -x -C DIR`), then the working tree;
+where the edge has the `credit_leases` setting, the working tree runs with it off and then on. The
+summary compares the edge's cost (p50 and p99 over direct) of each design. The figures include the
+client and every service on the same cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
+import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import grpc
 import httpx
-from benchmark_stack import running_stack
+import psutil
+from benchmark_stack import ADMIN, running_stack
 from PIL import Image
 
+from edge.config import EdgeSettings
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
+from univence.image.v1 import image_pb2, image_pb2_grpc
+from univence.llm.v1 import llm_pb2, llm_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
 
+EDIT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
+CONCURRENCIES = (1, 8)
+Call = Callable[[], Awaitable[float | None]]  # one request; its time to first token, or None: the whole call
 
-async def measure(fn: Callable[[], Awaitable[object]], requests: int, concurrency: int) -> dict[str, float]:
-    for _ in range(50):  # warm up connections and caches
+
+@dataclass
+class Figures:
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    seconds: float  # the row's wall time
+
+
+async def measure(fn: Call, requests: int, concurrency: int, warmup: int,
+                  measuring: Callable[[], None] = lambda: None) -> Figures:
+    """p50/p99 of `requests` calls from `concurrency` workers (a call's own first-token time if it
+    returns one, else its whole time); `measuring` is called once the warm-up is done."""
+    for _ in range(warmup):  # connections, caches, the first model call
         await fn()
+    measuring()
     latencies: list[float] = []
     remaining = requests
 
@@ -37,80 +73,226 @@ async def measure(fn: Callable[[], Awaitable[object]], requests: int, concurrenc
         while remaining > 0:
             remaining -= 1
             started = time.perf_counter()
-            await fn()
-            latencies.append(time.perf_counter() - started)
+            first = await fn()
+            latencies.append(first if first is not None else time.perf_counter() - started)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"p50_ms": statistics.median(latencies) * 1e3, "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1e3,
-            "rps": len(latencies) / elapsed}
+    return Figures(statistics.median(latencies) * 1e3, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e3,
+                   len(latencies) / elapsed, elapsed)
 
 
-async def run(requests: int, concurrency: int, ports: dict[str, int]) -> None:
+def png(side: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (10, 120, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Streams:
+    """Counts what the chat rows stream after their warm-up: completion tokens, and the chunks (SSE
+    events) the edge relayed, with the edge's CPU time from then."""
+
+    def __init__(self, process: psutil.Process | None = None) -> None:
+        self.process = process
+        self.cpu = sum(process.cpu_times()[:2]) if process is not None else 0.0
+        self.tokens = 0
+        self.chunks = 0
+
+
+async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[str, dict]:
+    """Every row on one stack; returns {row: {concurrency: {"direct": Figures, "edge": Figures, …}}}."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['accounts']}") as accounts_channel, \
             grpc.aio.insecure_channel(f"127.0.0.1:{ports['media']}") as media_channel, \
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['edge']}",
-                              limits=httpx.Limits(max_keepalive_connections=concurrency)) as http:
+            grpc.aio.insecure_channel(f"127.0.0.1:{ports['image']}",
+                                      options=[("grpc.max_receive_message_length", 64 << 20)]) as image_channel, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{ports['llm']}") as llm_channel, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['edge']}", timeout=120,
+                              limits=httpx.Limits(max_keepalive_connections=16)) as http:
         accounts = accounts_pb2_grpc.AccountsServiceStub(accounts_channel)
         media = media_pb2_grpc.MediaServiceStub(media_channel)
-        user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com"))).user
-        secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id))).secret
-        await accounts.GrantCredits(apb.GrantCreditsRequest(user=user.user_id, amount_mc=10**12))
-        buffer = io.BytesIO()
-        Image.new("RGB", (64, 64), (10, 120, 200)).save(buffer, format="PNG")
+        image = image_pb2_grpc.ImageServiceStub(image_channel)
+        chat = llm_pb2_grpc.ChatServiceStub(llm_channel)
+        user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com", premium=True),
+                                          metadata=ADMIN)).user
+        secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
+        await accounts.GrantCredits(apb.GrantCreditsRequest(user=user.user_id, amount_mc=10**12), metadata=ADMIN)
+        picture = png(64)
         media_id = (await media.CreateMedia(media_pb2.CreateMediaRequest(
             owner_id=user.user_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png",
-            data=buffer.getvalue()))).media.media_id
+            data=picture))).media.media_id
         headers = {"X-API-Key": secret}
+        edit = {"model": EDIT_MODEL, "prompt": "make it red", "input_images": [base64.b64encode(picture).decode()],
+                "width": 64, "height": 64, "num_steps": 1, "seed": 1, "response_format": "b64_json"}
+        prompt = "Write a short story about a lighthouse keeper."
+        edge_process = psutil.Process(ports["edge_pid"])
+        streams = {"direct": Streams(), "edge": Streams(edge_process)}
 
-        async def direct_auth():
+        async def direct_auth() -> None:
             await accounts.Authenticate(apb.AuthenticateRequest(credential=secret))
 
-        async def edge_models():
+        async def edge_models() -> None:
             (await http.get("/v1/models", headers=headers)).raise_for_status()
 
-        async def direct_media():
+        async def direct_media() -> None:
             async for _ in media.GetMedia(media_pb2.GetMediaRequest(media_id=media_id)):
                 pass
 
-        async def edge_media():
+        async def edge_media() -> None:
             (await http.get(f"/v1/media/{media_id}")).raise_for_status()
 
-        async def direct_metering():
+        async def direct_metering() -> None:
             hold = (await accounts.Reserve(apb.ReserveRequest(user_id=user.user_id, items=[
-                apb.ChargeItem(operation=apb.OPERATION_IMAGE_EDIT)]))).hold
+                apb.ChargeItem(operation=apb.OPERATION_IMAGE_EDIT, model=EDIT_MODEL)]))).hold
             await accounts.Release(apb.ReleaseRequest(hold_id=hold.hold_id))
 
-        rows = [
-            ("accounts.Authenticate (gRPC, the edge's uncached auth)", direct_auth, None),
-            ("GET /v1/models (edge: auth cached, no upstream call)", edge_models, direct_auth),
-            ("media.GetMedia 64x64 PNG (gRPC)", direct_media, None),
-            ("GET /v1/media/{id} (edge → media)", edge_media, direct_media),
-            ("accounts.Reserve + Release (gRPC, metering round trips)", direct_metering, None),
+        async def direct_edit() -> None:
+            await image.EditImages(image_pb2.EditImagesRequest(
+                model=EDIT_MODEL, prompt=edit["prompt"], input_images=[picture], width=64, height=64,
+                num_inference_steps=1, seed=1, n=1))
+
+        async def edge_edit() -> None:
+            (await http.post("/v1/images/edits", json=edit, headers=headers)).raise_for_status()
+
+        async def direct_chat() -> float:
+            started, first, seen = time.perf_counter(), None, streams["direct"]
+            async for chunk in chat.StreamChatCompletion(llm_pb2.StreamChatCompletionRequest(
+                    messages=[llm_pb2.ChatMessage(role=llm_pb2.ROLE_USER, content=[llm_pb2.ContentPart(text=prompt)])],
+                    max_tokens=args.max_tokens, temperature=0, include_usage=True)):
+                if first is None and any(d.content for d in chunk.choices):
+                    first = time.perf_counter()
+                seen.chunks += 1
+                if chunk.HasField("usage"):
+                    seen.tokens += chunk.usage.completion_tokens
+            return (first or time.perf_counter()) - started
+
+        async def edge_chat() -> float:
+            started, first, seen = time.perf_counter(), None, streams["edge"]
+            body = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": prompt}], "stream": True,
+                    "max_tokens": args.max_tokens, "temperature": 0, "stream_options": {"include_usage": True}}
+            async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
+                response.raise_for_status()
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: {"):
+                        continue
+                    seen.chunks += 1
+                    event = json.loads(line[6:])
+                    if first is None and any(c["delta"].get("content") for c in event["choices"]):
+                        first = time.perf_counter()
+                    if event.get("usage"):
+                        seen.tokens += event["usage"]["completion_tokens"]
+            return (first or time.perf_counter()) - started
+
+        for _ in range(120):  # the edge learns what the modality services publish shortly after /readyz
+            if (await http.post("/v1/images/edits", json=edit, headers=headers)).status_code != 503:
+                break
+            await asyncio.sleep(0.5)
+        rows: list[tuple[str, Call, Call, int]] = [  # name, direct, edge, requests per concurrency
+            ("image edit 64x64 (b64_json)", direct_edit, edge_edit, args.edits),
+            ("chat time to first token", direct_chat, edge_chat, args.chats),
+            ("media GET 64x64 PNG", direct_media, edge_media, args.requests),
+            ("auth: Authenticate vs /v1/models", direct_auth, edge_models, args.requests),
         ]
-        results: dict[str, dict[str, float]] = {}
-        print(f"{requests} requests per row, concurrency {concurrency}, stack on loopback (2 cores shared)")
-        print(f"{'path':60} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}  edge cost vs baseline")
-        for name, fn, baseline in rows:
-            figures = await measure(fn, requests, concurrency)
-            results[name] = figures
-            note = ""
-            if baseline is not None:
-                base = results[next(n for n, f, _ in rows if f is baseline)]
-                note = (f"+{figures['p50_ms'] - base['p50_ms']:.2f} ms p50 "
-                        f"(x{figures['p50_ms'] / base['p50_ms']:.2f}), x{base['rps'] / figures['rps']:.2f} req/s cost")
-            print(f"{name:60} {figures['p50_ms']:8.2f} {figures['p99_ms']:8.2f} {figures['rps']:8.0f}  {note}")
+        results: dict[str, dict] = {}
+        for name, direct, through_edge, requests in rows:
+            if args.only and args.only not in name:
+                continue
+            results[name] = {}
+            for concurrency in CONCURRENCIES:
+                warmup = max(2, requests // 10)
+                figures = {"direct": await measure(direct, requests, concurrency, warmup,
+                                                   lambda: streams.update(direct=Streams())),
+                           "edge": await measure(through_edge, requests, concurrency, warmup,
+                                                 lambda: streams.update(edge=Streams(edge_process)))}
+                if name.startswith("chat"):
+                    cpu = sum(edge_process.cpu_times()[:2]) - streams["edge"].cpu
+                    # Tokens per second of the row (streams from request to last token, time to first
+                    # token included), edge over direct.
+                    tok_s = {path: streams[path].tokens / figures[path].seconds for path in streams}
+                    figures["tok_s_ratio"] = tok_s["edge"] / max(tok_s["direct"], 1e-9)
+                    figures["cpu_us_per_chunk"] = cpu * 1e6 / max(streams["edge"].chunks, 1)
+                results[name][concurrency] = figures
+        if args.only:
+            return results
+        results["accounts Reserve + Release (gRPC)"] = {c: {"direct": await measure(
+            direct_metering, args.requests, c, warmup=20)} for c in CONCURRENCIES}
+        return results
+
+
+def print_design(label: str, results: dict[str, dict]) -> None:
+    print(f"\n== {label}")
+    print(f"{'row':36} {'conc':>4} {'direct p50':>10} {'p99':>7} {'edge p50':>9} {'p99':>7} "
+          f"{'+p50 ms':>8} {'+p99 ms':>8} {'x p50':>6}  notes")
+    for name, by_concurrency in results.items():
+        for concurrency, f in by_concurrency.items():
+            direct, edge = f["direct"], f.get("edge")
+            if edge is None:
+                print(f"{name:36} {concurrency:4d} {direct.p50_ms:10.2f} {direct.p99_ms:7.2f}")
+                continue
+            notes = ""
+            if "tok_s_ratio" in f:
+                notes = f"tokens/s x{f['tok_s_ratio']:.2f} of gRPC; edge CPU {f['cpu_us_per_chunk']:.0f} µs/chunk"
+            print(f"{name:36} {concurrency:4d} {direct.p50_ms:10.2f} {direct.p99_ms:7.2f} {edge.p50_ms:9.2f} "
+                  f"{edge.p99_ms:7.2f} {edge.p50_ms - direct.p50_ms:+8.2f} {edge.p99_ms - direct.p99_ms:+8.2f} "
+                  f"{edge.p50_ms / direct.p50_ms:6.2f}  {notes}")
+
+
+def print_summary(designs: dict[str, dict[str, dict]]) -> None:
+    """The edge's cost over direct (p50 / p99, ms) for every design, one column each."""
+    labels = list(designs)
+    print("\n== the edge's cost over direct, +p50 / +p99 ms (chat: time to first token; tokens/s ratio)")
+    print(f"{'row':36} {'conc':>4}  " + "  ".join(f"{label:>24}" for label in labels))
+    first = designs[labels[0]]
+    for name, by_concurrency in first.items():
+        for concurrency in by_concurrency:
+            cells = []
+            for label in labels:
+                f = designs[label][name][concurrency]
+                if "edge" not in f:
+                    cells.append(f"{f['direct'].p50_ms:.2f} / {f['direct'].p99_ms:.2f} direct")
+                    continue
+                cell = f"{f['edge'].p50_ms - f['direct'].p50_ms:+.2f} / {f['edge'].p99_ms - f['direct'].p99_ms:+.2f}"
+                if "tok_s_ratio" in f:
+                    cell += f" x{f['tok_s_ratio']:.2f} {f['cpu_us_per_chunk']:.0f}µs"
+                cells.append(cell)
+            print(f"{name:36} {concurrency:4d}  " + "  ".join(f"{cell:>24}" for cell in cells))
+
+
+def designs(args: argparse.Namespace) -> list[tuple[str, dict[str, str], str | None]]:
+    """(label, extra settings, source tree) of every design this run measures, the baseline first."""
+    runs: list[tuple[str, dict[str, str], str | None]] = []
+    if args.baseline_src:
+        runs.append(("baseline", {}, args.baseline_src))
+    if "credit_leases" in EdgeSettings.model_fields:
+        runs.append(("now, leases off", {"UNIVENCE_EDGE_CREDIT_LEASES": "false"}, None))
+        runs.append(("now, leases on", {"UNIVENCE_EDGE_CREDIT_LEASES": "true"}, None))
+    else:
+        runs.append(("now", {}, None))
+    return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=200, help="media and auth requests per row and concurrency")
+    parser.add_argument("--edits", type=int, default=40, help="image edits per concurrency")
+    parser.add_argument("--chats", type=int, default=16, help="chat streams per concurrency")
+    parser.add_argument("--max-tokens", type=int, default=32, help="completion tokens per chat stream")
+    parser.add_argument("--only", help="only the rows whose name holds this (e.g. chat)")
+    parser.add_argument("--baseline-src", help="a source tree (edge/, services/, univence/) measured first")
     args = parser.parse_args()
-    with running_stack() as ports:
-        asyncio.run(run(args.requests, args.concurrency, ports))
+    measured: dict[str, dict[str, dict]] = {}
+    print(f"stack on loopback, tiny models, {psutil.cpu_count()} CPU cores shared by client, edge and services")
+    for label, env, source in designs(args):
+        try:
+            with running_stack(("image", "llm"), profile="tiny", env=env, source=source) as ports:
+                measured[label] = asyncio.run(run_design(args, ports))
+        except (httpx.HTTPError, grpc.aio.AioRpcError) as exc:  # one design failing still shows the others
+            print(f"\n== {label}: failed: {exc!r}")
+            continue
+        print_design(label, measured[label])
+    if len(measured) > 1:
+        print_summary(measured)
 
 
 if __name__ == "__main__":

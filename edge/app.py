@@ -4,13 +4,16 @@ catalog) on app.state, which endpoints receive as dependencies (edge.auth.Caller
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client import start_http_server
 
+from edge.admission import Admission
 from edge.auth import Authenticator
 from edge.catalog import ServiceCatalog
 from edge.clients import ServiceClients
@@ -21,11 +24,16 @@ from edge.endpoints.health.router import router as health
 from edge.endpoints.images.router import router as images
 from edge.endpoints.media.router import router as media
 from edge.endpoints.models.router import router as models
+from edge.endpoints.videos.router import router as videos
 from edge.endpoints.vision.router import router as vision
 from edge.errors import ErrorResponse, error_responses, install_error_handlers
+from edge.jobs import JobRunner
+from edge.leases import Leases
 from edge.metering import Meter
 from edge.middleware import EdgeMiddleware
+from edge.outputs import BackgroundStores
 from edge.ratelimit import AuthFailureLimiter, RateLimiter
+from edge.settlement import Outbox, Settlements
 from univence.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -34,8 +42,14 @@ music, image-to-video, segmentation, upscaling and background removal.
 
 Authenticate with `X-API-Key: sk-…`, `Authorization: Bearer sk-…` or `Authorization: Bearer <JWT>`.
 Errors always have the shape `{"error": {"message", "type", "param", "code"}}`."""
+# FastAPI's own OpenTelemetry spans, metrics and logs are off: edge.middleware already makes each request's
+# server span (and the Prometheus metrics), and FastAPI's second server span plus one span per dependency,
+# endpoint and serialization cost more per request than the whole middleware. (FastAPIs from before
+# their native telemetry have no such option and make none.)
+NO_FASTAPI_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+                        if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 # Every endpoint group, in the order of the OpenAPI document.
-ROUTERS: tuple[APIRouter, ...] = (account, chat, health, images, vision, media, models)
+ROUTERS: tuple[APIRouter, ...] = (account, chat, health, images, vision, videos, media, models)
 
 
 def api_document(app: FastAPI, settings: EdgeSettings) -> dict:
@@ -89,21 +103,44 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         app.state.auth_failures = AuthFailureLimiter(settings.auth_failures_per_minute,
                                                      settings.auth_failures_burst)
-        app.state.meter = Meter(clients)
+        # The keeper and the settlement outbox (edge.settlement): started first, so what an earlier run
+        # left in the outbox is delivered at once; stopped after the meter's releases have gone out.
+        settlements = Settlements(clients, Outbox(settings.outbox_path))
+        settlements.start()
+        # Credit leases (edge.leases): started after the keeper, which renews them.
+        leases = Leases(clients, settlements, settings) if settings.credit_leases else None
+        if leases is not None:
+            await leases.start()
+        app.state.meter = Meter(clients, settlements, leases)
         app.state.catalog = ServiceCatalog(clients)
+        app.state.admission = Admission()  # calls in flight per modality, refused before Reserve when full
+        app.state.background_stores = BackgroundStores()  # outputs answered before media had them (edge.outputs)
+        app.state.jobs = JobRunner(clients, app.state.meter, settings)
         log.info("edge ready: accounts at %s, media at %s, modalities %s", settings.accounts_address,
                  settings.media_address, settings.modalities or "none")
         metrics = serve_metrics(settings)
+        # Cached authentications are used only while this follows accounts' revocations (edge.auth).
+        watcher = asyncio.create_task(app.state.authenticator.watch()) if settings.auth_cache_seconds > 0 else None
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             if metrics is not None:
                 metrics.shutdown()
                 metrics.server_close()
+        await app.state.jobs.close()  # the jobs running here end failed and released, never left running
         await app.state.meter.drain()
+        await app.state.background_stores.drain()
+        if leases is not None:
+            await leases.stop()  # its charges delivered and its leases returned before the keeper stops
+        await settlements.stop()
         await clients.close()
 
-    app = FastAPI(title="Univence API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="Univence API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
+                  **NO_FASTAPI_TELEMETRY)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -3,10 +3,12 @@
 An endpoint checks its request and turns it into a plan: the service's proto request, what it costs,
 and how the service's answer becomes the HTTP answer. A flow does the rest:
 
-- unary: reserve → call the service → store the outputs in media → commit; a retry with the same
-  Idempotency-Key gets the stored response back (charged once);
-- streaming: reserve → the first chunk (errors before it are still an HTTP status) → the events →
-  commit before the stream ends; a failure mid-stream is an error event and costs nothing;
+- unary: reserve → call the service → store the outputs in media (an answer that carries them itself
+  does not wait for that: edge.outputs) → commit; a retry with the same Idempotency-Key gets the stored
+  response back (charged once);
+- streaming: reserve → the first chunk (errors before it are still an HTTP status) → the events (those
+  that arrive during a write go out together in the next) → commit before the stream ends; a failure
+  mid-stream is an error event and costs nothing;
 - progress, for long work whose price the service learns once it has started (a video's frame count,
   once probed) and answers as a stream of progress events then one result: the call → its first event
   → reserve the quote made from it → the events up to the result → store the outputs → commit the real
@@ -59,13 +61,15 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from edge.admission import Admission
 from edge.auth import Caller, Principal
 from edge.catalog import Published, ServiceCatalog
 from edge.clients import ServiceClients, call, stream
 from edge.errors import APIError, ClientDisconnected, service_unavailable
 from edge.metering import Hold, Meter, until_disconnect
 from edge.middleware import add_response_headers
-from edge.outputs import Outputs
+from edge.outputs import BackgroundStores, Outputs
+from edge.relay import coalesced
 from univence.accounts.v1 import accounts_pb2
 
 PROFILE_HEADER = "x-univence-profile"
@@ -161,10 +165,12 @@ class Serving:
     """The flows for one request (FastAPI builds one per request: `serve: Serve`)."""
 
     def __init__(self, request: Request, principal: Principal, clients: ServiceClients, meter: Meter,
-                 catalog: ServiceCatalog):
+                 catalog: ServiceCatalog, admission: Admission | None = None,
+                 background: BackgroundStores | None = None):
         self.request, self.principal = request, principal
         self.clients, self.meter, self.catalog = clients, meter, catalog
-        self.outputs = Outputs(request, principal, clients)
+        self.admission = admission or Admission()
+        self.outputs = Outputs(request, principal, clients, background)
 
     async def published(self, modality: Modality) -> Published:
         """What the modality's service publishes (its models and limits), which a plan checks the
@@ -179,7 +185,8 @@ class Serving:
     async def unary(self, modality: Modality[S], method: str, plan: UnaryPlan) -> Response:
         """Reserve → `method` on the modality's service → plan.answer (stores outputs) → commit."""
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
-        await self._mark_profile(modality)
+        await self.mark_profile(modality)
+        leave = await self._admit(modality)
 
         def run() -> Awaitable[Any]:
             return call(modality.name, rpc, plan.request, timeout=self.clients.timeout)
@@ -189,6 +196,7 @@ class Serving:
             return await self._held(plan.charges, lambda: early if early is not None else run(), plan.answer,
                                     plan.params)
         finally:
+            leave()
             if early is not None:
                 early.cancel()  # refused (or replayed) while it ran: the work stops
 
@@ -196,7 +204,8 @@ class Serving:
         """`method` (a progress stream) → its first event → reserve plan.quote(first) → the events up to
         the result → plan.answer (stores outputs) → commit the real charges → the answer."""
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
-        await self._mark_profile(modality)
+        await self.mark_profile(modality)
+        leave = await self._admit(modality)
         events = stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
         try:
             # Errors before the first event (an input the service refuses once it looks) are the call's own.
@@ -206,6 +215,7 @@ class Serving:
                                     plan.answer, plan.params)
         finally:
             await events.aclose()  # refused, replayed, failed or gone: the call is cancelled, its work stops
+            leave()
 
     async def _held(self, charges: list[accounts_pb2.ChargeItem], work: Callable[[], Awaitable[R]],
                     answer: Callable[[R, Outputs], Awaitable[Answer]], params: Mapping[str, str]) -> Response:
@@ -222,7 +232,8 @@ class Serving:
     async def streaming(self, modality: Modality[S], method: str, plan: StreamPlan) -> Response:
         """Reserve → the first chunk of `method` → the encoded events → commit before the end."""
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
-        await self._mark_profile(modality)
+        await self.mark_profile(modality)
+        leave = await self._admit(modality)
         chunks = stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
         early = _started(anext(chunks)) if self._overlaps(plan.overlap) else None
 
@@ -231,9 +242,10 @@ class Serving:
                 early.cancel()
                 await asyncio.wait({early})
             await chunks.aclose()
+            leave()
 
         try:
-            hold = await self.meter.reserve(self.request, self.principal, plan.charges)
+            hold = await self.meter.acquire(self.request, self.principal, plan.charges)
         except BaseException:
             await close()
             raise
@@ -254,11 +266,9 @@ class Serving:
         async def events() -> AsyncIterator[bytes]:
             nonlocal failure
             try:
-                if (event := encoder.event(first)) is not None:
-                    yield event
-                async for chunk in chunks:
-                    if (event := encoder.event(chunk)) is not None:
-                        yield event
+                async with contextlib.aclosing(coalesced(encoder.event(first), chunks, encoder.event)) as batches:
+                    async for batch in batches:
+                        yield batch
             except APIError as exc:  # the service failed mid-stream: say so in the stream, charge nothing
                 failure = exc
                 yield encoder.error(exc)
@@ -267,16 +277,25 @@ class Serving:
             yield encoder.end()
 
         async def finish() -> None:
+            await body.aclose()  # a stream cut short: its reader stops before the call is closed under it
             await chunks.aclose()
+            leave()
             # Not settled and no failure seen: the client went away (or the events never ran).
             await self.meter.settle(hold, failure or (None if hold.settled else ClientDisconnected()))
 
-        return _MeteredStream(events(), finish, encoder.media_type)
+        body = events()
+        return _MeteredStream(body, finish, encoder.media_type)
+
+    async def _admit(self, modality: Modality) -> Callable[[], None]:
+        """A place among this edge's calls in flight to the modality's queue, taken before Reserve: 429
+        when its published capacity is reached (edge.admission); returns the function that gives it up."""
+        published = await self.catalog.published(modality.name)
+        return self.admission.enter(modality.name, published.limits if published is not None else None)
 
     def _overlaps(self, allowed: bool) -> bool:
         return allowed and self.principal.premium and not self.request.headers.get("idempotency-key")
 
-    async def _mark_profile(self, modality: Modality) -> None:
+    async def mark_profile(self, modality: Modality) -> None:
         """`x-univence-profile: full|tiny` on the response (tiny models give noise, and say so)."""
         profile = await self.catalog.profile(modality.name)
         if profile:
@@ -339,7 +358,8 @@ async def get_serving(request: Request, principal: Caller) -> Serving:
     # The process's objects straight from app.state (what the Clients, Metering and Catalog dependencies
     # read): three fewer dependencies to solve on every metered request.
     state = request.app.state
-    return Serving(request, principal, state.clients, state.meter, state.catalog)
+    return Serving(request, principal, state.clients, state.meter, state.catalog, state.admission,
+                   state.background_stores)
 
 
 # The metered flows of one request, for a modality endpoint: `async def endpoint(body: ..., serve: Serve)`.

@@ -58,6 +58,9 @@ class Stack:
                                   max_retries=0, timeout=60)
 
     async def balance(self, user_id: str) -> tuple[int, int]:
+        leases = self.platform.app.state.meter.leases
+        if leases is not None:  # charges made from credit leases delivered, the leases returned (edge.leases)
+            await leases.return_all()
         b = await self.platform.balance(user_id)
         return b.balance_mc, b.held_mc
 
@@ -88,6 +91,8 @@ class Stack:
             return db.execute("SELECT COUNT(*) FROM holds").fetchone()[0]
 
     async def media_count(self, user_id: str) -> int:
+        """The user's stored files, once the stores answers did not wait for are done (edge.outputs)."""
+        await self.platform.app.state.background_stores.drain()
         listing = await self.platform.media.ListMedia(media_pb2.ListMediaRequest(owner_id=user_id))
         return listing.total_size
 

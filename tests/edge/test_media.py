@@ -68,19 +68,3 @@ async def test_unknown_and_malformed_ids_are_404(http):
         response = await http.get(f"/v1/media/{media_id}")
         assert response.status_code == 404, media_id
         assert response.json()["error"]["type"] == "invalid_request_error"
-
-
-async def test_user_videos_lists_only_the_callers_videos(platform, http):
-    user_id, secret = await platform.user_with_key("videos@example.com")
-    ids = [await stored(platform, b"\x00\x00\x00\x18ftypmp42" + bytes([i]) * 50, mime="video/mp4",
-                        kind=media_pb2.MEDIA_KIND_VIDEO, owner=user_id) for i in range(3)]
-    await stored(platform, png_bytes(), owner=user_id)  # an image: not listed
-    await stored(platform, b"\x00" * 64, mime="video/mp4", kind=media_pb2.MEDIA_KIND_VIDEO, owner="usr_other")
-    response = await http.get("/v1/images/user-videos", params={"limit": 2, "offset": 0, "sortBy": "newest",
-                                                                "sortOrder": "desc"}, headers={"X-API-Key": secret})
-    body = response.json()
-    assert response.status_code == 200 and body["total"] == 3 and body["has_more"] is True
-    assert [v["id"] for v in body["data"]] == ids[::-1][:2]
-    assert body["data"][0]["url"].endswith(f"/v1/media/{ids[-1]}")
-    oldest = await http.get("/v1/images/user-videos", params={"sortBy": "oldest"}, headers={"X-API-Key": secret})
-    assert [v["id"] for v in oldest.json()["data"]] == ids

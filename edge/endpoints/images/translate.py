@@ -294,15 +294,14 @@ def json_bytes(content: dict) -> bytes:
 
 
 async def image_entries(images, response_format: str, outputs: Outputs) -> list[dict]:
-    """Stores every image in media (owner = the caller); the answer's `data` entries, in order."""
-    stored = await asyncio.gather(*(outputs.store(im.data, im.mime_type, width=im.width, height=im.height)
-                                    for im in images))
-    data = []
-    for im, saved in zip(images, stored, strict=True):
-        entry = {"url": saved.url} if response_format == "url" else {"b64_json": base64.b64encode(im.data).decode()}
-        entry["seed"] = im.seed
-        data.append(entry)
-    return data
+    """Stores every image in media (owner = the caller); the answer's `data` entries, in order. A
+    `b64_json` answer carries the images itself, so it does not wait for media (Outputs.keep)."""
+    if response_format == "url":
+        stored = await asyncio.gather(*(outputs.store(im.data, im.mime_type, width=im.width, height=im.height)
+                                        for im in images))
+        return [{"url": saved.url, "seed": im.seed} for im, saved in zip(images, stored, strict=True)]
+    await asyncio.gather(*(outputs.keep(im.data, im.mime_type, width=im.width, height=im.height) for im in images))
+    return [{"b64_json": base64.b64encode(im.data).decode(), "seed": im.seed} for im in images]
 
 
 def images_answer(item: _Item):

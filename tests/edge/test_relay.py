@@ -1,0 +1,57 @@
+"""The stream relay (edge.relay): events that arrive while a write goes out leave in one
+write, in order; a failure comes after the events before it; a consumer that stops stops the reading."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from edge.errors import APIError
+from edge.relay import coalesced
+
+
+async def numbers(count: int, *, fail_after: int | None = None, pause: float = 0.0, closed: list | None = None):
+    try:
+        for i in range(count):
+            if i == fail_after:
+                raise APIError(500, "the service failed mid-stream", "processing_error")
+            await asyncio.sleep(pause)
+            yield i
+    finally:
+        if closed is not None:
+            closed.append(True)
+
+
+def encode(i: int) -> bytes | None:
+    return None if i == 3 else f"<{i}>".encode()  # None: nothing to send for that chunk
+
+
+async def test_events_arriving_during_a_write_leave_together_in_order():
+    writes = []
+    async for batch in coalesced(b"<first>", numbers(50), encode):
+        writes.append(batch)
+        await asyncio.sleep(0.01)  # a slow write: the reader gets ahead
+    assert b"".join(writes) == b"<first>" + b"".join(f"<{i}>".encode() for i in range(50) if i != 3)
+    assert writes[0] == b"<first>" and len(writes) < 10
+
+
+async def test_a_stream_that_keeps_up_writes_each_event_as_it_comes():
+    writes = [batch async for batch in coalesced(None, numbers(5, pause=0.02), encode)]
+    assert writes == [b"<0>", b"<1>", b"<2>", b"<4>"]
+
+
+async def test_a_failure_comes_after_the_events_before_it():
+    writes = []
+    with pytest.raises(APIError, match="mid-stream"):
+        async for batch in coalesced(None, numbers(10, fail_after=6, pause=0.001), encode):
+            writes.append(batch)
+    assert b"".join(writes) == b"<0><1><2><4><5>"
+
+
+async def test_a_consumer_that_stops_stops_the_reading():
+    closed: list = []
+    relay = coalesced(None, numbers(10_000, pause=0.001, closed=closed), encode)
+    assert await anext(relay) == b"<0>"
+    await relay.aclose()
+    assert closed == [True]
