@@ -26,9 +26,10 @@ async def first_event(call, stage: str):
 
 async def test_a_full_queue_is_refused_at_once_and_a_waiting_video_hears_its_position(video):
     running = video.stub.GenerateVideo(request(**LONG))
-    waiting = video.stub.GenerateVideo(request())
+    waiting = None
     try:
-        await first_event(running, "encoding prompt")
+        await first_event(running, "encoding prompt")  # running before the second arrives: it must wait
+        waiting = video.stub.GenerateVideo(request())
         queued = await first_event(waiting, "queued")
         assert (queued.queue_position, queued.step) == (1, 0)
         error = await refused(video, request())
@@ -41,7 +42,8 @@ async def test_a_full_queue_is_refused_at_once_and_a_waiting_video_hears_its_pos
         assert events[-1].HasField("result") and events[-1].result.num_frames == 9
     finally:
         running.cancel()
-        waiting.cancel()
+        if waiting is not None:
+            waiting.cancel()
         await idle(video)
 
 
