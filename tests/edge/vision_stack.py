@@ -86,15 +86,15 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+async def running_stack(tmp_path: Path, *, credit_leases: bool = False) -> AsyncIterator[Stack]:
     """The tiny vision service (with small input limits), the platform and an edge that routes to it."""
     settings = settings_for(max_input_image_mb=MAX_IMAGE_MB, max_video_mb=MAX_VIDEO_MB)
     async with serve(settings) as vision, \
             running_platform(tmp_path, modalities=["vision"], modality_addresses={"vision": vision.address},
-                             max_body_mb=MAX_BODY_MB, credit_leases=False) as platform, \
+                             max_body_mb=MAX_BODY_MB, credit_leases=credit_leases) as platform, \
             httpx.AsyncClient(base_url=platform.base_url, timeout=120) as http:
-        # Credit leases off: these tests count and watch the per-request holds of the vision flows
-        # (tests/edge/test_images.py runs the unary flows with leases on).
+        # Credit leases off by default: most vision tests count and watch the per-request holds of the
+        # flows (tests/edge/test_vision_leases.py runs the progress flow on leases).
         yield Stack(platform, http, vision, tmp_path / "accounts.db")
 
 
