@@ -27,7 +27,7 @@ from pathlib import Path
 import grpc
 
 from edge.clients import ServiceClients
-from edge.settlement import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, SETTLE_TIMEOUT_SECONDS
+from edge.settlement import SETTLE_TIMEOUT_SECONDS, redeliver_forever
 from univence.accounts.v1 import accounts_pb2
 from univence.telemetry import inject_metadata
 
@@ -114,21 +114,9 @@ class ChargeSender:
             self._ready.set()
 
     async def _send_forever(self) -> None:
-        delay = RETRY_FIRST_SECONDS
-        while True:
-            await self._ready.wait()
-            if len(self._to_send) < MAX_BATCH:
-                await asyncio.sleep(self.flush_seconds)  # let the batch fill a little: one call for many
-            self._ready.clear()
-            try:
-                if await self.send_once():
-                    delay = RETRY_FIRST_SECONDS
-                    continue
-            except Exception:
-                log.exception("delivering lease charges failed")
-            self._ready.set()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
+        """Sends whenever charges are written, letting a batch fill a little first (one call for many)."""
+        await redeliver_forever(self._ready, self.send_once, "lease charges",
+                                lambda: self.flush_seconds if len(self._to_send) < MAX_BATCH else 0.0)
 
     async def send_once(self) -> bool:
         """Sends what waits, in batches; False when accounts did not answer (the charges stay queued)."""

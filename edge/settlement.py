@@ -28,7 +28,7 @@ import logging
 import sqlite3
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,30 @@ MIN_RENEW_SECONDS = 0.2
 RENEW_BATCH = 1000  # accounts' limit per RenewHolds call
 COMMIT, RELEASE = "commit", "release"
 _REQUESTS = {COMMIT: accounts_pb2.CommitRequest, RELEASE: accounts_pb2.ReleaseRequest}
+
+
+async def redeliver_forever(ready: asyncio.Event, deliver: Callable[[], Awaitable[bool]], what: str,
+                            gather_seconds: Callable[[], float] = lambda: 0.0) -> None:
+    """Runs `deliver` each time `ready` is set (after `gather_seconds()`, to let a batch fill), and again,
+    backing off from RETRY_FIRST_SECONDS up to RETRY_MAX_SECONDS, while it answers False (accounts did not
+    take everything) or fails: the one retry loop of the outbox and of the lease charges."""
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        await ready.wait()
+        if (pause := gather_seconds()) > 0:
+            await asyncio.sleep(pause)
+        ready.clear()
+        try:
+            done = await deliver()
+        except Exception:
+            log.exception("delivering %s failed", what)
+            done = False
+        if done:
+            delay = RETRY_FIRST_SECONDS
+            continue
+        ready.set()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
 class Outbox:
@@ -214,24 +238,9 @@ class Settlements:
         return True
 
     async def _deliver_forever(self) -> None:
-        """Delivers the outbox whenever it has something, backing off (up to RETRY_MAX_SECONDS) while
-        accounts does not answer."""
+        """Delivers the outbox whenever it has something (see `redeliver_forever`)."""
         self._waiting.set()  # what an earlier run of the edge left
-        delay = RETRY_FIRST_SECONDS
-        while True:
-            await self._waiting.wait()
-            self._waiting.clear()
-            try:
-                empty = await self.deliver()
-            except Exception:
-                log.exception("delivering the settlement outbox failed")
-                empty = False
-            if empty:
-                delay = RETRY_FIRST_SECONDS
-                continue
-            self._waiting.set()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
+        await redeliver_forever(self._waiting, self.deliver, "the settlement outbox")
 
     # -- the process's life -------------------------------------------------------------------------
 
