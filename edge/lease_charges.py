@@ -81,6 +81,7 @@ class ChargeSender:
         self._to_write: list[tuple[accounts_pb2.LeaseCharge, asyncio.Future]] = []
         self._to_send: list[accounts_pb2.LeaseCharge] = []
         self._written, self._ready = asyncio.Event(), asyncio.Event()
+        self._sending = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._stopped = False
 
@@ -119,7 +120,12 @@ class ChargeSender:
                                 lambda: self.flush_seconds if len(self._to_send) < MAX_BATCH else 0.0)
 
     async def send_once(self) -> bool:
-        """Sends what waits, in batches; False when accounts did not answer (the charges stay queued)."""
+        """Sends what waits, in batches; False when accounts did not answer (the charges stay queued). One
+        sender at a time: a flush waits for a batch already on its way, so it returns once that is in too."""
+        async with self._sending:
+            return await self._send_waiting()
+
+    async def _send_waiting(self) -> bool:
         while self._to_send:
             batch, self._to_send = self._to_send[:MAX_BATCH], self._to_send[MAX_BATCH:]
             try:
