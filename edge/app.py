@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI
 from prometheus_client import start_http_server
 
 from edge.admission import Admission
-from edge.auth import Authenticator
+from edge.auth import Authenticator, document_security
 from edge.catalog import ServiceCatalog
 from edge.clients import ServiceClients
 from edge.config import EdgeSettings
@@ -55,8 +55,9 @@ ROUTERS: tuple[APIRouter, ...] = (account, chat, health, images, vision, videos,
 def api_document(app: FastAPI, settings: EdgeSettings) -> dict:
     """The OpenAPI document FastAPI generates, with what it says the API does not do taken out: the API
     never answers 422 (a request that fails validation gets a 400 in the error envelope, edge.errors), so
-    every operation's 422 becomes that 400 and FastAPI's validation-error schemas go; and the session
-    cookie's scheme names the cookie this edge sets (edge.auth declares the schemes)."""
+    every operation's 422 becomes that 400 and FastAPI's validation-error schemas go; and the operations
+    that authenticate list the security schemes (edge.auth.document_security; the session cookie's is the
+    cookie this edge sets)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     document = FastAPI.openapi(app)
@@ -71,9 +72,7 @@ def api_document(app: FastAPI, settings: EdgeSettings) -> dict:
     schemas = components.get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    cookie = components.get("securitySchemes", {}).get("SessionCookie")
-    if cookie is not None:
-        cookie["name"] = settings.session_cookie
+    document_security(document, app.routes, settings.session_cookie)
     app.openapi_schema = document
     return document
 

@@ -11,12 +11,17 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 import grpc
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
+from starlette.routing import BaseRoute
 
 from edge.clients import ServiceClients, call
 from edge.config import EdgeSettings
@@ -168,9 +173,10 @@ class Authenticator:
             delay = min(delay * 2, MAX_RECONNECT_SECONDS)
 
 
-# The ways to authenticate, as the OpenAPI document's security schemes: declared on require_principal, so
-# every operation that depends on it lists them (and no other does). None of them checks anything
-# (auto_error=False): require_principal reads the credential itself (credentials_from), in that order.
+# The ways to authenticate, as the OpenAPI document's security schemes: every operation that depends on
+# require_principal lists them (and no other does; see document_security). None of them is run as a
+# dependency: require_principal reads the credential itself (credentials_from), in that order. (Run as
+# FastAPI Security dependencies, they were four more dependencies to solve on every request, for nothing.)
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", scheme_name="ApiKeyHeader", auto_error=False,
                               description="An API key: `X-API-Key: sk-…`")
 BEARER = HTTPBearer(scheme_name="BearerAuth", bearerFormat="API key or JWT", auto_error=False,
@@ -179,15 +185,39 @@ BEARER = HTTPBearer(scheme_name="BearerAuth", bearerFormat="API key or JWT", aut
 SESSION_COOKIE = APIKeyCookie(name=EdgeSettings.model_fields["session_cookie"].default, scheme_name="SessionCookie",
                               auto_error=False, description="The login session's cookie (set by /login); a "
                               "request that changes something must come from this site's own pages")
+SECURITY_SCHEMES = (API_KEY_HEADER, BEARER, SESSION_COOKIE)
 
 
-async def _declared(_key: Annotated[str | None, Security(API_KEY_HEADER)],
-                    _bearer: Annotated[object, Security(BEARER)],
-                    _cookie: Annotated[str | None, Security(SESSION_COOKIE)]) -> None:
-    """Only declares the security schemes (for the document); require_principal does the reading."""
+def document_security(document: dict, routes: Iterable[BaseRoute], session_cookie: str) -> None:
+    """Adds the security schemes to an OpenAPI document, and to each operation whose route authenticates
+    its caller (depends on require_principal) the list of them, unless the operation says its own."""
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in SECURITY_SCHEMES:
+        schemes[scheme.scheme_name] = jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
+    schemes[SESSION_COOKIE.scheme_name]["name"] = session_cookie
+    every = [{scheme.scheme_name: []} for scheme in SECURITY_SCHEMES]
+    paths = document.get("paths", {})
+    for route in _api_routes(routes):
+        if _authenticates(route.dependant):
+            for method in route.methods:
+                operation = paths.get(route.path_format, {}).get(method.lower())
+                if operation is not None:
+                    operation.setdefault("security", every)
 
 
-async def require_principal(request: Request, _: Annotated[None, Depends(_declared)]) -> Principal:
+def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    for route in routes:
+        if hasattr(route, "original_router"):  # an included router (FastAPI keeps its routes there)
+            yield from _api_routes(route.original_router.routes)
+        elif isinstance(route, APIRoute) and route.include_in_schema:
+            yield route
+
+
+def _authenticates(dependant: Dependant) -> bool:
+    return any(dep.call is require_principal or _authenticates(dep) for dep in dependant.dependencies)
+
+
+async def require_principal(request: Request) -> Principal:
     """FastAPI dependency for every authenticated endpoint."""
     credential, from_cookie = credentials_from(request)
     if not credential:

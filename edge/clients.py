@@ -40,6 +40,7 @@ class ServiceClients:
         ]
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[tuple[str, type], Any] = {}
+        self._addresses: dict[str, str] = {}
         self.accounts = accounts_pb2_grpc.AccountsServiceStub(self.channel(settings.accounts_address))
         self.media = media_pb2_grpc.MediaServiceStub(self.channel(settings.media_address))
 
@@ -71,10 +72,19 @@ class ServiceClients:
     def modality(self, name: str, stub_class: type[S]) -> S:
         """The stub of an enabled modality service; 503 for one this deployment does not route to."""
         self.require(name)
-        return self._stub(self.settings.modality_address(name), stub_class)
+        return self._stub(self.address(name), stub_class)
+
+    def address(self, modality: str) -> str:
+        """Where a modality service is reached, found once per process: finding it reads the environment
+        and the config file (univence.registry.address), which cost more than the rest of the stub lookup
+        on every request."""
+        found = self._addresses.get(modality)
+        if found is None:
+            found = self._addresses[modality] = self.settings.modality_address(modality)
+        return found
 
     def info(self, modality: str) -> common_pb2_grpc.ServiceInfoServiceStub:
-        return self._stub(self.settings.modality_address(modality), common_pb2_grpc.ServiceInfoServiceStub)
+        return self._stub(self.address(modality), common_pb2_grpc.ServiceInfoServiceStub)
 
     def health(self, address: str) -> health_pb2_grpc.HealthStub:
         return self._stub(address, health_pb2_grpc.HealthStub)
