@@ -10,7 +10,7 @@ loopback, tiny models), at concurrency 1 and 8:
 - and the platform's own rows: accounts.Authenticate vs GET /v1/models (auth cached, no upstream call),
   and accounts.Reserve + Release (what a per-request hold costs).
 
-    .venv/bin/python benchmarks/edge_overhead.py [--requests 200] [--only chat] [--baseline-src DIR]
+    .venv/bin/python benchmarks/edge_overhead.py [--requests 200] [--only chat] [--baseline-src DIR] [--client httpx]
 
 Each design is its own stack, run one after the other in the same process on the same machine:
 `--baseline-src DIR` first runs every row on the source tree in DIR (edge/, services/, univence/ of an
@@ -18,6 +18,11 @@ earlier commit: `git archive <commit> edge services univence | tar -x -C DIR`), 
 where the edge has the `credit_leases` setting, the working tree runs with it off and then on. The
 summary compares the edge's cost (p50 and p99 over direct) of each design. The figures include the
 client and every service on the same cores.
+
+The HTTP rows use a lean keep-alive client (benchmarks/lean_http.py), so that they show the edge's cost
+rather than the HTTP client library's; each design also prints what httpx (the `openai` SDK's client)
+adds on top, measured in the same run (GET /v1/models with both clients). `--client httpx` runs every
+HTTP row with httpx instead.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ import io
 import json
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
 import httpx
 import psutil
 from benchmark_stack import ADMIN, running_stack
+from lean_http import LeanClient
 from PIL import Image
 
 from edge.config import EdgeSettings
@@ -47,6 +53,7 @@ from univence.media.v1 import media_pb2, media_pb2_grpc
 
 EDIT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
 CONCURRENCIES = (1, 8)
+HTTPX_ROW = "client: httpx vs lean, /v1/models"
 Call = Callable[[], Awaitable[float | None]]  # one request; its time to first token, or None: the whole call
 
 
@@ -101,6 +108,42 @@ class Streams:
         self.chunks = 0
 
 
+class HttpxClient:
+    """The HTTP rows' calls through httpx (`--client httpx`)."""
+
+    def __init__(self, http: httpx.AsyncClient):
+        self.http = http
+
+    async def get(self, path: str, headers: dict[str, str]) -> None:
+        (await self.http.get(path, headers=headers)).raise_for_status()
+
+    async def post(self, path: str, headers: dict[str, str], body: object) -> None:
+        (await self.http.post(path, json=body, headers=headers)).raise_for_status()
+
+    async def events(self, path: str, headers: dict[str, str], body: object) -> AsyncIterator[bytes]:
+        async with self.http.stream("POST", path, json=body, headers=headers) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    yield line[6:].encode()
+
+
+class LeanHTTP:
+    """The HTTP rows' calls through the lean client (the default)."""
+
+    def __init__(self, lean: LeanClient):
+        self.lean = lean
+
+    async def get(self, path: str, headers: dict[str, str]) -> None:
+        await self.lean.request("GET", path, headers)
+
+    async def post(self, path: str, headers: dict[str, str], body: object) -> None:
+        await self.lean.request("POST", path, headers, json_body=body)
+
+    def events(self, path: str, headers: dict[str, str], body: object) -> AsyncIterator[bytes]:
+        return self.lean.events(path, headers, body)
+
+
 async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[str, dict]:
     """Every row on one stack; returns {row: {concurrency: {"direct": Figures, "edge": Figures, …}}}."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['accounts']}") as accounts_channel, \
@@ -114,6 +157,8 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
         media = media_pb2_grpc.MediaServiceStub(media_channel)
         image = image_pb2_grpc.ImageServiceStub(image_channel)
         chat = llm_pb2_grpc.ChatServiceStub(llm_channel)
+        lean = LeanClient(ports["edge"])
+        client = HttpxClient(http) if args.client == "httpx" else LeanHTTP(lean)
         user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com", premium=True),
                                           metadata=ADMIN)).user
         secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
@@ -133,14 +178,20 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
             await accounts.Authenticate(apb.AuthenticateRequest(credential=secret))
 
         async def edge_models() -> None:
+            await client.get("/v1/models", headers)
+
+        async def httpx_models() -> None:
             (await http.get("/v1/models", headers=headers)).raise_for_status()
+
+        async def lean_models() -> None:
+            await lean.request("GET", "/v1/models", headers)
 
         async def direct_media() -> None:
             async for _ in media.GetMedia(media_pb2.GetMediaRequest(media_id=media_id)):
                 pass
 
         async def edge_media() -> None:
-            (await http.get(f"/v1/media/{media_id}")).raise_for_status()
+            await client.get(f"/v1/media/{media_id}", {})
 
         async def direct_metering() -> None:
             hold = (await accounts.Reserve(apb.ReserveRequest(user_id=user.user_id, items=[
@@ -153,7 +204,7 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
                 num_inference_steps=1, seed=1, n=1))
 
         async def edge_edit() -> None:
-            (await http.post("/v1/images/edits", json=edit, headers=headers)).raise_for_status()
+            await client.post("/v1/images/edits", headers, edit)
 
         async def direct_chat() -> float:
             started, first, seen = time.perf_counter(), None, streams["direct"]
@@ -171,17 +222,15 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
             started, first, seen = time.perf_counter(), None, streams["edge"]
             body = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": prompt}], "stream": True,
                     "max_tokens": args.max_tokens, "temperature": 0, "stream_options": {"include_usage": True}}
-            async with http.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
-                response.raise_for_status()
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: {"):
-                        continue
-                    seen.chunks += 1
-                    event = json.loads(line[6:])
-                    if first is None and any(c["delta"].get("content") for c in event["choices"]):
-                        first = time.perf_counter()
-                    if event.get("usage"):
-                        seen.tokens += event["usage"]["completion_tokens"]
+            async for data in client.events("/v1/chat/completions", headers, body):
+                if not data.startswith(b"{"):
+                    continue
+                seen.chunks += 1
+                event = json.loads(data)
+                if first is None and any(c["delta"].get("content") for c in event["choices"]):
+                    first = time.perf_counter()
+                if event.get("usage"):
+                    seen.tokens += event["usage"]["completion_tokens"]
             return (first or time.perf_counter()) - started
 
         for _ in range(120):  # the edge learns what the modality services publish shortly after /readyz
@@ -193,6 +242,8 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
             ("chat time to first token", direct_chat, edge_chat, args.chats),
             ("media GET 64x64 PNG", direct_media, edge_media, args.requests),
             ("auth: Authenticate vs /v1/models", direct_auth, edge_models, args.requests),
+            # Not the edge's: what httpx adds over the lean client on the same request.
+            (HTTPX_ROW, lean_models, httpx_models, args.requests),
         ]
         results: dict[str, dict] = {}
         for name, direct, through_edge, requests in rows:
@@ -213,10 +264,10 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
                     figures["tok_s_ratio"] = tok_s["edge"] / max(tok_s["direct"], 1e-9)
                     figures["cpu_us_per_chunk"] = cpu * 1e6 / max(streams["edge"].chunks, 1)
                 results[name][concurrency] = figures
-        if args.only:
-            return results
-        results["accounts Reserve + Release (gRPC)"] = {c: {"direct": await measure(
-            direct_metering, args.requests, c, warmup=20)} for c in CONCURRENCIES}
+        if not args.only:
+            results["accounts Reserve + Release (gRPC)"] = {c: {"direct": await measure(
+                direct_metering, args.requests, c, warmup=20)} for c in CONCURRENCIES}
+        await lean.close()
         return results
 
 
@@ -278,6 +329,7 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=40, help="image edits per concurrency")
     parser.add_argument("--chats", type=int, default=16, help="chat streams per concurrency")
     parser.add_argument("--max-tokens", type=int, default=32, help="completion tokens per chat stream")
+    parser.add_argument("--client", choices=("lean", "httpx"), default="lean", help="the HTTP rows' client")
     parser.add_argument("--only", help="only the rows whose name holds this (e.g. chat)")
     parser.add_argument("--baseline-src", help="a source tree (edge/, services/, univence/) measured first")
     args = parser.parse_args()
