@@ -43,7 +43,7 @@ from edge.config import EdgeSettings
 from edge.errors import APIError, ClientDisconnected, from_status, to_status
 from edge.metering import Hold, Meter, fingerprint, replay_conflict, until_disconnect
 from edge.outputs import Outputs
-from edge.serving import Modality
+from edge.serving import Modality, until_result
 from univence.accounts.v1 import accounts_pb2
 from univence.media.v1 import media_pb2
 
@@ -294,15 +294,11 @@ class _Run(Generic[R]):
         events: AsyncIterator[Any] = stream(spec.modality.name, rpc, spec.request,
                                             timeout=self.runner.clients.timeout)
         try:
-            async for event in events:
-                if (result := spec.result(event)) is not None:
-                    return result
-                self._note(event)
+            return await until_result(events, spec.result, spec.modality.name, self._note)
         finally:
             await events.aclose()
-        raise APIError(500, f"the {spec.modality.name} service ended its stream without a result", "processing_error")
 
-    def _note(self, event: Any) -> None:
+    async def _note(self, event: Any) -> None:
         """A progress event → the job's status, percent (never lower) and queue position."""
         if not event.HasField("progress"):
             return

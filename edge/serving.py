@@ -210,8 +210,9 @@ class Serving:
         try:
             # Errors before the first event (an input the service refuses once it looks) are the call's own.
             with _api_names(plan.params):
-                first = await until_disconnect(self.request, _next_event(events, modality.name))
-            return await self._held(plan.quote(first), lambda: _result(first, events, plan, modality.name),
+                first = await until_disconnect(self.request, next_event(events, modality.name))
+            return await self._held(plan.quote(first),
+                                    lambda: until_result(events, plan.result, modality.name, plan.progress, first),
                                     plan.answer, plan.params)
         finally:
             await events.aclose()  # refused, replayed, failed or gone: the call is cancelled, its work stops
@@ -314,21 +315,24 @@ def _api_names(params: Mapping[str, str]) -> Iterator[None]:
         raise
 
 
-async def _next_event(events: AsyncIterator[Any], service: str) -> Any:
+async def next_event(events: AsyncIterator[Any], service: str) -> Any:
+    """The stream's next event; a 500 when it ends here (a progress stream ends with its result)."""
     try:
         return await anext(events)
     except StopAsyncIteration:
         raise APIError(500, f"the {service} service ended its stream without a result", "processing_error") from None
 
 
-async def _result(first: Any, events: AsyncIterator[Any], plan: ProgressPlan[R], service: str) -> R:
-    """The result the events end with (the first may be it), reporting the progress before it."""
-    event = first
-    while (result := plan.result(event)) is None:
-        if plan.progress is not None:
-            await plan.progress(event)
-        event = await _next_event(events, service)
-    return result
+async def until_result(events: AsyncIterator[Any], result: Callable[[Any], R | None], service: str,
+                       progress: Callable[[Any], Awaitable[None]] | None = None, first: Any = None) -> R:
+    """The result a progress stream ends with (`first`, an event already read, may be it), each event
+    before it given to `progress`. The progress flow and the jobs runner (edge.jobs) both read theirs so."""
+    event = first if first is not None else await next_event(events, service)
+    while (found := result(event)) is None:
+        if progress is not None:
+            await progress(event)
+        event = await next_event(events, service)
+    return found
 
 
 def _started(work: Awaitable[T]) -> asyncio.Task[T]:
