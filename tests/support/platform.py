@@ -15,6 +15,7 @@ import uvicorn
 
 from edge.app import create_app
 from edge.config import EdgeSettings
+from edge.http_protocol import EdgeHTTPProtocol
 from services.accounts.config import AccountsSettings
 from services.accounts.server import definition as accounts_definition
 from services.media.config import MediaSettings
@@ -60,7 +61,7 @@ class Platform:
 async def running_edge(settings: EdgeSettings, app=None) -> AsyncIterator[tuple[str, object]]:
     app = app or create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", http=EdgeHTTPProtocol))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
