@@ -162,7 +162,14 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
         user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com", premium=True),
                                           metadata=ADMIN)).user
         secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
-        await accounts.GrantCredits(apb.GrantCreditsRequest(user=user.user_id, amount_mc=10**12), metadata=ADMIN)
+        # The image edit is priced for a user without premium (premium work is free): its requests are
+        # metered (credit leases, or a hold each) and charged; chat is premium-only (and free for them).
+        payer = (await accounts.CreateUser(apb.CreateUserRequest(email="payer@example.com"), metadata=ADMIN)).user
+        payer_secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=payer.user_id),
+                                                    metadata=ADMIN)).secret
+        await accounts.GrantCredits(apb.GrantCreditsRequest(user=payer.user_id, amount_mc=10**12), metadata=ADMIN)
+        payer_headers = {"X-API-Key": payer_secret}
+        edits_answered = 0
         picture = png(64)
         media_id = (await media.CreateMedia(media_pb2.CreateMediaRequest(
             owner_id=user.user_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png",
@@ -194,7 +201,7 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
             await client.get(f"/v1/media/{media_id}", {})
 
         async def direct_metering() -> None:
-            hold = (await accounts.Reserve(apb.ReserveRequest(user_id=user.user_id, items=[
+            hold = (await accounts.Reserve(apb.ReserveRequest(user_id=payer.user_id, items=[
                 apb.ChargeItem(operation=apb.OPERATION_IMAGE_EDIT, model=EDIT_MODEL)]))).hold
             await accounts.Release(apb.ReleaseRequest(hold_id=hold.hold_id))
 
@@ -204,7 +211,9 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
                 num_inference_steps=1, seed=1, n=1))
 
         async def edge_edit() -> None:
-            await client.post("/v1/images/edits", headers, edit)
+            nonlocal edits_answered
+            await client.post("/v1/images/edits", payer_headers, edit)
+            edits_answered += 1
 
         async def direct_chat() -> float:
             started, first, seen = time.perf_counter(), None, streams["direct"]
@@ -234,7 +243,8 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
             return (first or time.perf_counter()) - started
 
         for _ in range(120):  # the edge learns what the modality services publish shortly after /readyz
-            if (await http.post("/v1/images/edits", json=edit, headers=headers)).status_code != 503:
+            if (await http.post("/v1/images/edits", json=edit, headers=payer_headers)).status_code != 503:
+                edits_answered += 1
                 break
             await asyncio.sleep(0.5)
         rows: list[tuple[str, Call, Call, int]] = [  # name, direct, edge, requests per concurrency
@@ -267,11 +277,34 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
                     figures["tok_s_ratio"] = tok_s["edge"] / max(tok_s["direct"], 1e-9)
                     figures["cpu_us_per_chunk"] = cpu * 1e6 / max(streams["edge"].chunks, 1)
                 results[name][concurrency] = figures
+        if any(name.startswith("image edit") for name in results):
+            await check_charged(accounts, payer.user_id, edits_answered)
         if not args.only:
             results["accounts Reserve + Release (gRPC)"] = {c: {"direct": await measure(
                 direct_metering, args.requests, c, warmup=20)} for c in CONCURRENCIES}
         await lean.close()
         return results
+
+
+async def check_charged(accounts: accounts_pb2_grpc.AccountsServiceStub, user_id: str, answered: int) -> None:
+    """The edits the edge answered were metered: once their charges are in (a lease's go in batches), the
+    user's ledger has one charge per edit. Printed, and a mismatch fails the run."""
+    charges = 0
+    for _ in range(100):
+        entries, token = [], ""
+        while True:
+            page = await accounts.ListLedgerEntries(apb.ListLedgerEntriesRequest(
+                user_id=user_id, page_size=1000, page_token=token), metadata=ADMIN)
+            entries += page.entries
+            if not (token := page.next_page_token):
+                break
+        charges = sum(entry.kind == "charge" for entry in entries)
+        if charges >= answered:
+            break
+        await asyncio.sleep(0.1)
+    print(f"image edits answered through the edge: {answered}, charged: {charges} ledger entries")
+    if charges != answered:
+        raise SystemExit("the edge's image edits were not each charged once")
 
 
 def print_design(label: str, results: dict[str, dict]) -> None:
