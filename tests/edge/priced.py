@@ -23,6 +23,7 @@ from edge.auth import Principal, require_principal
 from edge.clients import call
 from edge.config import EdgeSettings
 from edge.errors import APIError
+from edge.http_protocol import EdgeHTTPProtocol
 from edge.metering import until_disconnect
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.media.v1 import media_pb2
@@ -63,7 +64,7 @@ def main() -> None:
     settings = EdgeSettings()
     app = create_app(settings)
     add_priced_route(app)
-    uvicorn.run(app, host="127.0.0.1", port=settings.port, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=settings.port, log_level="warning", http=EdgeHTTPProtocol)
 
 
 if __name__ == "__main__":
