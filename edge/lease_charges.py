@@ -10,8 +10,7 @@ accounts applies in one transaction and idempotently per request id; delivered c
 While accounts does not take them (unreachable, or failing) the charges stay (in memory and on disk) and are
 sent again with a backoff; only a batch accounts calls malformed (INVALID_ARGUMENT) is dropped, logged.
 
-WAL with synchronous=NORMAL: a commit survives the process being killed (SIGKILL, the case this is
-for) without an fsync per write; only losing power may lose the last writes.
+The file is opened as the outbox opens it (edge.settlement.open_outbox: the same tables and durability).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from pathlib import Path
 import grpc
 
 from edge.clients import ServiceClients
-from edge.settlement import SETTLE_TIMEOUT_SECONDS, redeliver_forever
+from edge.settlement import SETTLE_TIMEOUT_SECONDS, open_outbox, redeliver_forever
 from univence.accounts.v1 import accounts_pb2
 from univence.telemetry import inject_metadata
 
@@ -41,12 +40,7 @@ class Journal:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("""CREATE TABLE IF NOT EXISTS lease_charges (
-            request_id TEXT PRIMARY KEY, hold_id TEXT NOT NULL, charge BLOB NOT NULL, created REAL NOT NULL)""")
+        self._db = open_outbox(self.path, check_same_thread=False, isolation_level=None)
         self.lock = asyncio.Lock()
 
     def put(self, charges: list[accounts_pb2.LeaseCharge]) -> None:

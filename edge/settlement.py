@@ -80,24 +80,51 @@ async def redeliver_forever(ready: asyncio.Event, deliver: Callable[[], Awaitabl
         delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
+# The outbox file's tables: the settlements below, and the lease charges not yet delivered
+# (edge.lease_charges). Both are created wherever the file is opened (open_outbox), so either side works
+# with a file the other has not seen yet.
+OUTBOX_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS settlements (
+        hold_id TEXT PRIMARY KEY, kind TEXT NOT NULL, request BLOB NOT NULL,
+        created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS lease_charges (
+        request_id TEXT PRIMARY KEY, hold_id TEXT NOT NULL, charge BLOB NOT NULL, created REAL NOT NULL)""",
+)
+
+
+def open_outbox(path: str | Path, **options: Any) -> sqlite3.Connection:
+    """A connection to the outbox file (`options` go to sqlite3.connect), the one way both its users open
+    it: its folder made private, the tables in place, WAL with synchronous=NORMAL (a commit survives the
+    process being killed, the case the file is for, without an fsync per write; only losing power may
+    lose the last writes), and a writer waiting up to 10 s for another (several edge workers may share it)."""
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=10, **options)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for statement in OUTBOX_SCHEMA:
+            db.execute(statement)
+        db.commit()
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class Outbox:
-    """Settlements accounts has not taken yet, one row per hold, in a SQLite file. Every call opens its
+    """Settlements accounts has not taken yet, one row per hold, in the outbox file. Every call opens its
     own connection (they are few and short, and several edge workers may share the file)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("""CREATE TABLE IF NOT EXISTS settlements (
-                hold_id TEXT PRIMARY KEY, kind TEXT NOT NULL, request BLOB NOT NULL,
-                created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0)""")
+        open_outbox(self.path).close()
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
+        db = open_outbox(self.path)
         try:
-            with db:  # one transaction, committed (synced) on success
+            with db:  # one transaction, committed on success
                 yield db
         finally:
             db.close()
