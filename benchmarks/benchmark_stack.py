@@ -9,6 +9,7 @@ so one benchmark run can compare an earlier design with the working tree on the 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -46,6 +47,11 @@ def running_stack(modalities: tuple[str, ...] = (), *, profile: str | None = Non
     env = {**os.environ, **(env or {}), "UNIVENCE_EDGE_PORT": str(ports["edge"]),
            "UNIVENCE_EDGE_RATE_LIMIT_PER_MINUTE": "0", "UNIVENCE_EDGE_LOG_LEVEL": "WARNING",
            "UNIVENCE_ACCOUNTS_ADMIN_TOKEN": ADMIN_TOKEN}
+    # The edge is told every address too: an edge from before the one-port setting (a --baseline-src tree)
+    # does not find the services from their own ports.
+    env["UNIVENCE_EDGE_ACCOUNTS_ADDRESS"] = f"127.0.0.1:{ports['accounts']}"
+    env["UNIVENCE_EDGE_MEDIA_ADDRESS"] = f"127.0.0.1:{ports['media']}"
+    env["UNIVENCE_EDGE_MODALITY_ADDRESSES"] = json.dumps({name: f"127.0.0.1:{ports[name]}" for name in modalities})
     for name in services:
         env[f"UNIVENCE_{name.upper()}_PORT"] = str(ports[name])
         env[f"UNIVENCE_{name.upper()}_METRICS_PORT"] = "0"

@@ -1,5 +1,6 @@
 """Edge overhead: the same work through the edge (HTTP, auth, rate limit, metering, translation, storage)
-and straight to the gRPC service, side by side in one run, on the real stack (`univence up` processes on
+and straight to the gRPC service, interleaved in one run (each worker alternates a direct call and an edge
+call, so a shared machine's drift moves both alike), on the real stack (`univence up` processes on
 loopback, tiny models), at concurrency 1 and 8:
 
 - a priced image edit: image.EditImages vs POST /v1/images/edits (JSON, b64_json answer);
@@ -61,34 +62,46 @@ Call = Callable[[], Awaitable[float | None]]  # one request; its time to first t
 class Figures:
     p50_ms: float
     p99_ms: float
-    rps: float
-    seconds: float  # the row's wall time
+    rps: float  # requests per second while this path's calls ran
+    seconds: float  # the time spent in this path's calls, all workers together
 
 
-async def measure(fn: Call, requests: int, concurrency: int, warmup: int,
-                  measuring: Callable[[], None] = lambda: None) -> Figures:
-    """p50/p99 of `requests` calls from `concurrency` workers (a call's own first-token time if it
-    returns one, else its whole time); `measuring` is called once the warm-up is done."""
+async def measure(calls: dict[str, Call], requests: int, concurrency: int, warmup: int,
+                  measuring: Callable[[], None] = lambda: None) -> dict[str, Figures]:
+    """p50/p99 of `requests` calls of each path in `calls` (a call's own first-token time if it returns
+    one, else its whole time) from `concurrency` workers, the paths interleaved: each worker makes one call
+    of every path in turn (the order alternating), so both paths run under the same conditions, and a
+    machine that slows down or speeds up during the row (a shared VM does) moves both alike. `measuring`
+    is called once the warm-up is done."""
+    names = list(calls)
     for _ in range(warmup):  # connections, caches, the first model call
-        await fn()
+        for name in names:
+            await calls[name]()
     measuring()
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    busy: dict[str, float] = dict.fromkeys(names, 0.0)
     remaining = requests
 
     async def worker() -> None:
         nonlocal remaining
+        turn = 0
         while remaining > 0:
             remaining -= 1
-            started = time.perf_counter()
-            first = await fn()
-            latencies.append(first if first is not None else time.perf_counter() - started)
+            turn += 1
+            for name in (names if turn % 2 else names[::-1]):
+                started = time.perf_counter()
+                first = await calls[name]()
+                took = time.perf_counter() - started
+                busy[name] += took
+                latencies[name].append(first if first is not None else took)
 
-    started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return Figures(statistics.median(latencies) * 1e3, latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e3,
-                   len(latencies) / elapsed, elapsed)
+    figures = {}
+    for name, values in latencies.items():
+        values.sort()
+        figures[name] = Figures(statistics.median(values) * 1e3, values[max(0, int(len(values) * 0.99) - 1)] * 1e3,
+                                len(values) / busy[name] * concurrency, busy[name])
+    return figures
 
 
 def png(side: int) -> bytes:
@@ -262,17 +275,15 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
             results[name] = {}
             for concurrency in CONCURRENCIES:
                 warmup = max(2, requests // 10)
-                figures = {"direct": await measure(direct, requests, concurrency, warmup,
-                                                   lambda: streams.update(direct=Streams())),
-                           "edge": await measure(through_edge, requests, concurrency, warmup,
-                                                 lambda: streams.update(edge=Streams(edge_process)))}
+                figures = await measure({"direct": direct, "edge": through_edge}, requests, concurrency, warmup,
+                                        lambda: streams.update(direct=Streams(), edge=Streams(edge_process)))
                 # The edge process's CPU time per request of the edge run (its own work: on cores it shares
                 # with the services and the client, this is what concurrency turns into queueing).
                 cpu = sum(edge_process.cpu_times()[:2]) - streams["edge"].cpu
                 figures["cpu_us_per_request"] = cpu * 1e6 / requests
                 if name.startswith("chat"):
-                    # Tokens per second of the row (streams from request to last token, time to first
-                    # token included), edge over direct.
+                    # Tokens per second of a stream (from request to last token, time to first token
+                    # included), edge over direct.
                     tok_s = {path: streams[path].tokens / figures[path].seconds for path in streams}
                     figures["tok_s_ratio"] = tok_s["edge"] / max(tok_s["direct"], 1e-9)
                     figures["cpu_us_per_chunk"] = cpu * 1e6 / max(streams["edge"].chunks, 1)
@@ -280,8 +291,8 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
         if any(name.startswith("image edit") for name in results):
             await check_charged(accounts, payer.user_id, edits_answered)
         if not args.only:
-            results["accounts Reserve + Release (gRPC)"] = {c: {"direct": await measure(
-                direct_metering, args.requests, c, warmup=20)} for c in CONCURRENCIES}
+            results["accounts Reserve + Release (gRPC)"] = {c: await measure(
+                {"direct": direct_metering}, args.requests, c, warmup=20) for c in CONCURRENCIES}
         await lean.close()
         return results
 
