@@ -40,8 +40,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_stack(modalities: tuple[str, ...] = (), *, profile: str | None = None, timeout: float = 180,
                   env: dict[str, str] | None = None, source: str | None = None) -> Iterator[dict[str, int]]:
-    """Yields the ports of accounts, media, each modality and the edge, and `edge_pid`: the edge's
-    process (for its CPU time)."""
+    """Yields the ports of accounts, media, each modality and the edge, `edge_pid`: the edge's process
+    (for its CPU time), and `supervisor_pid`: the `univence up` process above them all."""
     services = (*PLATFORM, *modalities)
     ports = {name: free_port() for name in (*services, "edge")}
     env = {**os.environ, **(env or {}), "UNIVENCE_EDGE_PORT": str(ports["edge"]),
@@ -66,7 +66,7 @@ def running_stack(modalities: tuple[str, ...] = (), *, profile: str | None = Non
                                    stderr=subprocess.DEVNULL)
         try:
             _wait_ready(ports["edge"], services, timeout)
-            yield {**ports, "edge_pid": _child_pid(process.pid, "edge")}
+            yield {**ports, "edge_pid": _child_pid(process.pid, "edge"), "supervisor_pid": process.pid}
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -83,6 +83,17 @@ def _wait_ready(edge_port: int, services: tuple[str, ...], timeout: float) -> No
             pass
         time.sleep(0.3)
     raise SystemExit(f"the stack ({', '.join(services)}) did not become ready in {timeout:.0f}s")
+
+
+def pin_edge(ports: dict[str, int], edge_cpus: set[int], other_cpus: set[int]) -> None:
+    """Every thread of the edge process onto `edge_cpus`, and every thread of the stack's other processes
+    and of this one onto `other_cpus`: the edge measured as on a machine where it has cores of its own
+    (threads started later inherit their creator's CPUs)."""
+    edge = ports["edge_pid"]
+    supervisor = psutil.Process(ports["supervisor_pid"])
+    for process in (supervisor, *supervisor.children(recursive=True), psutil.Process()):
+        for thread in process.threads():
+            os.sched_setaffinity(thread.id, edge_cpus if process.pid == edge else other_cpus)
 
 
 def _child_pid(supervisor: int, name: str) -> int:

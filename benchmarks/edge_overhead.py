@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import grpc
 import httpx
 import psutil
-from benchmark_stack import ADMIN, running_stack
+from benchmark_stack import ADMIN, pin_edge, running_stack
 from lean_http import LeanClient
 from PIL import Image
 
@@ -377,14 +377,20 @@ def main() -> None:
     parser.add_argument("--chats", type=int, default=16, help="chat streams per concurrency")
     parser.add_argument("--max-tokens", type=int, default=32, help="completion tokens per chat stream")
     parser.add_argument("--client", choices=("lean", "httpx"), default="lean", help="the HTTP rows' client")
+    parser.add_argument("--pin-edge", action="store_true",
+                        help="the edge on the last CPU core, everything else (services, this client) on the others")
     parser.add_argument("--only", help="only the rows whose name holds this (e.g. chat)")
     parser.add_argument("--baseline-src", help="a source tree (edge/, services/, univence/) measured first")
     args = parser.parse_args()
     measured: dict[str, dict[str, dict]] = {}
-    print(f"stack on loopback, tiny models, {psutil.cpu_count()} CPU cores shared by client, edge and services")
+    print(f"stack on loopback, tiny models, {psutil.cpu_count()} CPU cores " +
+          ("(the edge on the last, the services and the client on the others)" if args.pin_edge
+           else "shared by client, edge and services"))
     for label, env, source in designs(args):
         try:
             with running_stack(("image", "llm"), profile="tiny", env=env, source=source) as ports:
+                if args.pin_edge:
+                    pin_edge(ports, edge_cpus={psutil.cpu_count() - 1}, other_cpus=set(range(psutil.cpu_count() - 1)))
                 measured[label] = asyncio.run(run_design(args, ports))
         except (httpx.HTTPError, grpc.aio.AioRpcError) as exc:  # one design failing still shows the others
             print(f"\n== {label}: failed: {exc!r}")
