@@ -12,6 +12,7 @@ import asyncio
 import pytest
 
 from edge.endpoints.videos import translate
+from edge.jobs import JobCancelled
 from tests.edge.video_stack import LEASE_SECONDS, SMALL, START_MC, VIDEO_MC, picture, running_stack
 from univence.media.v1 import media_pb2
 
@@ -85,7 +86,10 @@ async def test_cancelled_and_deleted_elsewhere_stops_the_runner(tmp_path):
         await stack.platform.media.CancelJob(media_pb2.CancelJobRequest(job_id=video["id"]))
         await stack.platform.media.DeleteJob(media_pb2.DeleteJobRequest(job_id=video["id"]))
         await stack.settled(user_id, START_MC)
+        # The hold is released as the run ends, just before its task returns: give the task that moment.
+        await asyncio.wait({run.task}, timeout=2)
         assert run.stopped and run.task.done(), "stopped by its heartbeat, not run to its end"
+        assert isinstance(run.task.exception(), JobCancelled)
         await stack.idle()
         assert list((await stack.platform.media.ListMedia(media_pb2.ListMediaRequest(owner_id=user_id))).media) == []
 
