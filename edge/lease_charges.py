@@ -73,6 +73,7 @@ class ChargeSender:
         self.flush_seconds = flush_seconds
         self._delivered = delivered
         self._to_write: list[tuple[accounts_pb2.LeaseCharge, asyncio.Future]] = []
+        self._writing: list[tuple[accounts_pb2.LeaseCharge, asyncio.Future]] = []  # the batch on its way to disk
         self._to_send: list[accounts_pb2.LeaseCharge] = []
         self._written, self._ready = asyncio.Event(), asyncio.Event()
         self._sending = asyncio.Lock()
@@ -95,18 +96,23 @@ class ChargeSender:
             await self._written.wait()
             self._written.clear()
             batch, self._to_write = self._to_write, []
-            if not batch:
-                continue
-            try:
-                async with self.journal.lock:
-                    await asyncio.to_thread(self.journal.put, [charge for charge, _ in batch])
-            except sqlite3.Error as exc:  # not durable, but still delivered while this process lives
-                log.error("lease charges could not be journaled (%s); delivered from memory only", exc)
-            self._to_send += [charge for charge, _ in batch]
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
-            self._ready.set()
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[tuple[accounts_pb2.LeaseCharge, asyncio.Future]]) -> None:
+        """Journals `batch` in one transaction, queues it for sending, and lets its requests answer."""
+        self._writing = batch
+        try:
+            async with self.journal.lock:
+                await asyncio.to_thread(self.journal.put, [charge for charge, _ in batch])
+        except sqlite3.Error as exc:  # not durable, but still delivered while this process lives
+            log.error("lease charges could not be journaled (%s); delivered from memory only", exc)
+        self._to_send += [charge for charge, _ in batch]
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+        self._writing = []
+        self._ready.set()
 
     async def _send_forever(self) -> None:
         """Sends whenever charges are written, letting a batch fill a little first (one call for many)."""
@@ -142,14 +148,10 @@ class ChargeSender:
     async def flush(self, timeout: float) -> None:
         """Sends what is written (once the charges being written are), without waiting for the next round."""
         deadline = asyncio.get_running_loop().time() + max(timeout, 0)
-        while self._to_write and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.001)
+        if writing := [future for _, future in (*self._writing, *self._to_write) if not future.done()]:
+            await asyncio.wait(writing, timeout=max(timeout, 0))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.send_once(), max(deadline - asyncio.get_running_loop().time(), 0.001))
-
-    @property
-    def waiting(self) -> int:
-        return len(self._to_write) + len(self._to_send)
 
     async def start(self) -> list[accounts_pb2.LeaseCharge]:
         """Starts writing and sending; queues what an earlier run left in the journal, and returns it."""
@@ -173,12 +175,7 @@ class ChargeSender:
                 await task
         if self._to_write:  # stopped between queueing and writing: write them now
             batch, self._to_write = self._to_write, []
-            with contextlib.suppress(sqlite3.Error):
-                await asyncio.to_thread(self.journal.put, [charge for charge, _ in batch])
-            self._to_send += [charge for charge, _ in batch]
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            await self._write(batch)
         with contextlib.suppress(TimeoutError, sqlite3.Error):
             await asyncio.wait_for(self.send_once(), timeout)
         if self._to_send:
