@@ -52,7 +52,9 @@ def read_or_create_secret(path: Path, *, nbytes: int = 32) -> tuple[str, bool]:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
         try:
             with os.fdopen(descriptor, "w") as f:
-                f.write(secrets.token_urlsafe(nbytes))
+                # Hex, not URL-safe base64: a token an operator passes on a command line must not begin
+                # with "-" (`--admin-token -x…` reads as a missing argument), which base64 allowed.
+                f.write(secrets.token_hex(nbytes))
                 f.flush()
                 os.fsync(f.fileno())
             try:
