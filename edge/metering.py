@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request, Response
+from starlette.types import Receive
 
 from edge.auth import Principal
 from edge.clients import ServiceClients, call, stream
@@ -233,28 +234,51 @@ def fingerprint(request: Request) -> str:
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Runs `work`, cancelling it if the client disconnects first (the request then raises
     ClientDisconnected, which releases its hold)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    return await cancel_on_disconnect(request.receive, work)
+
+
+async def cancel_on_disconnect(receive: Receive, work: Awaitable[T]) -> T:
+    """`work` awaited in this task while a watcher reads `receive`: a disconnect first cancels this task,
+    and the work with it, and raises ClientDisconnected once the work has wound down (its gRPC call
+    cancelled, the generator step it ran finished, so the caller can close what it ran in: `aclose()`
+    refuses a generator whose step is still running, which would skip the hold's release).
+
+    One task (the watcher) per call: awaiting the work here instead of in a task of its own, beside
+    `asyncio.wait`, saves a task, a wait and their callbacks on every metered request."""
+    this = asyncio.current_task()
+    assert this is not None
+    watching, gone = True, False
+
+    def disconnected(watcher: asyncio.Future[None]) -> None:
+        nonlocal gone
+        if watching and not watcher.cancelled() and watcher.exception() is None:
+            gone = True
+            this.cancel()
+
+    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    watcher.add_done_callback(disconnected)
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        raise ClientDisconnected()
+        result = await work
+    except asyncio.CancelledError:
+        if gone and this.uncancel() == 0:  # our own cancel, nobody else's: the client went away
+            raise ClientDisconnected() from None
+        raise
+    except BaseException:
+        if not gone:
+            raise
+        result = None
     finally:
+        watching = False  # a disconnect seen from here on is not this call's: never cancel the task later
         watcher.cancel()
-        if not task.done():
-            task.cancel()
-            # Wait until the cancelled work has wound down (its gRPC call cancelled, the generator step
-            # it ran finished), so the caller can close what it ran in (`aclose()` refuses a generator
-            # whose step is still running, which would skip the hold's release).
-            await asyncio.wait({task})
-            if not task.cancelled():
-                task.exception()  # retrieved: it failed while being cancelled, and nobody wants it
+    if gone:  # the work took our cancel and ended otherwise (a result, or a failure as it wound down)
+        this.uncancel()
+        raise ClientDisconnected()
+    return result
 
 
-async def _wait_disconnect(request: Request) -> None:
+async def _wait_disconnect(receive: Receive) -> None:
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             return
 

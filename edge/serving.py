@@ -66,7 +66,7 @@ from edge.auth import Caller, Principal
 from edge.catalog import Published, ServiceCatalog
 from edge.clients import ServiceClients, call, stream
 from edge.errors import APIError, ClientDisconnected, service_unavailable
-from edge.metering import Hold, Meter, until_disconnect
+from edge.metering import Hold, Meter, cancel_on_disconnect, until_disconnect
 from edge.middleware import add_response_headers
 from edge.outputs import BackgroundStores, Outputs
 from edge.relay import coalesced
@@ -352,8 +352,12 @@ class _MeteredStream(StreamingResponse):
         self._finish = finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette watches for the disconnect with an anyio task group (a cancel scope, two tasks) on
+        # every stream; one watcher task that cancels this one does the same for less.
         try:
-            await super().__call__(scope, receive, send)
+            await cancel_on_disconnect(receive, self.stream_response(send))
+        except ClientDisconnected:
+            pass  # the client went away mid-stream: the events stopped, and `finish` releases the hold
         finally:
             await self._finish()
 

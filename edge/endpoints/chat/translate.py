@@ -387,15 +387,42 @@ class ChunkWriter:
     """Service chunks → OpenAI `chat.completion.chunk` events (an edge.serving StreamEncoder). The
     service's first chunk (empty deltas) becomes the `role: assistant` chunk; its usage chunk goes out
     only when the client asked for it. A failure mid-stream is an `error` event; a complete stream
-    ends with `data: [DONE]`."""
+    ends with `data: [DONE]`.
+
+    Most events of a stream are one choice's next piece of text: those are made from bytes kept for the
+    stream (its id, created, model) and the text's JSON, with no dict per event (`_text_event`, checked
+    against the general path, `_event`, by tests/edge/test_chat_events.py)."""
 
     media_type = "text/event-stream"
 
     def __init__(self, include_usage: bool):
         self.include_usage = include_usage
         self.started = False
+        self._head: tuple[str, int, str] | None = None  # (id, created, model) that `_prefix` was made for
+        self._prefix = b""
+        usage = b',"usage":null' if include_usage else b""
+        self._suffix = b'},"logprobs":null,"finish_reason":null}]' + usage + b"}\n\n"
 
     def event(self, chunk: llm_pb2.StreamChatCompletionResponse) -> bytes | None:
+        if self.started and len(chunk.choices) == 1:
+            delta = chunk.choices[0]
+            if delta.content and not (delta.reasoning_content or delta.tool_calls or delta.logprobs
+                                      or delta.finish_reason):
+                return self._text_event(chunk, delta)
+        return self._event(chunk)
+
+    def _text_event(self, chunk: llm_pb2.StreamChatCompletionResponse, delta: llm_pb2.ChoiceDelta) -> bytes:
+        """The event of a delta that only carries text: what `_event` makes of it, from kept bytes."""
+        head = (chunk.id, chunk.created, chunk.model)
+        if head != self._head:
+            self._head = head
+            self._prefix = (b'data: {"id":' + _JSON.encode(chunk.id).encode() + b',"object":"chat.completion.chunk"'
+                            b',"created":' + str(chunk.created).encode() + b',"model":'
+                            + _JSON.encode(chunk.model).encode() + b',"choices":[{"index":')
+        return (self._prefix + str(delta.index).encode() + b',"delta":{"content":'
+                + _JSON.encode(delta.content).encode() + self._suffix)
+
+    def _event(self, chunk: llm_pb2.StreamChatCompletionResponse) -> bytes | None:
         head: dict[str, Any] = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created,
                                 "model": chunk.model}
         if not chunk.choices:
@@ -430,8 +457,12 @@ class ChunkWriter:
         return DONE
 
 
+# One encoder for every event: json.dumps with arguments builds a new JSONEncoder on each call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def sse(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + _JSON.encode(payload).encode() + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"
