@@ -48,8 +48,22 @@ Errors always have the shape `{"error": {"message", "type", "param", "code"}}`."
 # their native telemetry have no such option and make none.)
 NO_FASTAPI_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
                         if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
-# Every endpoint group, in the order of the OpenAPI document.
-ROUTERS: tuple[APIRouter, ...] = (account, chat, health, images, vision, videos, media, models)
+# Every endpoint group, in the order requests are matched: each request tries the groups one after the
+# other (FastAPI's included routers cost ~13 µs a group on 2 shared cores, ~150 µs for a media GET when
+# media came seventh), so the hottest come first. No two groups' routes match the same request
+# (tests/edge/test_errors.py checks), so the order decides nothing else.
+ROUTERS: tuple[APIRouter, ...] = (media, chat, images, models, vision, videos, health, account)
+# The OpenAPI document's sections (its tags), in the order a reader meets them.
+TAGS = [
+    {"name": "auth", "description": "Sign up, log in, tokens, API keys and the account page"},
+    {"name": "chat", "description": "Chat completions with vision, whole or streamed (premium)"},
+    {"name": "images", "description": "Image generation and multi-image edits"},
+    {"name": "vision", "description": "Segmentation, upscaling and background removal, for images and video"},
+    {"name": "videos", "description": "Image to video, as a job or synchronously, and your video library"},
+    {"name": "media", "description": "Generated files, by their unguessable ids"},
+    {"name": "models", "description": "The models this deployment serves"},
+    {"name": "health", "description": "Liveness and readiness"},
+]
 
 
 def api_document(app: FastAPI, settings: EdgeSettings) -> dict:
@@ -139,7 +153,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
         await clients.close()
 
     app = FastAPI(title="Univence API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
-                  **NO_FASTAPI_TELEMETRY)
+                  openapi_tags=TAGS, **NO_FASTAPI_TELEMETRY)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

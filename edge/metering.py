@@ -65,6 +65,11 @@ class Hold:
         if not self.settled:
             meter.settlements.track(self)
 
+    def lost(self, hold: accounts_pb2.Hold) -> None:
+        """The keeper found it expired while the work ran (and logged it): nothing changes here. The
+        request goes on, and accounts settles its late commit (charging at most what the user has free
+        then, so never an overspend) or its release."""
+
     async def commit(self, items: list[accounts_pb2.ChargeItem] | None = None, response_body: bytes = b"",
                      content_type: str = "application/json", headers: Mapping[str, str] | None = None,
                      media_id: str = "") -> accounts_pb2.CommitResponse | None:

@@ -30,7 +30,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -92,20 +92,25 @@ OUTBOX_SCHEMA = (
 )
 
 
-def open_outbox(path: str | Path, **options: Any) -> sqlite3.Connection:
+def open_outbox(path: str | Path, *, create: bool = True, **options: Any) -> sqlite3.Connection:
     """A connection to the outbox file (`options` go to sqlite3.connect), the one way both its users open
     it: its folder made private, the tables in place, WAL with synchronous=NORMAL (a commit survives the
     process being killed, the case the file is for, without an fsync per write; only losing power may
-    lose the last writes), and a writer waiting up to 10 s for another (several edge workers may share it)."""
+    lose the last writes), and a writer waiting up to 10 s for another (several edge workers may share it).
+    `create=False` for a file this process has already opened so: WAL is the file's own setting, so only
+    synchronous (a connection's) is set, without the folder, WAL and tables' statements every time."""
     path = Path(path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if create:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=10, **options)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        if create:
+            db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        for statement in OUTBOX_SCHEMA:
-            db.execute(statement)
-        db.commit()
+        if create:
+            for statement in OUTBOX_SCHEMA:
+                db.execute(statement)
+            db.commit()
     except BaseException:
         db.close()
         raise
@@ -122,7 +127,7 @@ class Outbox:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = open_outbox(self.path)
+        db = open_outbox(self.path, create=False)  # made in __init__
         try:
             with db:  # one transaction, committed on success
                 yield db
@@ -153,6 +158,15 @@ class Outbox:
             db.execute("UPDATE settlements SET attempts = attempts + 1 WHERE hold_id = ?", (hold_id,))
 
 
+class Kept(Protocol):
+    """What the keeper renews: a request's hold (edge.metering.Hold) or a credit lease (edge.leases)."""
+
+    hold: accounts_pb2.Hold
+
+    def lost(self, hold: accounts_pb2.Hold) -> None:
+        """The keeper found it no longer held (`hold`: as accounts has it now)."""
+
+
 class Settlements:
     """Settles holds (commit, release) through the outbox when accounts is away, and keeps the live
     holds alive (the keeper). One per edge process, started and stopped by the app's lifespan."""
@@ -161,15 +175,15 @@ class Settlements:
         self.clients = clients
         self.outbox = outbox
         # Unsettled holds by id; weak, so a Hold dropped without being settled stops being renewed.
-        self._live: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        self._live: weakref.WeakValueDictionary[str, Kept] = weakref.WeakValueDictionary()
         self._ttl: float | None = None  # the shortest hold TTL seen (accounts' setting)
         self._waiting = asyncio.Event()  # set when the outbox has something to deliver
         self._tasks: list[asyncio.Task] = []
 
     # -- the holds of running work ------------------------------------------------------------------
 
-    def track(self, hold: Any) -> None:
-        """Keeps `hold` (an edge.metering.Hold) renewed until it is settled (`untrack`)."""
+    def track(self, hold: Kept) -> None:
+        """Keeps `hold` (an edge.metering.Hold, an edge.leases lease) renewed until it is settled (`untrack`)."""
         self._live[hold.hold.hold_id] = hold
         self._learn_ttl(hold.hold)
 
@@ -202,8 +216,8 @@ class Settlements:
                     self._learn_ttl(hold)
                 elif hold.hold_id in self._live and hold.state == accounts_pb2.HOLD_STATE_EXPIRED:
                     log.warning("hold %s expired while its work was running", hold.hold_id)
-                if hold.state != accounts_pb2.HOLD_STATE_HELD and hasattr(self._live.get(hold.hold_id), "lost"):
-                    self._live[hold.hold_id].lost(hold)  # a credit lease (edge.leases): spend no more from it
+                if hold.state != accounts_pb2.HOLD_STATE_HELD and (kept := self._live.get(hold.hold_id)) is not None:
+                    kept.lost(hold)
 
     async def _keep(self) -> None:
         """Renews every renew_seconds, looking often enough that a shorter TTL learnt meanwhile (the

@@ -231,3 +231,25 @@ async def test_the_document_states_the_bounds_the_api_enforces(http):
     assert edit["application/json"]["schema"]["properties"]["prompt"]["minLength"] == 1
     form = edit["multipart/form-data"]["schema"]["properties"]
     assert form["image"]["minItems"] == 1 and form["prompt"]["minLength"] == 1
+
+
+def test_no_two_endpoint_groups_match_the_same_request():
+    # edge.app.ROUTERS is in the order requests are matched (the hottest first), which is safe only
+    # while no request could match routes of two groups.
+    from edge.app import ROUTERS
+
+    routes = [(group, route) for group, router in enumerate(ROUTERS) for route in router.routes]
+    for group, route in routes:
+        sample = re.sub(r"\{[^}]+\}", "x_1", route.path)  # a request to this route
+        for other_group, other in routes:
+            if other_group != group and (route.methods or set()) & (other.methods or set()):
+                assert not other.path_regex.match(sample), (route.path, other.path)
+
+
+async def test_the_openapi_sections_are_declared_in_reading_order(http):
+    from edge.app import TAGS
+
+    document = (await http.get("/openapi.json")).json()
+    used = {tag for _, _, operation in _operations(document) for tag in operation.get("tags", [])}
+    assert [tag["name"] for tag in document["tags"]] == [tag["name"] for tag in TAGS]
+    assert used == {tag["name"] for tag in TAGS}
