@@ -52,6 +52,7 @@ def running_stack(modalities: tuple[str, ...] = (), *, profile: str | None = Non
     env["UNIVENCE_EDGE_ACCOUNTS_ADDRESS"] = f"127.0.0.1:{ports['accounts']}"
     env["UNIVENCE_EDGE_MEDIA_ADDRESS"] = f"127.0.0.1:{ports['media']}"
     env["UNIVENCE_EDGE_MODALITY_ADDRESSES"] = json.dumps({name: f"127.0.0.1:{ports[name]}" for name in modalities})
+    env["UNIVENCE_EDGE_MODALITIES"] = json.dumps(list(modalities))  # what `up` gives its edge; side_edge's too
     for name in services:
         env[f"UNIVENCE_{name.upper()}_PORT"] = str(ports[name])
         env[f"UNIVENCE_{name.upper()}_METRICS_PORT"] = "0"
@@ -66,7 +67,34 @@ def running_stack(modalities: tuple[str, ...] = (), *, profile: str | None = Non
                                    stderr=subprocess.DEVNULL)
         try:
             _wait_ready(ports["edge"], services, timeout)
+            _ENVIRONMENTS[ports["edge"]] = env
             yield {**ports, "edge_pid": _child_pid(process.pid, "edge"), "supervisor_pid": process.pid}
+        finally:
+            _ENVIRONMENTS.pop(ports["edge"], None)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+# The settings each running stack was started with, by its edge's port (side_edge starts more edges so).
+_ENVIRONMENTS: dict[int, dict[str, str]] = {}
+
+
+@contextlib.contextmanager
+def side_edge(ports: dict[str, int], source: str | None = None, timeout: float = 120) -> Iterator[dict[str, int]]:
+    """One more edge process on a running stack's services (`python -m edge`, the stack's settings, its own
+    port and data folder), from `source` (another source tree) or the working tree; yields its `port` and
+    `pid`. Two of them, one per tree, measure two designs side by side on the same services."""
+    env = {**_ENVIRONMENTS[ports["edge"]], "UNIVENCE_EDGE_METRICS_PORT": "0"}
+    port = free_port()
+    env["UNIVENCE_EDGE_PORT"] = str(port)
+    env["PYTHONPATH"] = os.path.abspath(source or os.path.join(os.path.dirname(__file__), os.pardir))
+    with tempfile.TemporaryDirectory() as workdir:
+        env["UNIVENCE_HOME"] = os.path.join(workdir, "home")
+        process = subprocess.Popen([sys.executable, "-m", "edge"], cwd=workdir, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait_ready(port, (), timeout)
+            yield {"port": port, "pid": process.pid}
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)

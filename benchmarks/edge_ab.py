@@ -1,0 +1,123 @@
+"""Edge A/B: the edge's CPU time per request of two source trees, measured side by side on one stack.
+
+Two edge processes, one from `--baseline-src DIR` (an earlier tree: `git archive <commit> edge services
+univence | tar -x -C DIR`) and one from the working tree, serve the same services with the same settings
+(benchmark_stack.side_edge). Each row sends blocks of requests to one edge then the other, in alternating
+order, one request at a time, and sums each edge process's CPU time (every thread) over its own blocks.
+On a shared VM whose speed drifts by 2x within an hour, two runs one after the other cannot show a 10 %
+change; blocks interleaved within seconds can. Rows: GET /v1/models (auth cached), GET /v1/media/{id} (a
+64x64 PNG), a priced image edit (b64_json, a user without premium, so it is metered) and a premium chat
+stream (`--max-tokens`, 32 by default).
+
+    .venv/bin/python benchmarks/edge_ab.py --baseline-src /tmp/base [--rounds 8] [--only media,chat]   # ~4 min
+
+It prints, per row, each edge's CPU per request and p50 latency, and the ratio of their CPU (now/base).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+import grpc
+import psutil
+from benchmark_stack import ADMIN, running_stack, side_edge
+from lean_http import HTTPStatusError, LeanClient
+from PIL import Image
+
+from univence.accounts.v1 import accounts_pb2 as apb
+from univence.accounts.v1 import accounts_pb2_grpc
+from univence.media.v1 import media_pb2, media_pb2_grpc
+
+# Requests per block of each row (a chat is a stream: fewer of them).
+BLOCK = {"models": 50, "media": 50, "edit": 10, "chat": 6}
+
+
+async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, dict[str, int]]) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['accounts']}") as accounts_channel, \
+            grpc.aio.insecure_channel(f"127.0.0.1:{ports['media']}") as media_channel:
+        accounts = accounts_pb2_grpc.AccountsServiceStub(accounts_channel)
+        media = media_pb2_grpc.MediaServiceStub(media_channel)
+        premium = (await accounts.CreateUser(apb.CreateUserRequest(email="ab@example.com", premium=True),
+                                             metadata=ADMIN)).user
+        payer = (await accounts.CreateUser(apb.CreateUserRequest(email="payer@example.com"), metadata=ADMIN)).user
+        await accounts.GrantCredits(apb.GrantCreditsRequest(user=payer.user_id, amount_mc=10**12), metadata=ADMIN)
+        keys = {}
+        for user in (premium, payer):
+            keys[user.user_id] = {"X-API-Key": (await accounts.CreateApiKey(
+                apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret}
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), (10, 120, 200)).save(buffer, format="PNG")
+        picture = buffer.getvalue()
+        media_id = (await media.CreateMedia(media_pb2.CreateMediaRequest(
+            owner_id=premium.user_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png",
+            data=picture))).media.media_id
+    edit = {"model": "black-forest-labs/FLUX.2-klein-4B", "prompt": "make it red", "width": 64, "height": 64,
+            "input_images": [base64.b64encode(picture).decode()], "num_steps": 1, "seed": 1,
+            "response_format": "b64_json"}
+    chat = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": "Write a short story."}],
+            "stream": True, "max_tokens": args.max_tokens, "temperature": 0}
+
+    def rows(client: LeanClient) -> dict[str, Callable[[], Awaitable[object]]]:
+        async def stream() -> None:
+            async for _ in client.events("/v1/chat/completions", keys[premium.user_id], chat):
+                pass
+
+        return {"models": lambda: client.request("GET", "/v1/models", keys[premium.user_id]),
+                "media": lambda: client.request("GET", f"/v1/media/{media_id}"),
+                "edit": lambda: client.request("POST", "/v1/images/edits", keys[payer.user_id], json_body=edit),
+                "chat": stream}
+
+    clients = {name: LeanClient(edge["port"]) for name, edge in edges.items()}
+    processes = {name: psutil.Process(edge["pid"]) for name, edge in edges.items()}
+    calls = {name: rows(client) for name, client in clients.items()}
+    for name in edges:  # each edge learns what the modality services publish shortly after it starts
+        for _ in range(240):
+            try:
+                await calls[name]["edit"]()
+                break
+            except HTTPStatusError as error:
+                if error.status != 503:
+                    raise
+                await asyncio.sleep(0.5)
+    print(f"{'row':7} " + "  ".join(f"{name + ' CPU µs/req':>18} {'p50 ms':>8}" for name in edges) + "  CPU now/base")
+    for row in (args.only.split(",") if args.only else BLOCK):
+        cpu = dict.fromkeys(edges, 0.0)
+        latencies: dict[str, list[float]] = {name: [] for name in edges}
+        for round_ in range(args.rounds):
+            for name in (list(edges) if round_ % 2 == 0 else list(edges)[::-1]):
+                call = calls[name][row]
+                await call()  # its connection warm
+                before = sum(processes[name].cpu_times()[:2])
+                for _ in range(BLOCK[row]):
+                    started = time.perf_counter()
+                    await call()
+                    latencies[name].append(time.perf_counter() - started)
+                cpu[name] += sum(processes[name].cpu_times()[:2]) - before
+        cells = [f"{cpu[name] / len(latencies[name]) * 1e6:18.0f} {statistics.median(latencies[name]) * 1e3:8.2f}"
+                 for name in edges]
+        print(f"{row:7} " + "  ".join(cells) + f"  x{cpu['now'] / max(cpu['base'], 1e-9):.2f}", flush=True)
+    for client in clients.values():
+        await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline-src", required=True, help="the tree (edge/, services/, univence/) to compare")
+    parser.add_argument("--rounds", type=int, default=8, help="blocks of each row per edge")
+    parser.add_argument("--max-tokens", type=int, default=32, help="completion tokens per chat stream")
+    parser.add_argument("--only", help="rows to run, comma-separated (models, media, edit, chat)")
+    args = parser.parse_args()
+    print(f"two edges on one stack (tiny models, loopback), {psutil.cpu_count()} CPU cores shared by all")
+    with running_stack(("image", "llm"), profile="tiny") as ports, \
+            side_edge(ports, args.baseline_src) as base, side_edge(ports) as now:
+        asyncio.run(run(args, ports, {"base": base, "now": now}))
+
+
+if __name__ == "__main__":
+    main()
