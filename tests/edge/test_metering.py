@@ -214,3 +214,60 @@ async def test_drain_waits_for_releases_on_their_way():
     await meter.drain(timeout=5)
     assert finished == [True] and not meter.background
     await meter.drain()  # nothing left: returns at once
+
+
+class _Client:
+    """A Request's receive side: disconnects when `gone` is set."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.Event()
+
+    async def receive(self) -> dict:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+
+async def test_until_disconnect_never_cancels_the_request_after_it_returned():
+    # The watcher is this request's task's canceller only while the work runs: a disconnect that comes
+    # after (the answer is out, the request still settles) must not cancel whatever the request does next.
+    # Here the work ends in the loop turn where the watcher sees the disconnect, before the watcher's
+    # done-callback runs: the race that callback must lose.
+    assert await until_disconnect(_ClientGone(), asyncio.sleep(0, result=3)) == 3
+    await asyncio.sleep(0.05)  # would raise CancelledError here if the watcher still cancelled
+    assert asyncio.current_task().cancelling() == 0
+
+
+async def test_until_disconnect_leaves_a_cancel_from_elsewhere_a_cancel():
+    client = _Client()
+    task = asyncio.ensure_future(until_disconnect(client, asyncio.sleep(30)))
+    await asyncio.sleep(0.01)
+    task.cancel()  # a shutdown or a timeout, not the client: CancelledError, not ClientDisconnected
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_until_disconnect_is_a_disconnect_even_when_the_work_swallowed_the_cancel():
+    client = _Client()
+    wound_down = []
+
+    async def stubborn() -> int:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            wound_down.append(True)
+            return 1  # a call that answers as it is cancelled
+        return 0
+
+    async def request() -> int:
+        work = asyncio.ensure_future(stubborn())  # a task started before, as a chat's early first chunk
+        try:
+            return await until_disconnect(client, work)
+        finally:
+            assert asyncio.current_task().cancelling() == 0  # our cancel taken back: nothing left pending
+
+    task = asyncio.ensure_future(request())
+    await asyncio.sleep(0.01)
+    client.gone.set()
+    with pytest.raises(ClientDisconnected):
+        await task
+    assert wound_down == [True]
