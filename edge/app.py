@@ -55,7 +55,8 @@ NO_FASTAPI_TELEMETRY = ({"telemetry": {"tracing": False, "metrics": False, "logs
 ROUTERS: tuple[APIRouter, ...] = (media, chat, images, models, vision, videos, health, account)
 # The OpenAPI document's sections (its tags), in the order a reader meets them.
 TAGS = [
-    {"name": "auth", "description": "Sign up, log in, tokens, API keys and the account page"},
+    {"name": "auth", "description": "JSON Web Tokens for an account's email and password, and their refresh "
+                                    "(signing up, API keys and the account page are the site's: /signup, /account)"},
     {"name": "chat", "description": "Chat completions with vision, whole or streamed (premium)"},
     {"name": "images", "description": "Image generation and multi-image edits"},
     {"name": "vision", "description": "Segmentation, upscaling and background removal, for images and video"},
