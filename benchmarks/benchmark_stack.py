@@ -9,6 +9,7 @@ so one benchmark run can compare an earlier design with the working tree on the 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -22,10 +23,13 @@ from collections.abc import Iterator
 
 import httpx
 import psutil
+from PIL import Image
 
 from univence import admin
 
 PLATFORM = ("accounts", "media")
+# The image model the benchmarks' edits ask for (the tiny profile serves it under the same name).
+EDIT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
 # The stack's admin token (admin RPCs are closed by default), and the call metadata that carries it.
 ADMIN_TOKEN = secrets.token_urlsafe(32)
 ADMIN = admin.metadata(ADMIN_TOKEN)
@@ -130,3 +134,10 @@ def _child_pid(supervisor: int, name: str) -> int:
         if child.cmdline()[-2:] == ["serve", name]:
             return child.pid
     raise SystemExit(f"no {name} process under the stack's supervisor")
+
+
+def png(side: int) -> bytes:
+    """A plain `side` by `side` PNG, the picture the benchmarks edit and store."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), (10, 120, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()

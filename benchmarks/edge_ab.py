@@ -19,16 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 
 import grpc
 import psutil
-from benchmark_stack import ADMIN, running_stack, side_edge
+from benchmark_stack import ADMIN, EDIT_MODEL, png, running_stack, side_edge
 from lean_http import HTTPStatusError, LeanClient
-from PIL import Image
 
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
@@ -51,13 +49,11 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
         for user in (premium, payer):
             keys[user.user_id] = {"X-API-Key": (await accounts.CreateApiKey(
                 apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret}
-        buffer = io.BytesIO()
-        Image.new("RGB", (64, 64), (10, 120, 200)).save(buffer, format="PNG")
-        picture = buffer.getvalue()
+        picture = png(64)
         media_id = (await media.CreateMedia(media_pb2.CreateMediaRequest(
             owner_id=premium.user_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png",
             data=picture))).media.media_id
-    edit = {"model": "black-forest-labs/FLUX.2-klein-4B", "prompt": "make it red", "width": 64, "height": 64,
+    edit = {"model": EDIT_MODEL, "prompt": "make it red", "width": 64, "height": 64,
             "input_images": [base64.b64encode(picture).decode()], "num_steps": 1, "seed": 1,
             "response_format": "b64_json"}
     chat = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": "Write a short story."}],

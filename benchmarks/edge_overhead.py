@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import json
 import statistics
 import time
@@ -41,9 +40,8 @@ from dataclasses import dataclass
 import grpc
 import httpx
 import psutil
-from benchmark_stack import ADMIN, pin_edge, running_stack
+from benchmark_stack import ADMIN, EDIT_MODEL, pin_edge, png, running_stack
 from lean_http import LeanClient
-from PIL import Image
 
 from edge.config import EdgeSettings
 from univence.accounts.v1 import accounts_pb2 as apb
@@ -52,7 +50,6 @@ from univence.image.v1 import image_pb2, image_pb2_grpc
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
 
-EDIT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
 CONCURRENCIES = (1, 8)
 HTTPX_ROW = "client: httpx vs lean, /v1/models"
 Call = Callable[[], Awaitable[float | None]]  # one request; its time to first token, or None: the whole call
@@ -102,12 +99,6 @@ async def measure(calls: dict[str, Call], requests: int, concurrency: int, warmu
         figures[name] = Figures(statistics.median(values) * 1e3, values[max(0, int(len(values) * 0.99) - 1)] * 1e3,
                                 len(values) / busy[name] * concurrency, busy[name])
     return figures
-
-
-def png(side: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (side, side), (10, 120, 200)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 class Streams:
