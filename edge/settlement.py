@@ -104,10 +104,9 @@ def open_outbox(path: str | Path, *, create: bool = True, **options: Any) -> sql
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=10, **options)
     try:
-        if create:
-            db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         if create:
+            db.execute("PRAGMA journal_mode=WAL")
             for statement in OUTBOX_SCHEMA:
                 db.execute(statement)
             db.commit()
