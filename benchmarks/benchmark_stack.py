@@ -104,6 +104,33 @@ def side_edge(ports: dict[str, int], source: str | None = None, timeout: float =
             process.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def floor_proxy(ports: dict[str, int], timeout: float = 60) -> Iterator[dict[str, int]]:
+    """benchmarks/floor_proxy.py on a running stack's media, image and llm services (the least an HTTP →
+    gRPC hop can cost here); yields its `port` and `pid`."""
+    port = free_port()
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_proxy.py"),
+               "--port", str(port), *(arg for name in ("media", "image", "llm")
+                                      for arg in (f"--{name}", f"127.0.0.1:{ports[name]}"))]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.path.abspath(root)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the floor proxy did not start") from None
+                time.sleep(0.2)
+        yield {"port": port, "pid": process.pid}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
 def _wait_ready(edge_port: int, services: tuple[str, ...], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import grpc
 import httpx
 import psutil
-from benchmark_stack import ADMIN, EDIT_MODEL, pin_edge, png, running_stack
+from benchmark_stack import ADMIN, EDIT_MODEL, floor_proxy, pin_edge, png, running_stack
 from lean_http import LeanClient
 
 from edge.config import EdgeSettings
@@ -148,8 +148,9 @@ class LeanHTTP:
         return self.lean.events(path, headers, body)
 
 
-async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[str, dict]:
-    """Every row on one stack; returns {row: {concurrency: {"direct": Figures, "edge": Figures, …}}}."""
+async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dict[str, int]) -> dict[str, dict]:
+    """Every row on one stack; returns {row: {concurrency: {"direct": Figures, "edge": Figures, …}}}, with
+    "floor" (benchmarks/floor_proxy.py, `floor`'s port and pid) in the rows it serves."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['accounts']}") as accounts_channel, \
             grpc.aio.insecure_channel(f"127.0.0.1:{ports['media']}") as media_channel, \
             grpc.aio.insecure_channel(f"127.0.0.1:{ports['image']}",
@@ -161,8 +162,9 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
         media = media_pb2_grpc.MediaServiceStub(media_channel)
         image = image_pb2_grpc.ImageServiceStub(image_channel)
         chat = llm_pb2_grpc.ChatServiceStub(llm_channel)
-        lean = LeanClient(ports["edge"])
+        lean, floor_lean = LeanClient(ports["edge"]), LeanClient(floor["port"])
         client = HttpxClient(http) if args.client == "httpx" else LeanHTTP(lean)
+        floor_client = LeanHTTP(floor_lean)
         user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com", premium=True),
                                           metadata=ADMIN)).user
         secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
@@ -182,8 +184,8 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
         edit = {"model": EDIT_MODEL, "prompt": "make it red", "input_images": [base64.b64encode(picture).decode()],
                 "width": 64, "height": 64, "num_steps": 1, "seed": 1, "response_format": "b64_json"}
         prompt = "Write a short story about a lighthouse keeper."
-        edge_process = psutil.Process(ports["edge_pid"])
-        streams = {"direct": Streams(), "edge": Streams(edge_process)}
+        processes = {"edge": psutil.Process(ports["edge_pid"]), "floor": psutil.Process(floor["pid"])}
+        streams = {"direct": Streams(), "edge": Streams(processes["edge"]), "floor": Streams(processes["floor"])}
 
         async def direct_auth() -> None:
             await accounts.Authenticate(apb.AuthenticateRequest(credential=secret))
@@ -204,6 +206,9 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
         async def edge_media() -> None:
             await client.get(f"/v1/media/{media_id}", {})
 
+        async def floor_media() -> None:
+            await floor_client.get(f"/v1/media/{media_id}", {})
+
         async def direct_metering() -> None:
             hold = (await accounts.Reserve(apb.ReserveRequest(user_id=payer.user_id, items=[
                 apb.ChargeItem(operation=apb.OPERATION_IMAGE_EDIT, model=EDIT_MODEL)]))).hold
@@ -219,6 +224,9 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
             await client.post("/v1/images/edits", payer_headers, edit)
             edits_answered += 1
 
+        async def floor_edit() -> None:
+            await floor_client.post("/v1/images/edits", {}, edit)
+
         async def direct_chat() -> float:
             started, first, seen = time.perf_counter(), None, streams["direct"]
             async for chunk in chat.StreamChatCompletion(llm_pb2.StreamChatCompletionRequest(
@@ -231,11 +239,18 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
                     seen.tokens += chunk.usage.completion_tokens
             return (first or time.perf_counter()) - started
 
+        chat_body = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": prompt}], "stream": True,
+                     "max_tokens": args.max_tokens, "temperature": 0, "stream_options": {"include_usage": True}}
+
         async def edge_chat() -> float:
-            started, first, seen = time.perf_counter(), None, streams["edge"]
-            body = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": prompt}], "stream": True,
-                    "max_tokens": args.max_tokens, "temperature": 0, "stream_options": {"include_usage": True}}
-            async for data in client.events("/v1/chat/completions", headers, body):
+            return await http_chat(client, "edge")
+
+        async def floor_chat() -> float:
+            return await http_chat(floor_client, "floor")
+
+        async def http_chat(through: HttpxClient | LeanHTTP, path: str) -> float:
+            started, first, seen = time.perf_counter(), None, streams[path]
+            async for data in through.events("/v1/chat/completions", headers, chat_body):
                 if not data.startswith(b"{"):
                     continue
                 seen.chunks += 1
@@ -251,33 +266,36 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
                 edits_answered += 1
                 break
             await asyncio.sleep(0.5)
-        rows: list[tuple[str, Call, Call, int]] = [  # name, direct, edge, requests per concurrency
-            ("image edit 64x64 (b64_json)", direct_edit, edge_edit, args.edits),
-            ("chat time to first token", direct_chat, edge_chat, args.chats),
-            ("media GET 64x64 PNG", direct_media, edge_media, args.requests),
-            ("auth: Authenticate vs /v1/models", direct_auth, edge_models, args.requests),
+        # name, direct, edge, requests per concurrency, and the floor proxy's call where it serves the row
+        rows: list[tuple[str, Call, Call, int, Call | None]] = [
+            ("image edit 64x64 (b64_json)", direct_edit, edge_edit, args.edits, floor_edit),
+            ("chat time to first token", direct_chat, edge_chat, args.chats, floor_chat),
+            ("media GET 64x64 PNG", direct_media, edge_media, args.requests, floor_media),
+            ("auth: Authenticate vs /v1/models", direct_auth, edge_models, args.requests, None),
             # Not the edge's: what httpx adds over the lean client on the same request.
-            (HTTPX_ROW, lean_models, httpx_models, args.requests),
+            (HTTPX_ROW, lean_models, httpx_models, args.requests, None),
         ]
         results: dict[str, dict] = {}
-        for name, direct, through_edge, requests in rows:
+        for name, direct, through_edge, requests, through_floor in rows:
             if args.only and args.only not in name:
                 continue
             results[name] = {}
+            calls = {"direct": direct, "edge": through_edge, **({"floor": through_floor} if through_floor else {})}
             for concurrency in CONCURRENCIES:
                 warmup = max(2, requests // 10)
-                figures = await measure({"direct": direct, "edge": through_edge}, requests, concurrency, warmup,
-                                        lambda: streams.update(direct=Streams(), edge=Streams(edge_process)))
-                # The edge process's CPU time per request of the edge run (its own work: on cores it shares
-                # with the services and the client, this is what concurrency turns into queueing).
-                cpu = sum(edge_process.cpu_times()[:2]) - streams["edge"].cpu
-                figures["cpu_us_per_request"] = cpu * 1e6 / requests
-                if name.startswith("chat"):
-                    # Tokens per second of a stream (from request to last token, time to first token
-                    # included), edge over direct.
-                    tok_s = {path: streams[path].tokens / figures[path].seconds for path in streams}
-                    figures["tok_s_ratio"] = tok_s["edge"] / max(tok_s["direct"], 1e-9)
-                    figures["cpu_us_per_chunk"] = cpu * 1e6 / max(streams["edge"].chunks, 1)
+                figures = await measure(calls, requests, concurrency, warmup, lambda: streams.update(
+                    direct=Streams(), edge=Streams(processes["edge"]), floor=Streams(processes["floor"])))
+                for path in calls.keys() & processes.keys():
+                    # The process's CPU time per request of its run (its own work: on cores it shares
+                    # with the services and the client, this is what concurrency turns into queueing).
+                    cpu = sum(processes[path].cpu_times()[:2]) - streams[path].cpu
+                    figures[f"{path}_cpu_us_per_request"] = cpu * 1e6 / requests
+                    if name.startswith("chat"):
+                        # Tokens per second of a stream (from request to last token, time to first token
+                        # included), over direct's; and the CPU per relayed chunk (SSE event).
+                        tok_s = {p: streams[p].tokens / figures[p].seconds for p in ("direct", path)}
+                        figures[f"{path}_tok_s_ratio"] = tok_s[path] / max(tok_s["direct"], 1e-9)
+                        figures[f"{path}_cpu_us_per_chunk"] = cpu * 1e6 / max(streams[path].chunks, 1)
                 results[name][concurrency] = figures
         if any(name.startswith("image edit") for name in results):
             await check_charged(accounts, payer.user_id, edits_answered)
@@ -285,6 +303,7 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int]) -> dict[st
             results["accounts Reserve + Release (gRPC)"] = {c: await measure(
                 {"direct": direct_metering}, args.requests, c, warmup=20) for c in CONCURRENCIES}
         await lean.close()
+        await floor_lean.close()
         return results
 
 
@@ -312,38 +331,48 @@ async def check_charged(accounts: accounts_pb2_grpc.AccountsServiceStub, user_id
 def print_design(label: str, results: dict[str, dict]) -> None:
     print(f"\n== {label}")
     print(f"{'row':36} {'conc':>4} {'direct p50':>10} {'p99':>7} {'edge p50':>9} {'p99':>7} "
-          f"{'+p50 ms':>8} {'+p99 ms':>8} {'x p50':>6}  notes")
+          f"{'+p50 ms':>8} {'+p99 ms':>8} {'x p50':>6} {'floor +p50':>10}  notes")
     for name, by_concurrency in results.items():
         for concurrency, f in by_concurrency.items():
-            direct, edge = f["direct"], f.get("edge")
+            direct, edge, floor = f["direct"], f.get("edge"), f.get("floor")
             if edge is None:
                 print(f"{name:36} {concurrency:4d} {direct.p50_ms:10.2f} {direct.p99_ms:7.2f}")
                 continue
-            notes = f"edge CPU {f['cpu_us_per_request']:.0f} µs/request"
-            if "tok_s_ratio" in f:
-                notes += f", {f['cpu_us_per_chunk']:.0f} µs/chunk; tokens/s x{f['tok_s_ratio']:.2f} of gRPC"
+            notes = "; ".join(_notes(f, path) for path in ("edge", "floor") if f"{path}_cpu_us_per_request" in f)
+            floor_cell = f"{floor.p50_ms - direct.p50_ms:+10.2f}" if floor is not None else f"{'':10}"
             print(f"{name:36} {concurrency:4d} {direct.p50_ms:10.2f} {direct.p99_ms:7.2f} {edge.p50_ms:9.2f} "
                   f"{edge.p99_ms:7.2f} {edge.p50_ms - direct.p50_ms:+8.2f} {edge.p99_ms - direct.p99_ms:+8.2f} "
-                  f"{edge.p50_ms / direct.p50_ms:6.2f}  {notes}")
+                  f"{edge.p50_ms / direct.p50_ms:6.2f} {floor_cell}  {notes}")
+
+
+def _notes(f: dict, path: str) -> str:
+    """A path's CPU per request (and for chat per chunk, with its tokens/s over gRPC's)."""
+    notes = f"{path} CPU {f[f'{path}_cpu_us_per_request']:.0f} µs/request"
+    if f"{path}_tok_s_ratio" in f:
+        notes += f", {f[f'{path}_cpu_us_per_chunk']:.0f} µs/chunk, tokens/s x{f[f'{path}_tok_s_ratio']:.2f}"
+    return notes
 
 
 def print_summary(designs: dict[str, dict[str, dict]]) -> None:
-    """The edge's cost over direct (p50 / p99, ms) for every design, one column each."""
+    """The edge's cost over direct (p50 / p99, ms) for every design, one column each; then the floor's."""
     labels = list(designs)
-    print("\n== the edge's cost over direct, +p50 / +p99 ms (chat: time to first token; tokens/s ratio)")
-    print(f"{'row':36} {'conc':>4}  " + "  ".join(f"{label:>24}" for label in labels))
+    print("\n== the edge's cost over direct, +p50 / +p99 ms (chat: time to first token; tokens/s ratio; "
+          "CPU per chunk); last column: the floor proxy's, in the last design's run")
+    print(f"{'row':36} {'conc':>4}  " + "  ".join(f"{label:>24}" for label in [*labels, "floor"]))
     first = designs[labels[0]]
     for name, by_concurrency in first.items():
         for concurrency in by_concurrency:
             cells = []
-            for label in labels:
-                f = designs[label][name][concurrency]
-                if "edge" not in f:
-                    cells.append(f"{f['direct'].p50_ms:.2f} / {f['direct'].p99_ms:.2f} direct")
+            for label, path in [*((label, "edge") for label in labels), (labels[-1], "floor")]:
+                f = designs[label].get(name, {}).get(concurrency, {})
+                if path not in f:
+                    direct = f.get("direct")
+                    cells.append(f"{direct.p50_ms:.2f} / {direct.p99_ms:.2f} direct"
+                                 if direct is not None and "edge" not in f and path == "edge" else "")
                     continue
-                cell = f"{f['edge'].p50_ms - f['direct'].p50_ms:+.2f} / {f['edge'].p99_ms - f['direct'].p99_ms:+.2f}"
-                if "tok_s_ratio" in f:
-                    cell += f" x{f['tok_s_ratio']:.2f} {f['cpu_us_per_chunk']:.0f}µs"
+                cell = f"{f[path].p50_ms - f['direct'].p50_ms:+.2f} / {f[path].p99_ms - f['direct'].p99_ms:+.2f}"
+                if f"{path}_tok_s_ratio" in f:
+                    cell += f" x{f[f'{path}_tok_s_ratio']:.2f} {f[f'{path}_cpu_us_per_chunk']:.0f}µs"
                 cells.append(cell)
             print(f"{name:36} {concurrency:4d}  " + "  ".join(f"{cell:>24}" for cell in cells))
 
@@ -379,10 +408,11 @@ def main() -> None:
            else "shared by client, edge and services"))
     for label, env, source in designs(args):
         try:
-            with running_stack(("image", "llm"), profile="tiny", env=env, source=source) as ports:
+            with running_stack(("image", "llm"), profile="tiny", env=env, source=source) as ports, \
+                    floor_proxy(ports) as floor:
                 if args.pin_edge:
                     pin_edge(ports, edge_cpus={psutil.cpu_count() - 1}, other_cpus=set(range(psutil.cpu_count() - 1)))
-                measured[label] = asyncio.run(run_design(args, ports))
+                measured[label] = asyncio.run(run_design(args, ports, floor))
         except (httpx.HTTPError, grpc.aio.AioRpcError) as exc:  # one design failing still shows the others
             print(f"\n== {label}: failed: {exc!r}")
             continue
