@@ -22,6 +22,7 @@ from edge.endpoints.account.protocol import RefreshRequest, TokenRequest, TokenR
 from edge.endpoints.account.translate import NOTICES, client_ip, user_agent
 from edge.endpoints.videos.router import library
 from edge.errors import APIError, error_responses
+from edge.routing import LeanRoute
 from edge.sessions import (
     check_form,
     clear_session_cookie,
@@ -34,7 +35,7 @@ from edge.sessions import (
 )
 from univence.accounts.v1 import accounts_pb2 as pb
 
-router = APIRouter()
+router = APIRouter(route_class=LeanRoute)
 PAGE = {"include_in_schema": False}
 FormText = Annotated[str, Form(max_length=1024)]
 RPC_TIMEOUT = 30

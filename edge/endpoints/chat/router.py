@@ -17,9 +17,10 @@ from edge.endpoints.chat import translate
 from edge.endpoints.chat.protocol import ChatCompletion, ChatCompletionRequest
 from edge.endpoints.chat.translate import LLM
 from edge.errors import COMMON_ERRORS, error_responses
+from edge.routing import LeanRoute
 from edge.serving import Serve, StreamPlan
 
-router = APIRouter(tags=["chat"], responses=COMMON_ERRORS)
+router = APIRouter(tags=["chat"], route_class=LeanRoute, responses=COMMON_ERRORS)
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

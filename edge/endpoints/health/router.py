@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from edge.catalog import Catalog
 from edge.clients import Clients, ServiceClients
 from edge.endpoints.health import translate
+from edge.routing import LeanRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=LeanRoute)
 
 
 @router.get("/healthz", summary="The edge process is alive")

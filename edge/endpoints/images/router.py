@@ -20,9 +20,11 @@ from edge.endpoints.images.protocol import (
 )
 from edge.endpoints.images.translate import IMAGE, JSON, ImageLimits
 from edge.errors import COMMON_ERRORS, error_responses
+from edge.routing import LeanRoute
 from edge.serving import Serve
 
-router = APIRouter(tags=["images"], responses={**COMMON_ERRORS, **error_responses(402, 409, 413)})
+router = APIRouter(tags=["images"], route_class=LeanRoute,
+                   responses={**COMMON_ERRORS, **error_responses(402, 409, 413)})
 
 
 @router.post("/v1/images/generations", response_model=ImagesResponse, summary="Generate images from a prompt")

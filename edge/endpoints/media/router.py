@@ -18,10 +18,11 @@ from edge.endpoints.media.translate import (
     parse_range,
 )
 from edge.errors import error_responses, from_grpc
+from edge.routing import LeanRoute
 from univence.media.v1 import media_pb2, media_pb2_grpc
 from univence.telemetry import inject_metadata
 
-router = APIRouter(tags=["media"])
+router = APIRouter(tags=["media"], route_class=LeanRoute)
 CACHE_CONTROL = "public, max-age=3600"
 BUFFER_BELOW_BYTES = 1024 * 1024
 

@@ -10,8 +10,10 @@ from edge.catalog import Catalog
 from edge.endpoints.models import translate
 from edge.endpoints.models.protocol import ModelList, ModelObject
 from edge.errors import COMMON_ERRORS, error_responses
+from edge.routing import LeanRoute
 
-router = APIRouter(tags=["models"], dependencies=[Depends(require_principal)], responses=COMMON_ERRORS)
+router = APIRouter(tags=["models"], route_class=LeanRoute,
+                   dependencies=[Depends(require_principal)], responses=COMMON_ERRORS)
 
 
 @router.get("/v1/models", response_model=ModelList, summary="List the served models")

@@ -39,10 +39,11 @@ from edge.endpoints.videos.protocol import (
 from edge.endpoints.videos.translate import KIND, MP4, VIDEO
 from edge.errors import COMMON_ERRORS, APIError, error_responses
 from edge.jobs import Jobs
+from edge.routing import LeanRoute
 from edge.serving import Serve
 from univence.media.v1 import media_pb2
 
-router = APIRouter(tags=["videos"], responses=COMMON_ERRORS)
+router = APIRouter(tags=["videos"], route_class=LeanRoute, responses=COMMON_ERRORS)
 # "video_" and the media service's random part (services.media.jobs.new_job_id); anything else is no
 # video of anyone's.
 VIDEO_ID = re.compile(r"video_[A-Za-z0-9_-]{16,64}")

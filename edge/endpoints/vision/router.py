@@ -27,9 +27,11 @@ from edge.endpoints.vision.protocol import (
 )
 from edge.endpoints.vision.translate import VISION
 from edge.errors import COMMON_ERRORS, error_responses
+from edge.routing import LeanRoute
 from edge.serving import Serve
 
-router = APIRouter(tags=["vision"], responses={**COMMON_ERRORS, **error_responses(402, 409, 413)})
+router = APIRouter(tags=["vision"], route_class=LeanRoute,
+                   responses={**COMMON_ERRORS, **error_responses(402, 409, 413)})
 
 
 @router.post("/v1/images/segmentations", summary="Segment an image by a text prompt or points (SAM3)",
