@@ -6,8 +6,8 @@ univence | tar -x -C DIR`) and one from the working tree, serve the same service
 order, one request at a time, and sums each edge process's CPU time (every thread) over its own blocks.
 On a shared VM whose speed drifts by 2x within an hour, two runs one after the other cannot show a 10 %
 change; blocks interleaved within seconds can. Rows: GET /v1/models (auth cached), GET /v1/media/{id} (a
-64x64 PNG), a priced image edit (b64_json, a user without premium, so it is metered) and a premium chat
-stream (`--max-tokens`, 32 by default).
+64x64 PNG), a priced image edit (b64_json, a user without premium, so it is metered), a premium chat
+stream (`--max-tokens`, 32 by default), and `ttft`: the same stream, its latency taken at its first token.
 
     .venv/bin/python benchmarks/edge_ab.py --baseline-src /tmp/base [--rounds 8] [--only media,chat]   # ~4 min
 
@@ -33,7 +33,7 @@ from univence.accounts.v1 import accounts_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
 
 # Requests per block of each row (a chat is a stream: fewer of them).
-BLOCK = {"models": 50, "media": 50, "edit": 10, "chat": 6}
+BLOCK = {"models": 50, "media": 50, "edit": 10, "chat": 6, "ttft": 6}
 
 
 async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, dict[str, int]]) -> None:
@@ -64,10 +64,19 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
             async for _ in client.events("/v1/chat/completions", keys[premium.user_id], chat):
                 pass
 
+        async def first_token() -> float:
+            """The whole stream, timed to its first event with text (the latency `ttft` reports)."""
+            started, first = time.perf_counter(), None
+            async for data in client.events("/v1/chat/completions", keys[premium.user_id], chat):
+                if first is None and data.startswith(b"{") and b'"content":""' not in data \
+                        and b'"content":"' in data:
+                    first = time.perf_counter() - started
+            return first if first is not None else time.perf_counter() - started
+
         return {"models": lambda: client.request("GET", "/v1/models", keys[premium.user_id]),
                 "media": lambda: client.request("GET", f"/v1/media/{media_id}"),
                 "edit": lambda: client.request("POST", "/v1/images/edits", keys[payer.user_id], json_body=edit),
-                "chat": stream}
+                "chat": stream, "ttft": first_token}
 
     clients = {name: LeanClient(edge["port"]) for name, edge in edges.items()}
     processes = {name: psutil.Process(edge["pid"]) for name, edge in edges.items()}
@@ -92,8 +101,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
                 before = sum(processes[name].cpu_times()[:2])
                 for _ in range(BLOCK[row]):
                     started = time.perf_counter()
-                    await call()
-                    latencies[name].append(time.perf_counter() - started)
+                    timed = await call()  # a float: the call's own latency (ttft: to the first token)
+                    latencies[name].append(timed if isinstance(timed, float) else time.perf_counter() - started)
                 cpu[name] += sum(processes[name].cpu_times()[:2]) - before
         cells = [f"{cpu[name] / len(latencies[name]) * 1e6:18.0f} {statistics.median(latencies[name]) * 1e3:8.2f}"
                  for name in edges]

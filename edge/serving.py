@@ -69,7 +69,7 @@ from edge.errors import APIError, ClientDisconnected, service_unavailable
 from edge.metering import Hold, Meter, cancel_on_disconnect, until_disconnect
 from edge.middleware import add_response_headers
 from edge.outputs import BackgroundStores, Outputs
-from edge.relay import coalesced
+from edge.relay import Relay
 from univence.accounts.v1 import accounts_pb2
 
 PROFILE_HEADER = "x-univence-profile"
@@ -253,23 +253,26 @@ class Serving:
         if hold.replay is not None:
             await close()
             return hold.replay
+        encoder = plan.encoder
         try:
             # The first chunk comes once the request was accepted and the work started: errors before
             # it (context too long, bad image, queue full) are still an HTTP status, not a broken stream.
             first = await until_disconnect(self.request, early if early is not None else anext(chunks))
+            relay = Relay(encoder.event(first), chunks, encoder.event)
         except BaseException as exc:
             await close()
             await self.meter.settle(hold, exc)
             raise
-        encoder = plan.encoder
+        # One turn of the loop, so that the relay's reader asks for the next chunk before the response's
+        # head and first event go out (nothing before the first write yields to the loop otherwise).
+        await asyncio.sleep(0)
         failure: BaseException | None = None
 
         async def events() -> AsyncIterator[bytes]:
             nonlocal failure
             try:
-                async with contextlib.aclosing(coalesced(encoder.event(first), chunks, encoder.event)) as batches:
-                    async for batch in batches:
-                        yield batch
+                async for batch in relay:
+                    yield batch
             except APIError as exc:  # the service failed mid-stream: say so in the stream, charge nothing
                 failure = exc
                 yield encoder.error(exc)
@@ -278,7 +281,8 @@ class Serving:
             yield encoder.end()
 
         async def finish() -> None:
-            await body.aclose()  # a stream cut short: its reader stops before the call is closed under it
+            await body.aclose()
+            await relay.aclose()  # a stream cut short: its reader stops before the call is closed under it
             await chunks.aclose()
             leave()
             # Not settled and no failure seen: the client went away (or the events never ran).

@@ -1,5 +1,6 @@
 """The stream relay (edge.relay): events that arrive while a write goes out leave in one
-write, in order; a failure comes after the events before it; a consumer that stops stops the reading."""
+write, in order; a failure comes after the events before it; the reading starts when the relay is made,
+and stops when it is closed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import pytest
 
 from edge.errors import APIError
-from edge.relay import coalesced
+from edge.relay import Relay
 
 
 async def numbers(count: int, *, fail_after: int | None = None, pause: float = 0.0, closed: list | None = None):
@@ -29,7 +30,7 @@ def encode(i: int) -> bytes | None:
 
 async def test_events_arriving_during_a_write_leave_together_in_order():
     writes = []
-    async for batch in coalesced(b"<first>", numbers(50), encode):
+    async for batch in Relay(b"<first>", numbers(50), encode):
         writes.append(batch)
         await asyncio.sleep(0.01)  # a slow write: the reader gets ahead
     assert b"".join(writes) == b"<first>" + b"".join(f"<{i}>".encode() for i in range(50) if i != 3)
@@ -37,21 +38,38 @@ async def test_events_arriving_during_a_write_leave_together_in_order():
 
 
 async def test_a_stream_that_keeps_up_writes_each_event_as_it_comes():
-    writes = [batch async for batch in coalesced(None, numbers(5, pause=0.02), encode)]
+    writes = [batch async for batch in Relay(None, numbers(5, pause=0.02), encode)]
     assert writes == [b"<0>", b"<1>", b"<2>", b"<4>"]
 
 
 async def test_a_failure_comes_after_the_events_before_it():
     writes = []
     with pytest.raises(APIError, match="mid-stream"):
-        async for batch in coalesced(None, numbers(10, fail_after=6, pause=0.001), encode):
+        async for batch in Relay(None, numbers(10, fail_after=6, pause=0.001), encode):
             writes.append(batch)
     assert b"".join(writes) == b"<0><1><2><4><5>"
 
 
 async def test_a_consumer_that_stops_stops_the_reading():
     closed: list = []
-    relay = coalesced(None, numbers(10_000, pause=0.001, closed=closed), encode)
+    relay = Relay(None, numbers(10_000, pause=0.001, closed=closed), encode)
     assert await anext(relay) == b"<0>"
     await relay.aclose()
     assert closed == [True]
+
+
+async def test_the_reading_starts_when_the_relay_is_made_and_stops_when_it_closes_unread():
+    """The service's next chunk is read while the response's head goes out; a relay whose events never
+    ran (the client left first) still stops reading when closed."""
+    closed: list = []
+    read: list[int] = []
+
+    def record(i: int) -> bytes | None:
+        read.append(i)
+        return encode(i)
+
+    relay = Relay(b"<first>", numbers(10_000, pause=0.001, closed=closed), record)
+    await asyncio.sleep(0.05)
+    assert read[:3] == [0, 1, 2]  # read before any write was asked for
+    await relay.aclose()
+    assert closed == [True] and len(read) < 10_000
