@@ -20,6 +20,10 @@ where the edge has the `credit_leases` setting, the working tree runs with it of
 summary compares the edge's cost (p50 and p99 over direct) of each design. The figures include the
 client and every service on the same cores.
 
+The edit, chat and media rows also go through benchmarks/floor_proxy.py (a raw ASGI app on the edge's
+server making the one gRPC call, nothing else), interleaved with the other two: its cost over direct is
+what the HTTP hop itself costs on this machine, and the edge's cost over the floor's is the edge's own.
+
 The HTTP rows use a lean keep-alive client (benchmarks/lean_http.py), so that they show the edge's cost
 rather than the HTTP client library's; each design also prints what httpx (the `openai` SDK's client)
 adds on top, measured in the same run (GET /v1/models with both clients). `--client httpx` runs every
