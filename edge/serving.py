@@ -263,9 +263,15 @@ class Serving:
             await close()
             await self.meter.settle(hold, exc)
             raise
-        # One turn of the loop, so that the relay's reader asks for the next chunk before the response's
-        # head and first event go out (nothing before the first write yields to the loop otherwise).
-        await asyncio.sleep(0)
+        try:
+            # One turn of the loop, so that the relay's reader asks for the next chunk before the response's
+            # head and first event go out (nothing before the first write yields to the loop otherwise).
+            await asyncio.sleep(0)
+        except BaseException as exc:  # cancelled in that turn (a shutdown): nothing may stay held or read
+            await relay.aclose()
+            await close()
+            await self.meter.settle(hold, exc)
+            raise
         failure: BaseException | None = None
 
         async def events() -> AsyncIterator[bytes]:
