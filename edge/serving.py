@@ -263,15 +263,6 @@ class Serving:
             await close()
             await self.meter.settle(hold, exc)
             raise
-        try:
-            # One turn of the loop, so that the relay's reader asks for the next chunk before the response's
-            # head and first event go out (nothing before the first write yields to the loop otherwise).
-            await asyncio.sleep(0)
-        except BaseException as exc:  # cancelled in that turn (a shutdown): nothing may stay held or read
-            await relay.aclose()
-            await close()
-            await self.meter.settle(hold, exc)
-            raise
         failure: BaseException | None = None
 
         async def events() -> AsyncIterator[bytes]:
@@ -365,6 +356,10 @@ class _MeteredStream(StreamingResponse):
         # Starlette watches for the disconnect with an anyio task group (a cancel scope, two tasks) on
         # every stream; one watcher task that cancels this one does the same for less.
         try:
+            # One turn of the loop first, so that the relay's reader (edge.relay) asks the service for its
+            # next chunk before the head and the first event go out: nothing before the first write yields
+            # to the loop otherwise. A cancel in that turn ends here too, and `finish` settles.
+            await asyncio.sleep(0)
             await cancel_on_disconnect(receive, self.stream_response(send))
         except ClientDisconnected:
             pass  # the client went away mid-stream: the events stopped, and `finish` releases the hold

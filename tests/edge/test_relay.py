@@ -10,6 +10,7 @@ import pytest
 
 from edge.errors import APIError
 from edge.relay import Relay
+from edge.serving import _MeteredStream
 
 
 async def numbers(count: int, *, fail_after: int | None = None, pause: float = 0.0, closed: list | None = None):
@@ -73,3 +74,31 @@ async def test_the_reading_starts_when_the_relay_is_made_and_stops_when_it_close
     assert read[:3] == [0, 1, 2]  # read before any write was asked for
     await relay.aclose()
     assert closed == [True] and len(read) < 10_000
+
+
+async def test_a_stream_cancelled_before_its_first_write_still_finishes():
+    """The metered stream gives the relay's reader one loop turn before writing; a cancel landing in that
+    turn (a shutdown) must still run `finish`, which closes the relay and settles the hold."""
+    finished: list[bool] = []
+    sent: list[dict] = []
+
+    async def events():
+        yield b"data: {}\n\n"
+
+    async def finish() -> None:
+        finished.append(True)
+
+    async def receive() -> dict:
+        await asyncio.Event().wait()  # the client never leaves
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    stream = _MeteredStream(events(), finish, "text/event-stream")
+    task = asyncio.ensure_future(stream({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send))
+    await asyncio.sleep(0)  # the stream is in its first loop turn
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished == [True] and sent == []
