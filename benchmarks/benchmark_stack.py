@@ -28,6 +28,8 @@ from PIL import Image
 from univence import admin
 
 PLATFORM = ("accounts", "media")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)  # the working tree: edge/, services/, univence/
 # The image model the benchmarks' edits ask for (the tiny profile serves it under the same name).
 EDIT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
 # The stack's admin token (admin RPCs are closed by default), and the call metadata that carries it.
@@ -91,7 +93,7 @@ def side_edge(ports: dict[str, int], source: str | None = None, timeout: float =
     env = {**_ENVIRONMENTS[ports["edge"]], "UNIVENCE_EDGE_METRICS_PORT": "0"}
     port = free_port()
     env["UNIVENCE_EDGE_PORT"] = str(port)
-    env["PYTHONPATH"] = os.path.abspath(source or os.path.join(os.path.dirname(__file__), os.pardir))
+    env["PYTHONPATH"] = os.path.abspath(source) if source else ROOT
     with tempfile.TemporaryDirectory() as workdir:
         env["UNIVENCE_HOME"] = os.path.join(workdir, "home")
         process = subprocess.Popen([sys.executable, "-m", "edge"], cwd=workdir, env=env,
@@ -109,11 +111,9 @@ def floor_proxy(ports: dict[str, int], timeout: float = 60) -> Iterator[dict[str
     """benchmarks/floor_proxy.py on a running stack's media, image and llm services (the least an HTTP →
     gRPC hop can cost here); yields its `port` and `pid`."""
     port = free_port()
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
-    command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_proxy.py"),
-               "--port", str(port), *(arg for name in ("media", "image", "llm")
-                                      for arg in (f"--{name}", f"127.0.0.1:{ports[name]}"))]
-    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": os.path.abspath(root)},
+    command = [sys.executable, os.path.join(HERE, "floor_proxy.py"), "--port", str(port),
+               *(arg for name in ("media", "image", "llm") for arg in (f"--{name}", f"127.0.0.1:{ports[name]}"))]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": ROOT},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout
@@ -144,13 +144,14 @@ def _wait_ready(edge_port: int, services: tuple[str, ...], timeout: float) -> No
     raise SystemExit(f"the stack ({', '.join(services)}) did not become ready in {timeout:.0f}s")
 
 
-def pin_edge(ports: dict[str, int], edge_cpus: set[int], other_cpus: set[int]) -> None:
-    """Every thread of the edge process onto `edge_cpus`, and every thread of the stack's other processes
-    and of this one onto `other_cpus`: the edge measured as on a machine where it has cores of its own
-    (threads started later inherit their creator's CPUs)."""
+def pin_edge(ports: dict[str, int], edge_cpus: set[int], other_cpus: set[int], others: tuple[int, ...] = ()) -> None:
+    """Every thread of the edge process onto `edge_cpus`, and every thread of the stack's other processes,
+    of this one and of the processes `others` (pids: the floor proxy) onto `other_cpus`: the edge measured
+    as on a machine where it has cores of its own (threads started later inherit their creator's CPUs)."""
     edge = ports["edge_pid"]
     supervisor = psutil.Process(ports["supervisor_pid"])
-    for process in (supervisor, *supervisor.children(recursive=True), psutil.Process()):
+    for process in (supervisor, *supervisor.children(recursive=True), psutil.Process(),
+                    *map(psutil.Process, others)):
         for thread in process.threads():
             os.sched_setaffinity(thread.id, edge_cpus if process.pid == edge else other_cpus)
 

@@ -369,10 +369,10 @@ def print_summary(designs: dict[str, dict[str, dict]]) -> None:
             cells = []
             for label, path in [*((label, "edge") for label in labels), (labels[-1], "floor")]:
                 f = designs[label].get(name, {}).get(concurrency, {})
-                if path not in f:
+                if path not in f:  # a row measured direct only has its figures in the edge's columns
                     direct = f.get("direct")
                     cells.append(f"{direct.p50_ms:.2f} / {direct.p99_ms:.2f} direct"
-                                 if direct is not None and "edge" not in f and path == "edge" else "")
+                                 if direct is not None and path == "edge" else "")
                     continue
                 cell = f"{f[path].p50_ms - f['direct'].p50_ms:+.2f} / {f[path].p99_ms - f['direct'].p99_ms:+.2f}"
                 if f"{path}_tok_s_ratio" in f:
@@ -415,7 +415,8 @@ def main() -> None:
             with running_stack(("image", "llm"), profile="tiny", env=env, source=source) as ports, \
                     floor_proxy(ports) as floor:
                 if args.pin_edge:
-                    pin_edge(ports, edge_cpus={psutil.cpu_count() - 1}, other_cpus=set(range(psutil.cpu_count() - 1)))
+                    pin_edge(ports, edge_cpus={psutil.cpu_count() - 1}, other_cpus=set(range(psutil.cpu_count() - 1)),
+                             others=(floor["pid"],))
                 measured[label] = asyncio.run(run_design(args, ports, floor))
         except (httpx.HTTPError, grpc.aio.AioRpcError) as exc:  # one design failing still shows the others
             print(f"\n== {label}: failed: {exc!r}")
