@@ -19,7 +19,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from edge.auth import Caller
 from edge.clients import Clients, ServiceClients, call
-from edge.endpoints.media.router import get_media
+from edge.endpoints.media.serving import media_response
 from edge.endpoints.videos import translate
 from edge.endpoints.videos.protocol import (
     CONTENT_RESPONSES,
@@ -149,7 +149,8 @@ async def video_content(
     variant: Annotated[str, Query(description="video (the MP4) or thumbnail (a JPEG)")] = "video",
 ) -> Response:
     job = await owned(jobs, video_id, caller.user_id)
-    return await get_media(translate.content_media_id(job, variant), request)
+    return await media_response(request.app.state.clients.media, translate.content_media_id(job, variant),
+                                method=request.method, format=None, headers=request.headers)
 
 
 @router.delete("/v1/videos/{video_id:video_id}", response_model=VideoDeleted, responses=error_responses(404),
