@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 
 import grpc
+from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
 from edge.endpoints.media.translate import (
@@ -22,6 +24,7 @@ from univence.telemetry import inject_metadata
 
 BUFFER_BELOW_BYTES = 1024 * 1024
 # The headers every answer about a file has besides its ETag, as the ASGI head carries them.
+log = logging.getLogger(__name__)
 CACHING = [(b"cache-control", b"public, max-age=3600"), (b"vary", b"User-Agent"), (b"accept-ranges", b"bytes")]
 
 
@@ -30,11 +33,12 @@ class RawResponse(Response):
     Starlette's Response would make of a headers dict, without making it on the hottest read (encoding
     each header and looking for Content-Length and Content-Type again)."""
 
-    def __init__(self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+    def __init__(self, status_code: int, raw_headers: list[tuple[bytes, bytes]], body: bytes = b"",
+                 background: BackgroundTask | None = None) -> None:
         self.status_code = status_code
         self.raw_headers = raw_headers
         self.body = body
-        self.background = None
+        self.background = background
 
 
 async def media_response(stub: media_pb2_grpc.MediaServiceStub, media_id: str, *, method: str,
@@ -96,9 +100,11 @@ async def media_response(stub: media_pb2_grpc.MediaServiceStub, media_id: str, *
         stream.cancel()
         return RawResponse(status, head)
 
-    # 5. The bytes: small files in one response, larger ones streamed as they come.
+    # 5. The bytes: small files in one response, which leaves once its last byte is in (the stream's end,
+    #    its status, is read after it has gone out: one wakeup less before the answer); larger ones streamed.
     if body_length <= BUFFER_BELOW_BYTES:
-        return RawResponse(status, head, b"".join([chunk async for chunk in _chunks(stream)]))
+        body = await _read_bytes(stream, body_length)
+        return RawResponse(status, head, body, background=BackgroundTask(_read_to_end, stream))
     answer = StreamingResponse(_chunks(stream), status_code=status)
     answer.raw_headers = head
     return answer
@@ -112,6 +118,27 @@ async def _metadata(stub: media_pb2_grpc.MediaServiceStub, media_id: str, transc
     except grpc.aio.AioRpcError as exc:
         error = from_grpc(exc, "media")
         raise (not_found(media_id) if error.status == 404 else error) from None
+    finally:
+        stream.cancel()
+
+
+async def _read_bytes(stream, size: int) -> bytes:
+    """The next `size` bytes of the stream's chunks (fewer if it ends first)."""
+    chunks, read = [], 0
+    while read < size and (message := await stream.read()) is not grpc.aio.EOF:
+        chunks.append(message.chunk)
+        read += len(message.chunk)
+    return b"".join(chunks)
+
+
+async def _read_to_end(stream) -> None:
+    """The rest of a stream whose bytes have all been answered: its end, or the service's error, which the
+    client cannot be told any more (it has every byte it was promised), so it is logged."""
+    try:
+        while await stream.read() is not grpc.aio.EOF:
+            pass
+    except grpc.aio.AioRpcError as exc:
+        log.warning("media stream ended with %s after its bytes were served: %s", exc.code().name, exc.details())
     finally:
         stream.cancel()
 
