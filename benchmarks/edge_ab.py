@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import psutil
 from benchmark_stack import ADMIN, EDIT_MODEL, png, running_stack, side_edge
-from lean_http import HTTPStatusError, LeanClient
+from lean_http import HTTPStatusError, LeanClient, has_text
 
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
@@ -68,8 +69,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
             """The whole stream, timed to its first event with text (the latency `ttft` reports)."""
             started, first = time.perf_counter(), None
             async for data in client.events("/v1/chat/completions", keys[premium.user_id], chat):
-                if first is None and data.startswith(b"{") and b'"content":""' not in data \
-                        and b'"content":"' in data:
+                if first is None and data.startswith(b"{") and has_text(json.loads(data)):
                     first = time.perf_counter() - started
             return first if first is not None else time.perf_counter() - started
 

@@ -45,7 +45,7 @@ import grpc
 import httpx
 import psutil
 from benchmark_stack import ADMIN, EDIT_MODEL, floor_proxy, pin_edge, png, running_stack
-from lean_http import LeanClient
+from lean_http import LeanClient, has_text
 
 from edge.config import EdgeSettings
 from univence.accounts.v1 import accounts_pb2 as apb
@@ -259,7 +259,7 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
                     continue
                 seen.chunks += 1
                 event = json.loads(data)
-                if first is None and any(c["delta"].get("content") for c in event["choices"]):
+                if first is None and has_text(event):
                     first = time.perf_counter()
                 if event.get("usage"):
                     seen.tokens += event["usage"]["completion_tokens"]

@@ -15,6 +15,12 @@ import json
 from collections.abc import AsyncIterator
 
 
+def has_text(event: dict) -> bool:
+    """Whether a `chat.completion.chunk` event carries text: a first token, for the benchmarks' rows that
+    time one (the first event of a stream is the assistant's role, with empty content)."""
+    return any(choice.get("delta", {}).get("content") for choice in event.get("choices", ()))
+
+
 class HTTPStatusError(Exception):
     def __init__(self, status: int, body: bytes):
         super().__init__(f"HTTP {status}: {body[:300]!r}")
