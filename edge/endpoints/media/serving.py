@@ -22,9 +22,9 @@ from edge.errors import from_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
 from univence.telemetry import inject_metadata
 
+log = logging.getLogger(__name__)
 BUFFER_BELOW_BYTES = 1024 * 1024
 # The headers every answer about a file has besides its ETag, as the ASGI head carries them.
-log = logging.getLogger(__name__)
 CACHING = [(b"cache-control", b"public, max-age=3600"), (b"vary", b"User-Agent"), (b"accept-ranges", b"bytes")]
 
 
