@@ -23,6 +23,7 @@ from edge.endpoints.chat.router import router as chat
 from edge.endpoints.health.router import router as health
 from edge.endpoints.images.router import router as images
 from edge.endpoints.media.lane import MediaLane
+from edge.endpoints.media.router import GET_MEDIA_ROUTE
 from edge.endpoints.media.router import router as media
 from edge.endpoints.models.router import router as models
 from edge.endpoints.videos.router import router as videos
@@ -159,7 +160,7 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(MediaLane)  # inside EdgeMiddleware: the media GET's lane below FastAPI
+    app.add_middleware(MediaLane, route=GET_MEDIA_ROUTE)  # inside EdgeMiddleware: the media GET below FastAPI
     app.add_middleware(EdgeMiddleware, settings=settings)
     app.openapi = lambda: api_document(app, settings)  # type: ignore[method-assign]
     return app

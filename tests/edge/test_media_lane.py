@@ -13,7 +13,8 @@ from prometheus_client import REGISTRY
 
 from edge.app import create_app
 from edge.endpoints.media.lane import MediaLane
-from edge.endpoints.media.router import MEDIA_PATH, router
+from edge.endpoints.media.router import GET_MEDIA_ROUTE, router
+from edge.endpoints.media.translate import MEDIA_PATH
 from tests.edge.test_media import png_bytes, stored
 from tests.support.platform import free_port, running_edge
 from univence.media.v1 import media_pb2
@@ -112,6 +113,7 @@ def test_the_route_the_lane_stands_in_for_has_no_dependencies():
     """The lane calls the serving code directly: a dependency added to the route (or its router) would be
     skipped for the lane's requests, so one must be run by the lane first."""
     assert not router.dependencies
+    assert GET_MEDIA_ROUTE.path == MEDIA_PATH and "GET" in GET_MEDIA_ROUTE.methods
     for route in router.routes:
         if getattr(route, "path", None) == MEDIA_PATH:
             assert not route.dependant.dependencies and not route.dependencies, route

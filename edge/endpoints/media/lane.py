@@ -16,28 +16,25 @@ dependencies; test_media_lane checks that it stays so)."""
 
 from __future__ import annotations
 
-from fastapi.routing import APIRoute
 from starlette.datastructures import QueryParams
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from edge.endpoints.media.router import MEDIA_PATH, router
 from edge.endpoints.media.serving import media_response
+from edge.endpoints.media.translate import MEDIA_PATH
 from edge.errors import APIError
 
 PREFIX = MEDIA_PATH.removesuffix("{media_id}")
 _ASKED = (b"range", b"if-none-match")
 
 
-def media_get_route() -> APIRoute:
-    """The FastAPI route the lane stands in for (its path names the request in the HTTP metrics)."""
-    return next(route for route in router.routes
-                if isinstance(route, APIRoute) and route.path == MEDIA_PATH and "GET" in route.methods)
-
-
 class MediaLane:
-    def __init__(self, app: ASGIApp) -> None:
+    """`route`: the FastAPI route the lane stands in for (edge.endpoints.media.router.GET_MEDIA_ROUTE),
+    put in the scope so that the HTTP metrics name the request by its template, as for any route."""
+
+    def __init__(self, app: ASGIApp, route: BaseRoute) -> None:
         self.app = app
-        self.route = media_get_route()
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or scope.get("root_path")

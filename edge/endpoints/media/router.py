@@ -10,11 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from edge.endpoints.media.serving import media_response
+from edge.endpoints.media.translate import MEDIA_PATH
 from edge.errors import error_responses
 from edge.routing import LeanRoute
 
 router = APIRouter(tags=["media"], route_class=LeanRoute)
-MEDIA_PATH = "/v1/media/{media_id}"
 
 
 @router.get(MEDIA_PATH, summary="Get a media file by id (public; HEAD works too)",
@@ -30,3 +30,6 @@ async def get_media(media_id: str, request: Request,
 
 
 router.add_api_route(MEDIA_PATH, get_media, methods=["HEAD"], include_in_schema=False)
+# The route edge.endpoints.media.lane stands in for (create_app gives it to the lane).
+GET_MEDIA_ROUTE = next(route for route in router.routes if getattr(route, "endpoint", None) is get_media
+                       and "GET" in getattr(route, "methods", ()))

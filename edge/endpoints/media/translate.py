@@ -8,6 +8,7 @@ import re
 from edge.errors import APIError
 from univence.common.v1 import common_pb2
 
+MEDIA_PATH = "/v1/media/{media_id}"
 MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 FORMATS = {"png": common_pb2.IMAGE_FORMAT_PNG, "jpeg": common_pb2.IMAGE_FORMAT_JPEG,
            "jpg": common_pb2.IMAGE_FORMAT_JPEG, "webp": common_pb2.IMAGE_FORMAT_WEBP}
