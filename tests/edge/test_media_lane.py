@@ -17,6 +17,7 @@ from edge.endpoints.media.router import GET_MEDIA_ROUTE, router
 from edge.endpoints.media.translate import MEDIA_PATH
 from tests.edge.test_media import png_bytes, stored
 from tests.support.platform import free_port, running_edge
+from tests.support.waiting import eventually
 from univence.media.v1 import media_pb2
 
 # Headers that differ between any two responses, whoever answers.
@@ -98,7 +99,9 @@ async def test_the_lane_is_counted_under_the_route_and_honours_maintenance(platf
     image = await stored(platform, png_bytes())
     before = served(MEDIA_PATH, "GET")
     assert (await http.get(f"/v1/media/{image}")).status_code == 200
-    assert served(MEDIA_PATH, "GET") == before + 1
+    # Counted when the request's handling ends, which is after the answer went out (the media stream's end
+    # is read after it): the count comes shortly after the response.
+    assert await eventually(lambda: served(MEDIA_PATH, "GET") == before + 1, seconds=5)
     flag = Path(platform.edge_settings.maintenance_file)
     flag.write_text("on")
     try:
