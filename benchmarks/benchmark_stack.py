@@ -66,7 +66,7 @@ def running_stack(modalities: tuple[str, ...] = (), *, profile: str | None = Non
     command = [sys.executable, "-m", "univence.cli", "up", "--only", ",".join((*services, "edge")),
                "--drain-seconds", "2", *(["--profile", profile] if profile else [])]
     if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, (os.path.abspath(source), env.get("PYTHONPATH"))))
+        env["PYTHONPATH"] = _python_path(os.path.abspath(source))
     with tempfile.TemporaryDirectory() as workdir:
         env["UNIVENCE_HOME"] = os.path.join(workdir, "home")
         process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
@@ -93,7 +93,7 @@ def side_edge(ports: dict[str, int], source: str | None = None, timeout: float =
     env = {**_ENVIRONMENTS[ports["edge"]], "UNIVENCE_EDGE_METRICS_PORT": "0"}
     port = free_port()
     env["UNIVENCE_EDGE_PORT"] = str(port)
-    env["PYTHONPATH"] = os.path.abspath(source) if source else ROOT
+    env["PYTHONPATH"] = _python_path(os.path.abspath(source) if source else ROOT)
     with tempfile.TemporaryDirectory() as workdir:
         env["UNIVENCE_HOME"] = os.path.join(workdir, "home")
         process = subprocess.Popen([sys.executable, "-m", "edge"], cwd=workdir, env=env,
@@ -113,7 +113,7 @@ def floor_proxy(ports: dict[str, int], timeout: float = 60) -> Iterator[dict[str
     port = free_port()
     command = [sys.executable, os.path.join(HERE, "floor_proxy.py"), "--port", str(port),
                *(arg for name in ("media", "image", "llm") for arg in (f"--{name}", f"127.0.0.1:{ports[name]}"))]
-    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": ROOT},
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": _python_path(ROOT)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout
@@ -129,6 +129,12 @@ def floor_proxy(ports: dict[str, int], timeout: float = 60) -> Iterator[dict[str
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def _python_path(tree: str) -> str:
+    """`tree` first on the module path, then whatever PYTHONPATH this process was given (where a machine's
+    own packages are not enough, e.g. wheels installed apart on a device machine: benchmarks/device/)."""
+    return os.pathsep.join(filter(None, (tree, os.environ.get("PYTHONPATH"))))
 
 
 def _wait_ready(edge_port: int, services: tuple[str, ...], timeout: float) -> None:
