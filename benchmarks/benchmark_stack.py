@@ -150,16 +150,18 @@ def _wait_ready(edge_port: int, services: tuple[str, ...], timeout: float) -> No
     raise SystemExit(f"the stack ({', '.join(services)}) did not become ready in {timeout:.0f}s")
 
 
-def pin_edge(ports: dict[str, int], edge_cpus: set[int], other_cpus: set[int], others: tuple[int, ...] = ()) -> None:
-    """Every thread of the edge process onto `edge_cpus`, and every thread of the stack's other processes,
-    of this one and of the processes `others` (pids: the floor proxy) onto `other_cpus`: the edge measured
-    as on a machine where it has cores of its own (threads started later inherit their creator's CPUs)."""
-    edge = ports["edge_pid"]
+def pin_edge(ports: dict[str, int], edge_cpus: set[int], other_cpus: set[int],
+             alone: dict[int, set[int]] | None = None) -> None:
+    """Every thread of the edge process onto `edge_cpus`, those of each process in `alone` (pid → CPUs: the
+    floor proxy) onto its own, and every other thread of the stack and of this process onto `other_cpus`:
+    the edge measured as on a machine where it has cores of its own (threads started later inherit their
+    creator's CPUs)."""
+    cpus = {ports["edge_pid"]: edge_cpus, **(alone or {})}
     supervisor = psutil.Process(ports["supervisor_pid"])
     for process in (supervisor, *supervisor.children(recursive=True), psutil.Process(),
-                    *map(psutil.Process, others)):
+                    *map(psutil.Process, alone or {})):
         for thread in process.threads():
-            os.sched_setaffinity(thread.id, edge_cpus if process.pid == edge else other_cpus)
+            os.sched_setaffinity(thread.id, cpus.get(process.pid, other_cpus))
 
 
 def _child_pid(supervisor: int, name: str) -> int:

@@ -381,6 +381,21 @@ def print_summary(designs: dict[str, dict[str, dict]]) -> None:
             print(f"{name:36} {concurrency:4d}  " + "  ".join(f"{cell:>24}" for cell in cells))
 
 
+PINNED = "(the edge on the last core, from 4 cores the floor proxy on the one before it, the rest on the others)"
+
+
+def pin(ports: dict[str, int], floor_pid: int) -> None:
+    """--pin-edge: the edge alone on the last core, and with 4 cores or more the floor proxy alone on the one
+    before it, so that the two HTTP hops are compared on a core each; the services and the client share the
+    rest (on 2 cores, the floor proxy with them)."""
+    count = psutil.cpu_count()
+    last = count - 1
+    if count >= 4:
+        pin_edge(ports, edge_cpus={last}, other_cpus=set(range(last - 1)), alone={floor_pid: {last - 1}})
+    else:
+        pin_edge(ports, edge_cpus={last}, other_cpus=set(range(last)), alone={floor_pid: set(range(last))})
+
+
 def designs(args: argparse.Namespace) -> list[tuple[str, dict[str, str], str | None]]:
     """(label, extra settings, source tree) of every design this run measures, the baseline first."""
     runs: list[tuple[str, dict[str, str], str | None]] = []
@@ -402,21 +417,20 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32, help="completion tokens per chat stream")
     parser.add_argument("--client", choices=("lean", "httpx"), default="lean", help="the HTTP rows' client")
     parser.add_argument("--pin-edge", action="store_true",
-                        help="the edge on the last CPU core, everything else (services, this client) on the others")
+                        help="the edge alone on the last CPU core (and from 4 cores the floor proxy alone on the one "
+                             "before), everything else (services, this client) on the others")
     parser.add_argument("--only", help="only the rows whose name holds this (e.g. chat)")
     parser.add_argument("--baseline-src", help="a source tree (edge/, services/, univence/) measured first")
     args = parser.parse_args()
     measured: dict[str, dict[str, dict]] = {}
     print(f"stack on loopback, tiny models, {psutil.cpu_count()} CPU cores " +
-          ("(the edge on the last, the services and the client on the others)" if args.pin_edge
-           else "shared by client, edge and services"))
+          (PINNED if args.pin_edge else "shared by client, edge and services"))
     for label, env, source in designs(args):
         try:
             with running_stack(("image", "llm"), profile="tiny", env=env, source=source) as ports, \
                     floor_proxy(ports) as floor:
                 if args.pin_edge:
-                    pin_edge(ports, edge_cpus={psutil.cpu_count() - 1}, other_cpus=set(range(psutil.cpu_count() - 1)),
-                             others=(floor["pid"],))
+                    pin(ports, floor["pid"])
                 measured[label] = asyncio.run(run_design(args, ports, floor))
         except (httpx.HTTPError, grpc.aio.AioRpcError) as exc:  # one design failing still shows the others
             print(f"\n== {label}: failed: {exc!r}")
