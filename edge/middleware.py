@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -60,6 +60,18 @@ def add_response_headers(request: Request, headers: dict[str, str]) -> None:
     request.state.extra_headers = {**getattr(request.state, "extra_headers", {}), **headers}
 
 
+def after_response(request: Request, start: Callable[[], None]) -> None:
+    """Calls `start` once this request's response has gone out (the middleware's last step, however the
+    request ended), for work the answer does not wait for (storing an output it carries itself): started
+    before, it took the loop from the answer it was not needed for. Called at once where the request has
+    ended already, or where no EdgeMiddleware is in front of it."""
+    pending = getattr(request.state, "after_response", None)
+    if pending is None:
+        start()
+    else:
+        pending.append(start)
+
+
 class Maintenance:
     """Maintenance is on when configured, or while the maintenance file exists (checked once a second),
     so an operator can switch it with `univence maintenance on|off` without restarting anything."""
@@ -102,6 +114,7 @@ class EdgeMiddleware:
         request_id = client_id if client_id and _CLIENT_REQUEST_ID.match(client_id) else f"req_{secrets.token_hex(12)}"
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["after_response"] = []  # see after_response
         request_id_header = (b"x-request-id", request_id.encode())
         status = 500
 
@@ -121,6 +134,8 @@ class EdgeMiddleware:
             else:
                 await self._handle(scope, receive, send_with_headers, headers, state)
         finally:
+            for start in state.pop("after_response"):
+                start()
             self._metrics.observe(scope, status, time.perf_counter() - started)
 
     @contextlib.contextmanager

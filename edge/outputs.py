@@ -3,9 +3,10 @@ its public link, GET /v1/media/{id}.
 
 An answer that needs the stored id (a `url`, an `X-Media-Id` header) waits for the store (`store`). One
 that does not (`response_format=b64_json`: the file is in the answer itself) is answered without waiting
-on storage (`keep`): the CreateMedia call starts at once as a background task of the process
-(`BackgroundStores`), runs beside the commit and the response, is retried while media does not answer,
-and is waited for at shutdown, so the caller's library still gets every output. A request with an
+on storage (`keep`): the CreateMedia call starts as a background task of the process
+(`BackgroundStores`) once the response has gone out (edge.middleware.after_response: started earlier, it
+took the loop from the commit and the answer), is retried while media does not answer, and is waited for
+at shutdown, so the caller's library still gets every output. A request with an
 Idempotency-Key keeps the store before its answer, as before (its replay must find everything in place).
 """
 
@@ -20,6 +21,7 @@ from fastapi import Request
 from edge.auth import Principal
 from edge.clients import ServiceClients, call
 from edge.errors import APIError
+from edge.middleware import after_response
 from univence.media.v1 import media_pb2
 
 log = logging.getLogger(__name__)
@@ -92,9 +94,12 @@ class Outputs:
         return Stored(media_id, media_url(self.request, media_id))
 
     async def keep(self, data: bytes, mime_type: str, *, width: int = 0, height: int = 0) -> None:
-        """Stores an output the answer carries itself (its id is not needed): beside the answer, unless
-        the request has an Idempotency-Key (then before it, as `store`)."""
+        """Stores an output the answer carries itself (its id is not needed): once the answer has gone out
+        (edge.middleware.after_response), unless the request has an Idempotency-Key (then before it, as
+        `store`)."""
         if self.background is None or self.request.headers.get("idempotency-key"):
             await self.store(data, mime_type, width=width, height=height)
             return
-        self.background.start(self.clients, self._create(data, mime_type, width, height))
+        background = self.background
+        after_response(self.request, lambda: background.start(self.clients,
+                                                              self._create(data, mime_type, width, height)))

@@ -8,8 +8,11 @@ import asyncio
 
 import grpc
 import pytest
+from starlette.requests import Request
 
 from edge import outputs
+from edge.config import EdgeSettings
+from edge.middleware import EdgeMiddleware, after_response
 from tests.edge.test_images import START_MC, stack_with
 from univence.media.v1 import media_pb2
 
@@ -78,3 +81,46 @@ async def test_a_background_store_is_retried_while_media_is_unavailable(stack, m
     response = await stack.http.post("/v1/images/generations", json=GENERATION, headers=headers)
     assert response.status_code == 200
     assert await stack.media_count(user_id) == 1 and stack.media.calls == 3 and await stack.media_count(user_id) == 1
+
+
+
+async def through_middleware(app, log: list[str]) -> None:
+    """One GET through EdgeMiddleware in front of `app`; the messages it sends are added to `log`."""
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        log.append(message["type"])
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b""}
+    await EdgeMiddleware(app, EdgeSettings(maintenance_file=""))(scope, receive, send)
+
+
+async def test_work_for_after_the_response_starts_once_the_response_has_gone_out():
+    """The stores a b64_json answer does not wait for start after its last byte is sent, not before (they
+    took the loop from the commit and the answer), and also when the request fails."""
+    log: list[str] = []
+
+    async def answering(scope, receive, send):
+        after_response(Request(scope, receive), lambda: log.append("stored"))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def failing(scope, receive, send):
+        after_response(Request(scope, receive), lambda: log.append("stored"))
+        raise RuntimeError("the answer failed")
+
+    await through_middleware(answering, log)
+    assert log == ["http.response.start", "http.response.body", "stored"]
+    log.clear()
+    with pytest.raises(RuntimeError):
+        await through_middleware(failing, log)
+    assert log == ["stored"]
+
+
+async def test_work_for_after_the_response_starts_at_once_outside_a_request():
+    """Without the middleware in front (or once the request has ended), nothing would start it later."""
+    started = []
+    request = Request({"type": "http", "method": "GET", "path": "/x", "headers": [], "query_string": b""})
+    after_response(request, lambda: started.append(1))
+    assert started == [1]

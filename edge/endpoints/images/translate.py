@@ -300,7 +300,10 @@ async def image_entries(images, response_format: str, outputs: Outputs) -> list[
         stored = await asyncio.gather(*(outputs.store(im.data, im.mime_type, width=im.width, height=im.height)
                                         for im in images))
         return [{"url": saved.url, "seed": im.seed} for im, saved in zip(images, stored, strict=True)]
-    await asyncio.gather(*(outputs.keep(im.data, im.mime_type, width=im.width, height=im.height) for im in images))
+    keeps = [outputs.keep(im.data, im.mime_type, width=im.width, height=im.height) for im in images]
+    # One image (the usual answer) is kept without gather's task, which would hand the loop to other work
+    # before the answer is made.
+    await (keeps[0] if len(keeps) == 1 else asyncio.gather(*keeps))
     return [{"b64_json": base64.b64encode(im.data).decode(), "seed": im.seed} for im in images]
 
 
