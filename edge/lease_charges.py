@@ -1,20 +1,14 @@
 """The charges of requests served from credit leases (edge.leases): written to disk before the request
 answers, then reported to accounts in batches.
 
-A request's charge is appended to the journal (a table in the settlement outbox's SQLite file) by a writer
-that commits every charge waiting at that moment in one transaction (group commit: 8 concurrent requests
-share one write), and the request answers once its write is done. So an edge killed right after answering
-loses no charge: the next start reads the journal and delivers it. The sender reports what the journal
-holds to accounts every `flush_seconds` (sooner once a batch is full) in one ChargeLeases call, which
-accounts applies in one transaction and idempotently per request id; delivered charges leave the journal.
-While accounts does not take them (unreachable, or failing) the charges stay (in memory and on disk) and are
-sent again with a backoff; only a batch accounts calls malformed (INVALID_ARGUMENT) is dropped, logged.
-
-The file is opened as the outbox opens it (edge.settlement.open_outbox: the same tables and durability).
-The writer appends on the event loop's thread: an append to the WAL without an fsync took ~60 µs here, where
-handing it to a thread cost ~360 µs of CPU and of the request's time. What could stall it, a checkpoint
-(which fsyncs), is moved off that thread: the journal's connection never checkpoints on commit, and the
-sender checkpoints in its thread after deleting what accounts took.
+A request's charge is appended to the process's journal (edge.charge_journal: one write(2) of every charge
+waiting at that moment, so 8 concurrent requests share one) by a writer on the event loop's thread, and the
+request answers once its write is done. So an edge killed right after answering loses no charge: the next
+start takes over its journal and delivers it. The sender reports what the journal holds to accounts every
+`flush_seconds` (sooner once a batch is full) in one ChargeLeases call, which accounts applies in one
+transaction and idempotently per request id; delivered charges are marked so in the journal. While accounts
+does not take them (unreachable, or failing) the charges stay (in memory and on disk) and are sent again with
+a backoff; only a batch accounts calls malformed (INVALID_ARGUMENT) is dropped, logged.
 """
 
 from __future__ import annotations
@@ -22,53 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 
+from edge.charge_journal import Journal
 from edge.clients import ServiceClients
-from edge.settlement import SETTLE_TIMEOUT_SECONDS, open_outbox, redeliver_forever
+from edge.settlement import SETTLE_TIMEOUT_SECONDS, redeliver_forever
 from univence.accounts.v1 import accounts_pb2
 from univence.telemetry import inject_metadata
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1000  # accounts' limit per ChargeLeases call
-
-
-class Journal:
-    """Lease charges not yet delivered, one row per request, in the outbox's SQLite file. One connection,
-    used from one thread at a time (the writer and the sender take turns through `lock`). `put` is quick
-    (no checkpoint: see the module's docstring); `delete` and `all` belong in a thread."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._db = open_outbox(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA wal_autocheckpoint=0")  # this connection's commits never checkpoint
-        self.lock = asyncio.Lock()
-
-    def put(self, charges: list[accounts_pb2.LeaseCharge]) -> None:
-        with self._db:  # one transaction
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO lease_charges (request_id, hold_id, charge, created) VALUES (?, ?, ?, ?)",
-                [(c.request_id, c.hold_id, c.SerializeToString(), time.time()) for c in charges])
-
-    def delete(self, request_ids: list[str]) -> None:
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM lease_charges WHERE request_id = ?", [(r,) for r in request_ids])
-        # The checkpoint `put` never makes (PASSIVE: it copies what no reader needs, and never waits).
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def all(self) -> list[accounts_pb2.LeaseCharge]:
-        rows = self._db.execute("SELECT charge FROM lease_charges ORDER BY created").fetchall()
-        return [accounts_pb2.LeaseCharge.FromString(row[0]) for row in rows]
-
-    def close(self) -> None:
-        self._db.close()
 
 
 class ChargeSender:
@@ -112,8 +71,8 @@ class ChargeSender:
         self._writing = batch
         try:
             async with self.journal.lock:
-                self.journal.put([charge for charge, _ in batch])  # on this thread: see the module's docstring
-        except sqlite3.Error as exc:  # not durable, but still delivered while this process lives
+                self.journal.put([charge for charge, _ in batch])  # one write(2), on this thread
+        except OSError as exc:  # not durable, but still delivered while this process lives
             log.error("lease charges could not be journaled (%s); delivered from memory only", exc)
         self._to_send += [charge for charge, _ in batch]
         for _, future in batch:
@@ -146,7 +105,7 @@ class ChargeSender:
                     return False
                 log.error("accounts refused %d lease charge(s), dropped: %s %s", len(batch), exc.code().name,
                           exc.details())
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(OSError):
                 async with self.journal.lock:
                     await asyncio.to_thread(self.journal.delete, [c.request_id for c in batch])
             for charge in batch:
@@ -184,7 +143,9 @@ class ChargeSender:
         if self._to_write:  # stopped between queueing and writing: write them now
             batch, self._to_write = self._to_write, []
             await self._write(batch)
-        with contextlib.suppress(TimeoutError, sqlite3.Error):
+        with contextlib.suppress(TimeoutError, OSError):
             await asyncio.wait_for(self.send_once(), timeout)
         if self._to_send:
             log.warning("%d lease charge(s) stay in %s for the next start", len(self._to_send), self.journal.path)
+        async with self.journal.lock:
+            self.journal.close()

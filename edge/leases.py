@@ -32,10 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge.auth import Principal
+from edge.charge_journal import Journal
 from edge.clients import ServiceClients, call
 from edge.config import EdgeSettings
 from edge.errors import APIError
-from edge.lease_charges import ChargeSender, Journal
+from edge.lease_charges import ChargeSender
 from edge.settlement import Settlements
 from univence.accounts.v1 import accounts_pb2
 from univence.pricing import Prices, PricingError

@@ -80,9 +80,8 @@ async def redeliver_forever(ready: asyncio.Event, deliver: Callable[[], Awaitabl
         delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
-# The outbox file's tables: the settlements below, and the lease charges not yet delivered
-# (edge.lease_charges). Both are created wherever the file is opened (open_outbox), so either side works
-# with a file the other has not seen yet.
+# The outbox file's tables: the settlements below, and the lease charges an earlier version left
+# undelivered (they are journaled in files of their own now, and taken over from here: edge.charge_journal).
 OUTBOX_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS settlements (
         hold_id TEXT PRIMARY KEY, kind TEXT NOT NULL, request BLOB NOT NULL,

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge import charge_journal
 from tests.edge.priced import PATH, PRICE_MC, add_priced_route
 from tests.edge.test_auth import assert_envelope
 from tests.support.platform import running_platform
@@ -96,8 +97,7 @@ async def test_a_charge_is_on_disk_before_the_answer(tmp_path):
         assert await eventually(lambda: platform.app.state.meter.leases.prices is not None, seconds=10)
         user_id, secret = await platform.user_with_key("durable@example.com", credits_mc=LEASED)
         assert (await http.post(PATH, json={}, headers={"X-API-Key": secret})).status_code == 200
-        with contextlib.closing(sqlite3.connect(tmp_path / "edge-outbox.db")) as db:
-            assert db.execute("SELECT count(*) FROM lease_charges").fetchone()[0] == 1
+        assert len(charge_journal.pending(tmp_path / "edge-outbox.db")) == 1
         assert (await platform.balance(user_id)).balance_mc == LEASED  # not reported yet
     # Shutting the edge down delivered it and returned the lease.
     async with running_platform(tmp_path, credit_leases=False) as platform:

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import random
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -31,6 +30,7 @@ import httpx
 import pytest
 import sqlalchemy
 
+from edge import charge_journal
 from tests.edge.priced import PATH, PRICE_MC
 from tests.support.platform import Platform, free_port, running_platform
 from tests.support.processes import ADMIN_TOKEN, Process, answering, edge_process, killed_at_exit
@@ -162,9 +162,7 @@ async def test_an_edge_killed_holding_a_lease_gives_it_back_within_the_ttl_and_l
         assert (await platform.balance(user_id)).held_mc > 0
         slow.kill()
     killed = time.monotonic()
-    journal = tmp_path / "edge-killed-outbox.db"
-    with contextlib.closing(sqlite3.connect(journal)) as db:
-        assert db.execute("SELECT count(*) FROM lease_charges").fetchone()[0] == 3
+    assert len(charge_journal.pending(tmp_path / "edge-killed-outbox.db")) == 3
     assert await eventually(lambda: settled(platform, user_id), seconds=30)
     assert time.monotonic() - killed < TTL_SECONDS + SWEEP_SECONDS + 2  # with slack for the test's own loop
     assert (await platform.balance(user_id)).balance_mc == 50_000  # the charges are not delivered yet
