@@ -8,7 +8,8 @@ arrival at the edge's middleware, and the client's figures: edge and direct, p50
 
 Read it as a map, not as a figure to report: every mark costs ~1 µs, and the steps' own time in place (caches
 cold after the model's call) is several times what they take in a loop. With --pin-edge the probed edge runs
-alone on the last core, the rest on the others (as edge_overhead.py --pin-edge).
+alone on the last core, the rest on the others (as edge_overhead.py --pin-edge). TIMELINE_PROBE names another
+probe folder (one whose sitecustomize runs this one's and wraps more steps, to look closer at a stretch).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from univence.accounts.v1 import accounts_pb2_grpc
 from univence.image.v1 import image_pb2, image_pb2_grpc
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
 
-PROBE = os.path.join(HERE, "timeline_probe")
+PROBE = os.environ.get("TIMELINE_PROBE") or os.path.join(HERE, "timeline_probe")
 PROMPT = "Write a short story about a lighthouse keeper."
 
 
