@@ -18,7 +18,6 @@ the same way.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import glob
@@ -37,8 +36,8 @@ _CHARGE, _DELIVERED = 1, 2  # payloads: a LeaseCharge; the request ids of delive
 
 
 class Journal:
-    """This process's charges not yet delivered. `put` runs on the event loop's thread (one system call);
-    `delete`, `all` and `close` may run in a thread; `lock` makes them take turns."""
+    """This process's charges not yet delivered. Used from one thread: `all` at start (in a thread, before
+    anything else), then the event loop's (`put` is one system call)."""
 
     def __init__(self, outbox_path: str | Path):
         self.outbox = Path(outbox_path)
@@ -47,7 +46,6 @@ class Journal:
         self._size = 0  # the file's bytes
         self._open()
         self._outstanding: dict[str, accounts_pb2.LeaseCharge] = {}  # by request id
-        self.lock = asyncio.Lock()
 
     def _open(self) -> None:
         self.path = self.outbox.with_name(f"{self.outbox.name}.charges-{secrets.token_hex(8)}.log")

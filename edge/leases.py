@@ -143,7 +143,7 @@ class LeasedHold:
         cost = self.taken_mc if not items else min(self._leases.price(items, self.taken_mc), self.taken_mc)
         LeaseBook.end(self.lease, self.taken_mc - cost, charged=cost > 0)
         if cost:
-            await self._leases.sender.add(accounts_pb2.LeaseCharge(
+            self._leases.sender.add(accounts_pb2.LeaseCharge(
                 hold_id=self.lease.hold.hold_id, request_id=f"lc_{secrets.token_hex(12)}",
                 items=items or self.quoted, max_mc=cost))
 
