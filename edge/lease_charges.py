@@ -3,11 +3,12 @@ answers, then reported to accounts in batches.
 
 A request's charge is appended to the process's journal (edge.charge_journal: one write(2), made by the
 request itself on the event loop's thread) before the request answers. So an edge killed right after
-answering loses no charge: the next start takes over its journal and delivers it. The sender reports what the journal holds to accounts every
-`flush_seconds` (sooner once a batch is full) in one ChargeLeases call, which accounts applies in one
-transaction and idempotently per request id; delivered charges are marked so in the journal. While accounts
-does not take them (unreachable, or failing) the charges stay (in memory and on disk) and are sent again with
-a backoff; only a batch accounts calls malformed (INVALID_ARGUMENT) is dropped, logged.
+answering loses no charge: the next start takes over its journal and delivers it. The sender reports what
+the journal holds to accounts every `flush_seconds` (sooner once a batch is full) in one ChargeLeases call,
+which accounts applies in one transaction and idempotently per request id; delivered charges are marked so
+in the journal. While accounts does not take them (unreachable, or failing) the charges stay (in memory and
+on disk) and are sent again with a backoff; only a batch accounts calls malformed (INVALID_ARGUMENT) is
+dropped, logged.
 """
 
 from __future__ import annotations

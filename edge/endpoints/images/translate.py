@@ -15,6 +15,7 @@ import base64
 import json
 import math
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -293,6 +294,29 @@ def json_bytes(content: dict) -> bytes:
     return json.dumps(content, separators=(",", ":")).encode()
 
 
+def b64_json_answer(created: int, files: Iterable[tuple[bytes, Mapping[str, int]]]) -> bytes:
+    """`{"created", "data": [{"b64_json", **fields}, …]}` exactly as json_bytes writes it, each file's
+    base64 put in as bytes: its alphabet needs no escaping in JSON, and json.dumps scanned every byte of it
+    and copied it twice more (0.17 ms of a 64x64 edit's path in place here; for a 1.5 MB image, 16 ms in a
+    loop, now 4, of which 3.6 are the base64 itself). tests/edge/test_image_answers.py checks it byte for
+    byte against json_bytes."""
+    parts = [b'{"created":%d,"data":[' % created]
+    for index, (data, fields) in enumerate(files):
+        parts += [b',{"b64_json":"' if index else b'{"b64_json":"', base64.b64encode(data), b'"']
+        parts += [b",%s:%d" % (json.dumps(name).encode(), value) for name, value in fields.items()]
+        parts.append(b"}")
+    parts.append(b"]}")
+    return b"".join(parts)  # the one copy of the files' base64
+
+
+async def keep_all(images, outputs: Outputs) -> None:
+    """Every image of a `b64_json` answer kept in media (Outputs.keep: not waited for). One image (the usual
+    answer) is kept without gather's task, which would hand the loop to other work before the answer is
+    made."""
+    keeps = [outputs.keep(im.data, im.mime_type, width=im.width, height=im.height) for im in images]
+    await (keeps[0] if len(keeps) == 1 else asyncio.gather(*keeps))
+
+
 async def image_entries(images, response_format: str, outputs: Outputs) -> list[dict]:
     """Stores every image in media (owner = the caller); the answer's `data` entries, in order. A
     `b64_json` answer carries the images itself, so it does not wait for media (Outputs.keep)."""
@@ -300,18 +324,20 @@ async def image_entries(images, response_format: str, outputs: Outputs) -> list[
         stored = await asyncio.gather(*(outputs.store(im.data, im.mime_type, width=im.width, height=im.height)
                                         for im in images))
         return [{"url": saved.url, "seed": im.seed} for im, saved in zip(images, stored, strict=True)]
-    keeps = [outputs.keep(im.data, im.mime_type, width=im.width, height=im.height) for im in images]
-    # One image (the usual answer) is kept without gather's task, which would hand the loop to other work
-    # before the answer is made.
-    await (keeps[0] if len(keeps) == 1 else asyncio.gather(*keeps))
+    await keep_all(images, outputs)
     return [{"b64_json": base64.b64encode(im.data).decode(), "seed": im.seed} for im in images]
 
 
 def images_answer(item: _Item):
     """The answer of a generation or an edit: `{"created", "data"}`, charged as quoted."""
     async def answer(result: image_pb2.GenerateImagesResponse, outputs: Outputs) -> Answer:
-        data = await image_entries(result.images, item.response_format, outputs)
-        return Answer(json_bytes({"created": int(time.time()), "data": data}), [item.charge])
+        created = int(time.time())
+        if item.response_format == "url":
+            data = await image_entries(result.images, item.response_format, outputs)
+            return Answer(json_bytes({"created": created, "data": data}), [item.charge])
+        await keep_all(result.images, outputs)
+        return Answer(b64_json_answer(created, ((im.data, {"seed": im.seed}) for im in result.images)),
+                      [item.charge])
 
     return answer
 

@@ -14,7 +14,6 @@ the candidate masks of a multimask segmentation are the frames of one animated P
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import struct
@@ -28,7 +27,7 @@ from pydantic import BaseModel
 
 from edge import inputs
 from edge.catalog import Published, PublishedModel, PublishedModels
-from edge.endpoints.images.translate import OUTPUT_FORMATS, json_bytes
+from edge.endpoints.images.translate import OUTPUT_FORMATS, b64_json_answer, json_bytes
 from edge.endpoints.vision.protocol import (
     FRAMES_WITH_OBJECT_HEADER,
     MASK_SCORES_HEADER,
@@ -241,9 +240,9 @@ def plan_upscale(body: UpscaleRequest, published: Published) -> UnaryPlan:
 
     async def answer(result: vision_pb2.UpscaleImageResponse, outputs: Outputs) -> Answer:
         saved = await outputs.store(result.image, result.mime_type, width=result.width, height=result.height)
-        entry = {"url": saved.url} if response_format == "url" else {
-            "b64_json": base64.b64encode(result.image).decode()}
-        content = json_bytes({"created": int(time.time()), "data": [entry]})
+        created = int(time.time())
+        content = json_bytes({"created": created, "data": [{"url": saved.url}]}) if response_format == "url" \
+            else b64_json_answer(created, [(result.image, {})])
         return Answer(content, [charge], headers={MEDIA_ID_HEADER: saved.media_id})
 
     return UnaryPlan(proto, [charge], answer)
