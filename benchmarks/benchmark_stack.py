@@ -8,6 +8,7 @@ so one benchmark run can compare an earlier design with the working tree on the 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -26,6 +27,7 @@ import psutil
 from PIL import Image
 
 from univence import admin
+from univence.accounts.v1 import accounts_pb2 as apb
 
 PLATFORM = ("accounts", "media")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -170,6 +172,25 @@ def _child_pid(supervisor: int, name: str) -> int:
         if child.cmdline()[-2:] == ["serve", name]:
             return child.pid
     raise SystemExit(f"no {name} process under the stack's supervisor")
+
+
+async def user_with_key(accounts, email: str, *, premium: bool = False, credits_mc: int = 0) -> tuple[str, str]:
+    """A new user of the stack (`accounts`: an AccountsService stub), premium or not and granted `credits_mc`,
+    and the secret of an API key of theirs: (user id, secret)."""
+    user = (await accounts.CreateUser(apb.CreateUserRequest(email=email, premium=premium), metadata=ADMIN)).user
+    if credits_mc:
+        await accounts.GrantCredits(apb.GrantCreditsRequest(user=user.user_id, amount_mc=credits_mc), metadata=ADMIN)
+    secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
+    return user.user_id, secret
+
+
+def edit_request(side: int = 64) -> tuple[bytes, dict]:
+    """The picture the benchmarks edit, and the priced edit of it they send the edge (JSON, b64_json
+    answer): (PNG bytes, body). Its direct twin is EditImagesRequest(model=EDIT_MODEL, prompt=body["prompt"],
+    input_images=[picture], width=side, height=side, num_inference_steps=1, seed=1, n=1)."""
+    picture = png(side)
+    return picture, {"model": EDIT_MODEL, "prompt": "make it red", "input_images": [base64.b64encode(picture).decode()],
+                     "width": side, "height": side, "num_steps": 1, "seed": 1, "response_format": "b64_json"}
 
 
 def png(side: int) -> bytes:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import statistics
 import time
@@ -26,10 +25,9 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 import psutil
-from benchmark_stack import ADMIN, EDIT_MODEL, png, running_stack, side_edge
+from benchmark_stack import edit_request, running_stack, side_edge, user_with_key
 from lean_http import HTTPStatusError, LeanClient, has_text
 
-from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
 
@@ -42,40 +40,31 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
             grpc.aio.insecure_channel(f"127.0.0.1:{ports['media']}") as media_channel:
         accounts = accounts_pb2_grpc.AccountsServiceStub(accounts_channel)
         media = media_pb2_grpc.MediaServiceStub(media_channel)
-        premium = (await accounts.CreateUser(apb.CreateUserRequest(email="ab@example.com", premium=True),
-                                             metadata=ADMIN)).user
-        payer = (await accounts.CreateUser(apb.CreateUserRequest(email="payer@example.com"), metadata=ADMIN)).user
-        await accounts.GrantCredits(apb.GrantCreditsRequest(user=payer.user_id, amount_mc=10**12), metadata=ADMIN)
-        keys = {}
-        for user in (premium, payer):
-            keys[user.user_id] = {"X-API-Key": (await accounts.CreateApiKey(
-                apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret}
-        picture = png(64)
+        premium_id, premium = await user_with_key(accounts, "ab@example.com", premium=True)
+        _, payer = await user_with_key(accounts, "payer@example.com", credits_mc=10**12)
+        picture, edit = edit_request()
         media_id = (await media.CreateMedia(media_pb2.CreateMediaRequest(
-            owner_id=premium.user_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png",
+            owner_id=premium_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png",
             data=picture))).media.media_id
-    edit = {"model": EDIT_MODEL, "prompt": "make it red", "width": 64, "height": 64,
-            "input_images": [base64.b64encode(picture).decode()], "num_steps": 1, "seed": 1,
-            "response_format": "b64_json"}
     chat = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": "Write a short story."}],
             "stream": True, "max_tokens": args.max_tokens, "temperature": 0}
 
     def rows(client: LeanClient) -> dict[str, Callable[[], Awaitable[object]]]:
         async def stream() -> None:
-            async for _ in client.events("/v1/chat/completions", keys[premium.user_id], chat):
+            async for _ in client.events("/v1/chat/completions", {"X-API-Key": premium}, chat):
                 pass
 
         async def first_token() -> float:
             """The whole stream, timed to its first event with text (the latency `ttft` reports)."""
             started, first = time.perf_counter(), None
-            async for data in client.events("/v1/chat/completions", keys[premium.user_id], chat):
+            async for data in client.events("/v1/chat/completions", {"X-API-Key": premium}, chat):
                 if first is None and data.startswith(b"{") and has_text(json.loads(data)):
                     first = time.perf_counter() - started
             return first if first is not None else time.perf_counter() - started
 
-        return {"models": lambda: client.request("GET", "/v1/models", keys[premium.user_id]),
+        return {"models": lambda: client.request("GET", "/v1/models", {"X-API-Key": premium}),
                 "media": lambda: client.request("GET", f"/v1/media/{media_id}"),
-                "edit": lambda: client.request("POST", "/v1/images/edits", keys[payer.user_id], json_body=edit),
+                "edit": lambda: client.request("POST", "/v1/images/edits", {"X-API-Key": payer}, json_body=edit),
                 "chat": stream, "ttft": first_token}
 
     clients = {name: LeanClient(edge["port"]) for name, edge in edges.items()}

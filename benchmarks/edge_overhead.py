@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import statistics
 import time
@@ -44,7 +43,7 @@ from dataclasses import dataclass
 import grpc
 import httpx
 import psutil
-from benchmark_stack import ADMIN, EDIT_MODEL, floor_proxy, pin_edge, png, running_stack
+from benchmark_stack import ADMIN, EDIT_MODEL, edit_request, floor_proxy, pin_edge, running_stack, user_with_key
 from lean_http import LeanClient, has_text
 
 from edge.config import EdgeSettings
@@ -169,24 +168,17 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
         lean, floor_lean = LeanClient(ports["edge"]), LeanClient(floor["port"])
         client = HttpxClient(http) if args.client == "httpx" else LeanHTTP(lean)
         floor_client = LeanHTTP(floor_lean)
-        user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com", premium=True),
-                                          metadata=ADMIN)).user
-        secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
+        user_id, secret = await user_with_key(accounts, "bench@example.com", premium=True)
         # The image edit is priced for a user without premium (premium work is free): its requests are
         # metered (credit leases, or a hold each) and charged; chat is premium-only (and free for them).
-        payer = (await accounts.CreateUser(apb.CreateUserRequest(email="payer@example.com"), metadata=ADMIN)).user
-        payer_secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=payer.user_id),
-                                                    metadata=ADMIN)).secret
-        await accounts.GrantCredits(apb.GrantCreditsRequest(user=payer.user_id, amount_mc=10**12), metadata=ADMIN)
+        payer_id, payer_secret = await user_with_key(accounts, "payer@example.com", credits_mc=10**12)
         payer_headers = {"X-API-Key": payer_secret}
         edits_answered = 0
-        picture = png(64)
+        picture, edit = edit_request()
         media_id = (await media.CreateMedia(media_pb2.CreateMediaRequest(
-            owner_id=user.user_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png",
+            owner_id=user_id, kind=media_pb2.MEDIA_KIND_IMAGE, mime_type="image/png",
             data=picture))).media.media_id
         headers = {"X-API-Key": secret}
-        edit = {"model": EDIT_MODEL, "prompt": "make it red", "input_images": [base64.b64encode(picture).decode()],
-                "width": 64, "height": 64, "num_steps": 1, "seed": 1, "response_format": "b64_json"}
         prompt = "Write a short story about a lighthouse keeper."
         processes = {"edge": psutil.Process(ports["edge_pid"]), "floor": psutil.Process(floor["pid"])}
         streams = {"direct": Streams(), "edge": Streams(processes["edge"]), "floor": Streams(processes["floor"])}
@@ -214,7 +206,7 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
             await floor_client.get(f"/v1/media/{media_id}", {})
 
         async def direct_metering() -> None:
-            hold = (await accounts.Reserve(apb.ReserveRequest(user_id=payer.user_id, items=[
+            hold = (await accounts.Reserve(apb.ReserveRequest(user_id=payer_id, items=[
                 apb.ChargeItem(operation=apb.OPERATION_IMAGE_EDIT, model=EDIT_MODEL)]))).hold
             await accounts.Release(apb.ReleaseRequest(hold_id=hold.hold_id))
 
@@ -302,7 +294,7 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
                         figures[f"{path}_cpu_us_per_chunk"] = cpu * 1e6 / max(streams[path].chunks, 1)
                 results[name][concurrency] = figures
         if any(name.startswith("image edit") for name in results):
-            await check_charged(accounts, payer.user_id, edits_answered)
+            await check_charged(accounts, payer_id, edits_answered)
         if not args.only:
             results["accounts Reserve + Release (gRPC)"] = {c: await measure(
                 {"direct": direct_metering}, args.requests, c, warmup=20) for c in CONCURRENCIES}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -28,10 +27,9 @@ from collections.abc import Iterator
 
 import grpc
 import psutil
-from benchmark_stack import ADMIN, EDIT_MODEL, HERE, pin_edge, png, running_stack, side_edge
+from benchmark_stack import EDIT_MODEL, HERE, edit_request, pin_edge, running_stack, side_edge, user_with_key
 from lean_http import LeanClient, has_text
 
-from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.image.v1 import image_pb2, image_pb2_grpc
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
@@ -43,17 +41,10 @@ PROMPT = "Write a short story about a lighthouse keeper."
 async def run(ports: dict[str, int], side: dict[str, int], requests: int, out: str) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['accounts']}") as channel:
         accounts = accounts_pb2_grpc.AccountsServiceStub(channel)
-        premium = (await accounts.CreateUser(apb.CreateUserRequest(email="p@example.com", premium=True),
-                                             metadata=ADMIN)).user
-        payer = (await accounts.CreateUser(apb.CreateUserRequest(email="payer@example.com"), metadata=ADMIN)).user
-        await accounts.GrantCredits(apb.GrantCreditsRequest(user=payer.user_id, amount_mc=10**12), metadata=ADMIN)
-        keys = {}
-        for user in (premium, payer):
-            secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
-            keys[user.user_id] = {"X-API-Key": secret}
-    picture = png(64)
-    edit = {"model": EDIT_MODEL, "prompt": "make it red", "input_images": [base64.b64encode(picture).decode()],
-            "width": 64, "height": 64, "num_steps": 1, "seed": 1, "response_format": "b64_json"}
+        _, premium = await user_with_key(accounts, "p@example.com", premium=True)
+        # The edit is priced for a user without premium (premium work is free), so it is metered.
+        _, payer = await user_with_key(accounts, "payer@example.com", credits_mc=10**12)
+    picture, edit = edit_request()
     chat = {"model": "x", "messages": [{"role": "user", "content": PROMPT}], "stream": True, "max_tokens": 8,
             "temperature": 0}
     client = LeanClient(side["port"])
@@ -64,12 +55,12 @@ async def run(ports: dict[str, int], side: dict[str, int], requests: int, out: s
 
     async def edge_edit() -> float:
         started = time.perf_counter()
-        await client.request("POST", "/v1/images/edits", keys[payer.user_id], json_body=edit)
+        await client.request("POST", "/v1/images/edits", {"X-API-Key": payer}, json_body=edit)
         return time.perf_counter() - started
 
     async def direct_edit() -> float:
         started = time.perf_counter()
-        await image.EditImages(image_pb2.EditImagesRequest(model=EDIT_MODEL, prompt="make it red", n=1, seed=1,
+        await image.EditImages(image_pb2.EditImagesRequest(model=EDIT_MODEL, prompt=edit["prompt"], n=1, seed=1,
                                                            input_images=[picture], width=64, height=64,
                                                            num_inference_steps=1))
         return time.perf_counter() - started
@@ -77,7 +68,7 @@ async def run(ports: dict[str, int], side: dict[str, int], requests: int, out: s
     async def edge_chat() -> float:
         started = time.perf_counter()
         first = None
-        async for data in client.events("/v1/chat/completions", keys[premium.user_id], chat):
+        async for data in client.events("/v1/chat/completions", {"X-API-Key": premium}, chat):
             if first is None and data != b"[DONE]" and has_text(json.loads(data)):
                 first = time.perf_counter() - started
         return first

@@ -44,9 +44,8 @@ from dataclasses import dataclass
 
 import grpc
 import httpx
-from benchmark_stack import ADMIN, running_stack
+from benchmark_stack import running_stack, user_with_key
 
-from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.llm.v1 import llm_pb2, llm_pb2_grpc
 
@@ -120,9 +119,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['edge']}", timeout=600,
                               limits=httpx.Limits(max_keepalive_connections=16)) as http:
         accounts = accounts_pb2_grpc.AccountsServiceStub(accounts_channel)
-        user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com", premium=True),
-                                          metadata=ADMIN)).user
-        secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
+        _, secret = await user_with_key(accounts, "bench@example.com", premium=True)
         chat = llm_pb2_grpc.ChatServiceStub(llm_channel)
 
         async def via_grpc(i: int) -> Sample:

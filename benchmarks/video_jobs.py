@@ -25,10 +25,9 @@ import time
 
 import grpc
 import httpx
-from benchmark_stack import ADMIN, running_stack
+from benchmark_stack import running_stack, user_with_key
 from PIL import Image
 
-from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.video.v1 import video_pb2, video_pb2_grpc
 
@@ -81,9 +80,7 @@ async def run(args: argparse.Namespace, ports: dict[str, int]) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['accounts']}") as accounts_channel, \
             grpc.aio.insecure_channel(f"127.0.0.1:{ports['video']}") as video_channel:
         accounts = accounts_pb2_grpc.AccountsServiceStub(accounts_channel)
-        user = (await accounts.CreateUser(apb.CreateUserRequest(email="bench@example.com"), metadata=ADMIN)).user
-        secret = (await accounts.CreateApiKey(apb.CreateApiKeyRequest(user=user.user_id), metadata=ADMIN)).secret
-        await accounts.GrantCredits(apb.GrantCreditsRequest(user=user.user_id, amount_mc=10**9), metadata=ADMIN)
+        _, secret = await user_with_key(accounts, "bench@example.com", credits_mc=10**9)
         stub = video_pb2_grpc.VideoServiceStub(video_channel)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['edge']}", timeout=600,
                                      headers={"X-API-Key": secret}) as http:

@@ -87,7 +87,7 @@ class Journal:
         """What processes that are gone (and the outbox's table, from an earlier version) left undelivered,
         now in this process's file, oldest first. Called once, at start."""
         left: list[accounts_pb2.LeaseCharge] = []
-        for path in sorted(self.outbox.parent.glob(f"{glob.escape(self.outbox.name)}.charges-*.log")):
+        for path in _files(self.outbox):
             if path != self.path:
                 left += self._take_over(path)
         left += self._take_over_table()
@@ -162,9 +162,12 @@ def outstanding(log: bytes) -> list[accounts_pb2.LeaseCharge]:
 def pending(outbox_path: str | Path) -> list[accounts_pb2.LeaseCharge]:
     """Every charge the journal files beside this outbox hold undelivered, of live processes too (read
     without their locks: for operators and tests; a process delivers only what it took over)."""
-    outbox = Path(outbox_path)
-    return [charge for path in sorted(outbox.parent.glob(f"{glob.escape(outbox.name)}.charges-*.log"))
-            for charge in outstanding(path.read_bytes())]
+    return [charge for path in _files(Path(outbox_path)) for charge in outstanding(path.read_bytes())]
+
+
+def _files(outbox: Path) -> list[Path]:
+    """The journal files beside `outbox` (`_open` names them), of every process, in name order."""
+    return sorted(outbox.parent.glob(f"{glob.escape(outbox.name)}.charges-*.log"))
 
 
 def _record(kind: int, payload: bytes) -> bytes:

@@ -112,7 +112,7 @@ class ChargeSender:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        with contextlib.suppress(TimeoutError, OSError):
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.send_once(), timeout)
         if self._to_send:
             log.warning("%d lease charge(s) stay in %s for the next start", len(self._to_send), self.journal.path)

@@ -4,6 +4,7 @@ starts and ends (time.perf_counter, in memory). SIGUSR1 writes the marks to $TIM
 Nothing of the edge's code is changed: the steps are wrapped where they are looked up at call time."""
 
 import functools
+import inspect
 import os
 import signal
 import time
@@ -25,7 +26,7 @@ def dump(*_) -> None:
 
 def around(owner, name: str, before: str, after: str) -> None:
     original = getattr(owner, name)
-    if _is_async(original):
+    if inspect.iscoroutinefunction(original):
         @functools.wraps(original)
         async def wrapped(*args, **kwargs):
             mark(before)
@@ -40,11 +41,6 @@ def around(owner, name: str, before: str, after: str) -> None:
             mark(after)
             return result
     setattr(owner, name, wrapped)
-
-
-def _is_async(function) -> bool:
-    import inspect
-    return inspect.iscoroutinefunction(function)
 
 
 def install() -> None:
