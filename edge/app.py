@@ -30,6 +30,7 @@ from edge.endpoints.videos.router import router as videos
 from edge.endpoints.vision.router import router as vision
 from edge.errors import ErrorResponse, error_responses, install_error_handlers
 from edge.jobs import JobRunner
+from edge.lane import RouteLane
 from edge.leases import Leases
 from edge.metering import Meter
 from edge.middleware import EdgeMiddleware
@@ -160,7 +161,10 @@ def create_app(settings: EdgeSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(MediaLane, route=GET_MEDIA_ROUTE)  # inside EdgeMiddleware: the media GET below FastAPI
+    # Inside EdgeMiddleware, below FastAPI: the media GET, and the lean routes at fixed paths of the routers
+    # just included (at the root, with no dependencies of the inclusion's own: edge.lane).
+    app.add_middleware(RouteLane, routers=ROUTERS)
+    app.add_middleware(MediaLane, route=GET_MEDIA_ROUTE)
     app.add_middleware(EdgeMiddleware, settings=settings)
     app.openapi = lambda: api_document(app, settings)  # type: ignore[method-assign]
     return app

@@ -63,8 +63,8 @@ class LeanRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         solved = super().get_route_handler()  # FastAPI's: the fallback, and the reference
         route = _as_included(self)
-        calls = _plan(route.dependant)
-        if calls is None:
+        lean = lean_handler(route.dependant)
+        if lean is None:
             return solved
         self.lean = True
         provider = route.dependency_overrides_provider
@@ -72,17 +72,32 @@ class LeanRoute(APIRoute):
         async def handler(request: Request) -> Response:
             if provider is not None and getattr(provider, "dependency_overrides", None):
                 return await solved(request)
-            arguments = _arguments(calls, request)
-            if arguments is None:  # a value FastAPI must judge: its handler answers
-                return await solved(request)
-            results: list[Any] = []
-            for index, call in enumerate(calls):
-                values = arguments[index]
-                values.update((name, results[given]) for name, given in call.results)
-                results.append(await call.call(**values))
-            return results[-1]
+            response = await lean(request)
+            return response if response is not None else await solved(request)
 
         return handler
+
+
+def lean_handler(endpoint: Dependant) -> Callable[[Request], Awaitable[Response | None]] | None:
+    """The plan's handler for an endpoint's tree (None: the tree needs FastAPI's solver). The handler
+    answers None, having called nothing, for a request whose values FastAPI must judge. LeanRoute and
+    edge.lane.RouteLane run it; dependency overrides are theirs to honour."""
+    calls = _plan(endpoint)
+    if calls is None:
+        return None
+
+    async def handler(request: Request) -> Response | None:
+        arguments = _arguments(calls, request)
+        if arguments is None:  # a value FastAPI must judge
+            return None
+        results: list[Any] = []
+        for index, call in enumerate(calls):
+            values = arguments[index]
+            values.update((name, results[given]) for name, given in call.results)
+            results.append(await call.call(**values))
+        return results[-1]
+
+    return handler
 
 
 def _as_included(route: APIRoute) -> Any:

@@ -46,7 +46,7 @@ def around(owner, name: str, before: str, after: str) -> None:
 def install() -> None:
     import starlette.routing
 
-    from edge import http_protocol, lease_charges, metering, middleware, outputs, serving
+    from edge import http_protocol, lane, lease_charges, metering, middleware, outputs, serving
     from edge.endpoints.chat import translate as chat
     from edge.endpoints.images import translate as images
 
@@ -66,7 +66,13 @@ def install() -> None:
     async def route(self, scope, receive, send):
         mark("router")
         await router_call(self, scope, receive, send)
-    starlette.routing.Router.__call__ = route
+    starlette.routing.Router.__call__ = route  # the requests FastAPI routes
+    serve = lane._serve
+
+    async def served(*args):
+        mark("lane")  # the requests edge.lane answers
+        return await serve(*args)
+    lane._serve = served
 
     around(images, "read_edit", "read_body", "body_read")
     around(images, "plan_edit", "plan", "planned")

@@ -113,12 +113,15 @@ REQUESTS = [  # (method, url, headers, body)
 ]
 
 
-async def answers(app: FastAPI) -> list[tuple[int, str, str | None]]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+async def answers(app: FastAPI, requests: list[tuple[str, str, dict[str, str], bytes]] = REQUESTS
+                  ) -> list[tuple[int, str, list[tuple[str, str]]]]:
+    """Each request's status, body and headers (an exception the app does not handle is its 500)."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         out = []
-        for method, url, headers, body in REQUESTS:
+        for method, url, headers, body in requests:
             response = await http.request(method, url, headers=headers, content=body)
-            out.append((response.status_code, response.text, response.headers.get("content-type")))
+            out.append((response.status_code, response.text, sorted(response.headers.multi_items())))
         return out
 
 
