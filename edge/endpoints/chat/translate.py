@@ -108,7 +108,7 @@ def parse_request(body: Any, limits: ChatLimits
     if request.top_logprobs and not request.logprobs:
         raise APIError(400, "top_logprobs needs logprobs set to true", param="top_logprobs")
     check_limits(request, messages, limits)
-    if response_format.json_schema:
+    if response_format is not None and response_format.json_schema:
         check_schema_depth(body["response_format"]["json_schema"]["schema"], "response_format.json_schema.schema",
                            limits.max_schema_depth)
     for i, tool in enumerate(request.tools or []):
@@ -122,13 +122,16 @@ def parse_request(body: Any, limits: ChatLimits
         raise APIError(400, "stream_options is only allowed when stream is true", param="stream_options")
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     kind = llm_pb2.StreamChatCompletionRequest if stream else llm_pb2.CreateChatCompletionRequest
-    grpc_request = kind(
-        messages=messages, model=request.model or "", stop=stop, n=request.n or 1, user=request.user or "",
-        response_format=response_format, include_usage=stream, logprobs=bool(request.logprobs),
-        top_logprobs=request.top_logprobs or 0, tools=[llm_pb2.Tool(
-            name=t.function.name, description=t.function.description or "",
-            parameters=json.dumps(t.function.parameters) if t.function.parameters is not None else "")
-            for t in request.tools or []], tool_choice=_tool_choice(request.tool_choice))
+    # Only the fields the request sets are given: each default passed (an empty message, list or string) is
+    # copied into the request for nothing, ~4 µs of the plan in a loop and several times that in place.
+    given = {"model": request.model, "stop": stop, "user": request.user, "logprobs": request.logprobs,
+             "top_logprobs": request.top_logprobs, "response_format": response_format,
+             "tools": [llm_pb2.Tool(name=t.function.name, description=t.function.description or "",
+                                    parameters=json.dumps(t.function.parameters)
+                                    if t.function.parameters is not None else "") for t in request.tools or []],
+             "tool_choice": _tool_choice(request.tool_choice)}
+    grpc_request = kind(messages=messages, n=request.n or 1, include_usage=stream,
+                        **{name: value for name, value in given.items() if value})
     if request.parallel_tool_calls is not None:
         grpc_request.parallel_tool_calls = request.parallel_tool_calls
     for field in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
@@ -186,9 +189,9 @@ def check_schema_depth(schema: dict, param: str, max_depth: float) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def _tool_choice(choice: str | NamedToolChoice | None) -> llm_pb2.ToolChoice:
+def _tool_choice(choice: str | NamedToolChoice | None) -> llm_pb2.ToolChoice | None:
     if choice is None:
-        return llm_pb2.ToolChoice()
+        return None
     if isinstance(choice, str):
         return llm_pb2.ToolChoice(mode=TOOL_CHOICES[choice])
     return llm_pb2.ToolChoice(mode=llm_pb2.TOOL_CHOICE_MODE_FUNCTION, function_name=choice.function.name)
@@ -229,11 +232,11 @@ def parse_message(message: Any, i: int) -> llm_pb2.ChatMessage:
     if name is not None and not isinstance(name, str):
         raise APIError(400, f"{where}.name must be a string", param=f"{where}.name")
     content = message.get("content")
-    parts: list[llm_pb2.ContentPart] = []
+    parsed = llm_pb2.ChatMessage(role=ROLES[role])  # filled in place: a message or list given is copied
     if isinstance(content, str):
-        parts.append(llm_pb2.ContentPart(text=content))
+        parsed.content.add(text=content)
     elif isinstance(content, list):
-        parts = [parse_part(part, f"{where}.content[{j}]") for j, part in enumerate(content)]
+        parsed.content.extend([parse_part(part, f"{where}.content[{j}]") for j, part in enumerate(content)])
     elif content is None:
         if role != "assistant":
             raise APIError(400, f"{where}.content is required for {role} messages", param=f"{where}.content",
@@ -247,8 +250,14 @@ def parse_message(message: Any, i: int) -> llm_pb2.ChatMessage:
     if role == "tool" and not isinstance(tool_call_id, str):
         raise APIError(400, f"{where}.tool_call_id is required for tool messages (the id of the call it answers)",
                        param=f"{where}.tool_call_id", code="missing_required_parameter")
-    return llm_pb2.ChatMessage(role=ROLES[role], content=parts, name=name or "", tool_call_id=tool_call_id or "",
-                               tool_calls=parse_tool_calls(message.get("tool_calls"), where))
+    if name:
+        parsed.name = name
+    if tool_call_id:
+        parsed.tool_call_id = tool_call_id
+    calls = parse_tool_calls(message.get("tool_calls"), where)
+    if calls:
+        parsed.tool_calls.extend(calls)
+    return parsed
 
 
 def parse_tool_calls(calls: Any, where: str) -> list[llm_pb2.ToolCall]:
@@ -318,9 +327,9 @@ def parse_image_url(url: str, param: str, detail: str = "") -> llm_pb2.ImageInpu
     return llm_pb2.ImageInput(data=data, mime_type=mime, detail=detail)
 
 
-def parse_response_format(value: Any) -> llm_pb2.ResponseFormat:
+def parse_response_format(value: Any) -> llm_pb2.ResponseFormat | None:
     if value is None:
-        return llm_pb2.ResponseFormat()
+        return None
     if not isinstance(value, dict):
         raise APIError(400, "response_format must be an object with a type", param="response_format")
     kind = value.get("type")
