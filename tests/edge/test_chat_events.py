@@ -48,6 +48,21 @@ def test_text_events_are_what_the_general_path_makes(include_usage):
         assert ("usage" in payload) is include_usage
 
 
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("first", [llm_pb2.ChoiceDelta(index=0), llm_pb2.ChoiceDelta(index=0, content="Hi"),
+                                   llm_pb2.ChoiceDelta(index=2, content="\"ü\\"),
+                                   llm_pb2.ChoiceDelta(index=0, finish_reason=llm_pb2.FINISH_REASON_LENGTH),
+                                   llm_pb2.ChoiceDelta(index=0, reasoning_content="hm")])
+def test_the_first_event_is_what_the_general_path_makes(first, include_usage):
+    writer = ChunkWriter(include_usage)
+    message = chunk(first, model="m\"odel/ü")
+    expected = general(writer, message)
+    assert writer.event(message) == expected and writer.started
+    assert json.loads(expected.removeprefix(b"data: "))["choices"][0]["delta"]["role"] == "assistant"
+    text = chunk(llm_pb2.ChoiceDelta(index=0, content="next"))
+    assert writer.event(text) == general(writer, text)  # and the next is a text event as before
+
+
 def test_chunks_that_carry_more_than_text_take_the_general_path():
     writer = ChunkWriter(include_usage=True)
     writer.event(chunk(llm_pb2.ChoiceDelta(index=0)))

@@ -398,9 +398,10 @@ class ChunkWriter:
     only when the client asked for it. A failure mid-stream is an `error` event; a complete stream
     ends with `data: [DONE]`.
 
-    Most events of a stream are one choice's next piece of text: those are made from bytes kept for the
-    stream (its id, created, model) and the text's JSON, with no dict per event (`_text_event`, checked
-    against the general path, `_event`, by tests/edge/test_chat_events.py)."""
+    Most events of a stream are one choice's next piece of text: those, and a first event that only gives
+    the role, are made from bytes kept for the stream (its id, created, model) and the text's JSON, with no
+    dict per event (`_text_event`, checked against the general path, `_event`, by
+    tests/edge/test_chat_events.py)."""
 
     media_type = "text/event-stream"
 
@@ -413,22 +414,27 @@ class ChunkWriter:
         self._suffix = b'},"logprobs":null,"finish_reason":null}]' + usage + b"}\n\n"
 
     def event(self, chunk: llm_pb2.StreamChatCompletionResponse) -> bytes | None:
-        if self.started and len(chunk.choices) == 1:
+        if len(chunk.choices) == 1:
             delta = chunk.choices[0]
-            if delta.content and not (delta.reasoning_content or delta.tool_calls or delta.logprobs
-                                      or delta.finish_reason):
-                return self._text_event(chunk, delta)
+            if not (delta.reasoning_content or delta.tool_calls or delta.logprobs or delta.finish_reason):
+                if not self.started:  # the stream's first event: the role, and the text if any
+                    self.started = True
+                    return self._text_event(chunk, delta, b'"role":"assistant",')
+                if delta.content:
+                    return self._text_event(chunk, delta)
         return self._event(chunk)
 
-    def _text_event(self, chunk: llm_pb2.StreamChatCompletionResponse, delta: llm_pb2.ChoiceDelta) -> bytes:
-        """The event of a delta that only carries text: what `_event` makes of it, from kept bytes."""
+    def _text_event(self, chunk: llm_pb2.StreamChatCompletionResponse, delta: llm_pb2.ChoiceDelta,
+                    role: bytes = b"") -> bytes:
+        """The event of a delta that only carries text (and the role, in the first): what `_event` makes
+        of it, from kept bytes."""
         head = (chunk.id, chunk.created, chunk.model)
         if head != self._head:
             self._head = head
             self._prefix = (b'data: {"id":' + _JSON.encode(chunk.id).encode() + b',"object":"chat.completion.chunk"'
                             b',"created":' + str(chunk.created).encode() + b',"model":'
                             + _JSON.encode(chunk.model).encode() + b',"choices":[{"index":')
-        return (self._prefix + str(delta.index).encode() + b',"delta":{"content":'
+        return (self._prefix + str(delta.index).encode() + b',"delta":{' + role + b'"content":'
                 + _JSON.encode(delta.content).encode() + self._suffix)
 
     def _event(self, chunk: llm_pb2.StreamChatCompletionResponse) -> bytes | None:
