@@ -47,6 +47,7 @@ def install() -> None:
     import starlette.routing
 
     from edge import http_protocol, lane, lease_charges, metering, middleware, outputs, serving
+    from edge.endpoints.chat import router as chat_router
     from edge.endpoints.chat import translate as chat
     from edge.endpoints.images import translate as images
 
@@ -76,7 +77,7 @@ def install() -> None:
 
     around(images, "read_edit", "read_body", "body_read")
     around(images, "plan_edit", "plan", "planned")
-    around(chat, "read_json", "read_body", "body_read")
+    around(chat_router, "read_json_object", "read_body", "body_read")
     around(chat, "plan_completion", "plan", "planned")
     around(serving.Serving, "mark_profile", "profile", "profiled")
     around(serving.Serving, "_admit", "admit", "admitted")

@@ -213,19 +213,21 @@ async def test_a_405_names_the_allowed_methods(http):
 
 async def test_the_document_states_the_bounds_the_api_enforces(http):
     document = (await http.get("/openapi.json")).json()
-    schemas = document["components"]["schemas"]
 
     def non_null(schema):
         return next(member for member in schema.get("anyOf", [schema]) if member.get("type") != "null")
 
-    generation = schemas["ImageGenerationRequest"]["properties"]
+    def body(path):  # the endpoints read their JSON bodies themselves (edge.inputs.json_body documents them)
+        return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+    generation = body("/v1/images/generations")
     assert generation["prompt"]["minLength"] == 1
     assert (non_null(generation["n"])["minimum"], non_null(generation["n"])["maximum"]) == (1, 4)
-    batch = schemas["BatchGenerationRequest"]["properties"]["requests"]
+    batch = body("/v1/images/generations/batch")["requests"]
     assert (batch["minItems"], batch["maxItems"]) == (1, 5)
-    chat = document["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]
-    assert chat["schema"]["properties"]["messages"]["minItems"] == 1
-    assert schemas["UpscaleRequest"]["properties"]["image"]["minLength"] == 1
+    assert batch["items"]["properties"]["prompt"]["minLength"] == 1
+    assert body("/v1/chat/completions")["messages"]["minItems"] == 1
+    assert body("/v1/images/upscale")["image"]["minLength"] == 1
     edit = document["paths"]["/v1/images/edits"]["post"]["requestBody"]["content"]
     assert non_null(edit["application/json"]["schema"]["properties"]["input_images"])["minItems"] == 1
     assert edit["application/json"]["schema"]["properties"]["prompt"]["minLength"] == 1
@@ -253,3 +255,42 @@ async def test_the_openapi_sections_are_declared_in_reading_order(http):
     used = {tag for _, _, operation in _operations(document) for tag in operation.get("tags", [])}
     assert [tag["name"] for tag in document["tags"]] == [tag["name"] for tag in TAGS]
     assert used == {tag["name"] for tag in TAGS}
+
+
+# (POST /v1/images/edits reads its JSON alike, once the image service has said how large its images may be.)
+JSON_BODIES = ["/v1/images/generations", "/v1/images/generations/batch", "/v1/images/upscale", "/v1/chat/completions"]
+
+
+@pytest.mark.parametrize("path", JSON_BODIES)
+async def test_json_bodies_are_read_alike_by_every_endpoint(platform, http, path):
+    """The endpoints that read their own JSON bodies (edge.inputs.read_json_object, json_model) refuse a broken one
+    with the same envelope, after authentication, whatever the endpoint."""
+    _, secret = await platform.user_with_key(f"json{JSON_BODIES.index(path)}@example.com")
+    json_type = {"Content-Type": "application/json"}
+    assert_envelope(await http.post(path, content=b"{broken", headers=json_type), 401, "authentication_error")
+    headers = {"X-API-Key": secret, **json_type}
+    broken = "The request body is not valid JSON"
+    not_object = "The request body must be a JSON object"
+    cases = [(b"", f"{broken} (Expecting value at character 0)"),
+             (b'{"a": 1,,}', f"{broken} (Expecting property name enclosed in double quotes at character 8)"),
+             (b'{"prompt": "\xff"}', f"{broken} (it is not UTF-8 text)"),
+             (b"[1, 2]", not_object), (b"null", not_object)]
+    for content, message in cases:
+        error = assert_envelope(await http.post(path, content=content, headers=headers), 400, "invalid_request_error")
+        assert error["code"] == "invalid_json" and error["param"] is None, (content, error)
+        assert error["message"] == message, (content, error)
+
+
+@pytest.mark.parametrize("path", JSON_BODIES[:3])
+async def test_a_json_body_labelled_otherwise_is_refused_and_an_unlabelled_one_read(platform, http, path):
+    _, secret = await platform.user_with_key(f"label{JSON_BODIES.index(path)}@example.com")
+    key = {"X-API-Key": secret}
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    refused = await http.post(path, content=b"prompt=a+fox", headers={**key, **form})
+    error = assert_envelope(refused, 400, "invalid_request_error")
+    assert error["code"] == "unsupported_media_type"
+    assert error["message"] == "send the request body as application/json, not application/x-www-form-urlencoded"
+    # No label (or text/plain) is read as JSON, as chat reads it: here its fields are checked.
+    for label in ({}, {"Content-Type": "text/plain"}):
+        response = await http.post(path, content=b"{}", headers={**key, **label})
+        assert assert_envelope(response, 400, "invalid_request_error")["param"] in ("prompt", "requests", "image")

@@ -9,50 +9,29 @@ as premium, without an Idempotency-Key, the generation starts while the hold is 
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from edge.endpoints.chat import translate
 from edge.endpoints.chat.protocol import ChatCompletion, ChatCompletionRequest
 from edge.endpoints.chat.translate import LLM
 from edge.errors import COMMON_ERRORS, error_responses
+from edge.inputs import json_body, read_json_object
 from edge.routing import LeanRoute
 from edge.serving import Serve, StreamPlan
 
 router = APIRouter(tags=["chat"], route_class=LeanRoute, responses=COMMON_ERRORS)
 
 
-def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """The request model's JSON schema with its $defs inlined (the route reads the body itself, so the
-    schema is given to OpenAPI by hand)."""
-    defs = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    return resolve(schema)
-
-
-REQUEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": _inline_refs(ChatCompletionRequest.model_json_schema(by_alias=True))}}}}
 SSE_RESPONSE = {"description": "A completion, or with `stream: true` a `text/event-stream` of "
                                "`chat.completion.chunk` events ending with `data: [DONE]`",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}}}
 
 
 @router.post("/v1/chat/completions", summary="Chat completion with vision (premium only)",
-             response_model=ChatCompletion, openapi_extra=REQUEST_BODY,
+             response_model=ChatCompletion, openapi_extra=json_body(ChatCompletionRequest),
              responses={200: SSE_RESPONSE, **error_responses(400, 401, 403, 413, 429, 500, 503)})
 async def create_chat_completion(request: Request, serve: Serve) -> Response:
-    body = translate.read_json(await request.body())
+    body = read_json_object(await request.body())
     plan = translate.plan_completion(body, await serve.published(LLM))
     if isinstance(plan, StreamPlan):
         return await serve.streaming(LLM, "StreamChatCompletion", plan)

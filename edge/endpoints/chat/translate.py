@@ -63,15 +63,6 @@ class ChatLimits:
 
 # -- request → gRPC --------------------------------------------------------------------------------
 
-def read_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise APIError(400, "The request body is not valid JSON", code="invalid_json") from None
-    except RecursionError:  # edge.jsonbody refuses deep bodies first; this is a last guard
-        raise APIError(400, "The request body is nested too deeply", code="json_too_deep") from None
-
-
 def plan_completion(body: Any, published: Published) -> UnaryPlan | StreamPlan:
     """The checked request, whole or streamed. Either may start beside its hold (overlap, see
     edge.serving): a premium caller's first token does not wait for Reserve."""

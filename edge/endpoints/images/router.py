@@ -20,6 +20,7 @@ from edge.endpoints.images.protocol import (
 )
 from edge.endpoints.images.translate import IMAGE, JSON, ImageLimits
 from edge.errors import COMMON_ERRORS, error_responses
+from edge.inputs import json_body, json_model
 from edge.routing import LeanRoute
 from edge.serving import Serve
 
@@ -27,15 +28,19 @@ router = APIRouter(tags=["images"], route_class=LeanRoute,
                    responses={**COMMON_ERRORS, **error_responses(402, 409, 413)})
 
 
-@router.post("/v1/images/generations", response_model=ImagesResponse, summary="Generate images from a prompt")
-async def create_images(body: ImageGenerationRequest, serve: Serve) -> Response:
+@router.post("/v1/images/generations", response_model=ImagesResponse, summary="Generate images from a prompt",
+             openapi_extra=json_body(ImageGenerationRequest))
+async def create_images(request: Request, serve: Serve) -> Response:
+    body = await json_model(request, ImageGenerationRequest)
     plan = translate.plan_generation(body, await serve.published(IMAGE))
     return await serve.unary(IMAGE, "GenerateImages", plan)
 
 
 @router.post("/v1/images/generations/batch", response_model=BatchResponse,
-             summary="Up to 5 generations, answered in order; failed items cost nothing")
-async def create_image_batch(body: BatchGenerationRequest, serve: Serve) -> Response:
+             summary="Up to 5 generations, answered in order; failed items cost nothing",
+             openapi_extra=json_body(BatchGenerationRequest))
+async def create_image_batch(request: Request, serve: Serve) -> Response:
+    body = await json_model(request, BatchGenerationRequest)
     plan = translate.plan_batch(body, await serve.published(IMAGE))
     return await serve.unary(IMAGE, "BatchGenerateImages", plan)
 

@@ -249,12 +249,7 @@ async def read_edit(request: Request, limits: ImageLimits
 
 def read_edit_json(raw: bytes, limits: ImageLimits
                    ) -> tuple[ImageEditRequest, list[tuple[str, bytes]], bytes | None]:
-    try:
-        values = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise bad("the request body is not valid JSON", None, "invalid_json") from None
-    if not isinstance(values, dict):
-        raise bad("the request body must be a JSON object", None, "invalid_json")
+    values = inputs.read_json_object(raw)
     body = inputs.validated(ImageEditRequest, values)
     encoded = body.input_images or []
     check_image_count(len(encoded), limits, "input_images")

@@ -27,6 +27,7 @@ from edge.endpoints.vision.protocol import (
 )
 from edge.endpoints.vision.translate import VISION
 from edge.errors import COMMON_ERRORS, error_responses
+from edge.inputs import json_body, json_model
 from edge.routing import LeanRoute
 from edge.serving import Serve
 
@@ -43,8 +44,10 @@ async def segment_image(request: Request, serve: Serve) -> Response:
 
 
 @router.post("/v1/images/upscale", response_model=UpscaleResponse,
-             summary="Upscale an image (Real-ESRGAN, Swin2SR or Lanczos); priced by method and output size")
-async def upscale_image(body: UpscaleRequest, serve: Serve) -> Response:
+             summary="Upscale an image (Real-ESRGAN, Swin2SR or Lanczos); priced by method and output size",
+             openapi_extra=json_body(UpscaleRequest))
+async def upscale_image(request: Request, serve: Serve) -> Response:
+    body = await json_model(request, UpscaleRequest)
     plan = translate.plan_upscale(body, await serve.published(VISION))
     return await serve.unary(VISION, "UpscaleImage", plan)
 
