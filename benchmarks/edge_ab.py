@@ -31,8 +31,10 @@ from lean_http import HTTPStatusError, LeanClient, has_text
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
 
+# A priced generation, as small as the tiny image model makes one.
+GENERATION = {"prompt": "a fox", "image_size": "256x256", "num_inference_steps": 1, "seed": 1}
 # Requests per block of each row (a chat is a stream: fewer of them).
-BLOCK = {"models": 50, "media": 50, "edit": 10, "chat": 6, "ttft": 6}
+BLOCK = {"models": 50, "media": 50, "edit": 10, "generate": 10, "chat": 6, "ttft": 6}
 
 
 async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, dict[str, int]]) -> None:
@@ -65,6 +67,8 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
         return {"models": lambda: client.request("GET", "/v1/models", {"X-API-Key": premium}),
                 "media": lambda: client.request("GET", f"/v1/media/{media_id}"),
                 "edit": lambda: client.request("POST", "/v1/images/edits", {"X-API-Key": payer}, json_body=edit),
+                "generate": lambda: client.request("POST", "/v1/images/generations", {"X-API-Key": payer},
+                                                   json_body=GENERATION),
                 "chat": stream, "ttft": first_token}
 
     clients = {name: LeanClient(edge["port"]) for name, edge in edges.items()}
@@ -105,7 +109,7 @@ def main() -> None:
     parser.add_argument("--baseline-src", required=True, help="the tree (edge/, services/, univence/) to compare")
     parser.add_argument("--rounds", type=int, default=8, help="blocks of each row per edge")
     parser.add_argument("--max-tokens", type=int, default=32, help="completion tokens per chat stream")
-    parser.add_argument("--only", help="rows to run, comma-separated (models, media, edit, chat)")
+    parser.add_argument("--only", help="rows to run, comma-separated (models, media, edit, generate, chat, ttft)")
     args = parser.parse_args()
     print(f"two edges on one stack (tiny models, loopback), {psutil.cpu_count()} CPU cores shared by all")
     with running_stack(("image", "llm"), profile="tiny") as ports, \
