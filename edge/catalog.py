@@ -171,11 +171,6 @@ class ServiceCatalog:
         names = self._clients.settings.modalities
         return [info for info in await asyncio.gather(*(self.info(n) for n in names)) if info is not None]
 
-    async def profile(self, modality: str) -> str:
-        """`full` or `tiny` as the service reports it; empty when it did not answer."""
-        info = await self.info(modality)
-        return info.profile if info is not None else ""
-
 
 async def get_catalog(request: Request) -> ServiceCatalog:
     return request.app.state.catalog

@@ -171,13 +171,14 @@ class Serving:
         self.clients, self.meter, self.catalog = clients, meter, catalog
         self.admission = admission or Admission()
         self.outputs = Outputs(request, principal, clients, background)
+        self._seen: dict[str, Published | None] = {}
 
     async def published(self, modality: Modality) -> Published:
         """What the modality's service publishes (its models and limits), which a plan checks the
         request against; before anything is reserved, 503 while the service does not answer (and for
         a modality this deployment does not route to)."""
         self.clients.require(modality.name)
-        published = await self.catalog.published(modality.name)
+        published = await self._published(modality.name)
         if published is None:
             raise service_unavailable(modality.name)
         return published
@@ -288,10 +289,16 @@ class Serving:
         body = events()
         return _MeteredStream(body, finish, encoder.media_type)
 
+    async def _published(self, name: str) -> Published | None:
+        """What the service publishes, looked up once per request (a flow reads it three times)."""
+        if name not in self._seen:
+            self._seen[name] = await self.catalog.published(name)
+        return self._seen[name]
+
     async def _admit(self, modality: Modality) -> Callable[[], None]:
         """A place among this edge's calls in flight to the modality's queue, taken before Reserve: 429
         when its published capacity is reached (edge.admission); returns the function that gives it up."""
-        published = await self.catalog.published(modality.name)
+        published = await self._published(modality.name)
         return self.admission.enter(modality.name, published.limits if published is not None else None)
 
     def _overlaps(self, allowed: bool) -> bool:
@@ -299,7 +306,8 @@ class Serving:
 
     async def mark_profile(self, modality: Modality) -> None:
         """`x-univence-profile: full|tiny` on the response (tiny models give noise, and say so)."""
-        profile = await self.catalog.profile(modality.name)
+        published = await self._published(modality.name)
+        profile = published.info.profile if published is not None else ""
         if profile:
             add_response_headers(self.request, {PROFILE_HEADER: profile})
 
