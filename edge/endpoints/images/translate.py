@@ -312,45 +312,43 @@ async def keep_all(images, outputs: Outputs) -> None:
     await (keeps[0] if len(keeps) == 1 else asyncio.gather(*keeps))
 
 
-async def image_entries(images, response_format: str, outputs: Outputs) -> list[dict]:
-    """Stores every image in media (owner = the caller); the answer's `data` entries, in order. A
-    `b64_json` answer carries the images itself, so it does not wait for media (Outputs.keep)."""
+async def images_content(created: int, images, response_format: str, outputs: Outputs) -> bytes:
+    """`{"created", "data"}` for the images: each stored in media (owner = the caller) and linked (`url`), or
+    carried as base64 (`b64_json`, which does not wait for media: Outputs.keep), in order."""
     if response_format == "url":
         stored = await asyncio.gather(*(outputs.store(im.data, im.mime_type, width=im.width, height=im.height)
                                         for im in images))
-        return [{"url": saved.url, "seed": im.seed} for im, saved in zip(images, stored, strict=True)]
+        return json_bytes({"created": created, "data": [{"url": saved.url, "seed": im.seed}
+                                                        for im, saved in zip(images, stored, strict=True)]})
     await keep_all(images, outputs)
-    return [{"b64_json": base64.b64encode(im.data).decode(), "seed": im.seed} for im in images]
+    return b64_json_answer(created, ((im.data, {"seed": im.seed}) for im in images))
 
 
 def images_answer(item: _Item):
     """The answer of a generation or an edit: `{"created", "data"}`, charged as quoted."""
     async def answer(result: image_pb2.GenerateImagesResponse, outputs: Outputs) -> Answer:
-        created = int(time.time())
-        if item.response_format == "url":
-            data = await image_entries(result.images, item.response_format, outputs)
-            return Answer(json_bytes({"created": created, "data": data}), [item.charge])
-        await keep_all(result.images, outputs)
-        return Answer(b64_json_answer(created, ((im.data, {"seed": im.seed}) for im in result.images)),
+        return Answer(await images_content(int(time.time()), result.images, item.response_format, outputs),
                       [item.charge])
 
     return answer
 
 
 def batch_answer(items: list[_Item]):
-    """A batch's answer: one slot per item, in order; a failed item is its error and is not charged."""
+    """A batch's answer: `{"data": [slot, …]}`, one slot per item, in order (each a generation's answer, or
+    its error); a failed item is not charged. The slots are joined as bytes, so a slot's base64 is never
+    scanned by json.dumps (b64_json_answer)."""
     async def answer(result: image_pb2.BatchGenerateImagesResponse, outputs: Outputs) -> Answer:
         slots = await asyncio.gather(*(batch_slot(item, slot, outputs)
                                        for item, slot in zip(items, result.results, strict=True)))
-        done = [item.charge for item, slot in zip(items, slots, strict=True) if "error" not in slot]
-        return Answer(json_bytes({"data": slots}), done)
+        done = [item.charge for item, (_, ok) in zip(items, slots, strict=True) if ok]
+        return Answer(b'{"data":[' + b",".join(content for content, _ in slots) + b"]}", done)
 
     return answer
 
 
-async def batch_slot(item: _Item, result: image_pb2.BatchItemResult, outputs: Outputs) -> dict:
+async def batch_slot(item: _Item, result: image_pb2.BatchItemResult, outputs: Outputs) -> tuple[bytes, bool]:
+    """An item's slot, and whether it succeeded."""
     if result.WhichOneof("result") != "response":  # its error, or neither (nothing to show for it)
         error = from_status(result.error, "the image service failed on this item")
-        return {"error": error.fields()}
-    data = await image_entries(result.response.images, item.response_format, outputs)
-    return {"created": int(time.time()), "data": data}
+        return json_bytes({"error": error.fields()}), False
+    return await images_content(int(time.time()), result.response.images, item.response_format, outputs), True
