@@ -7,6 +7,7 @@ NOT_SERVING, and RPCs answer MODEL_UNAVAILABLE, until `load` has finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import logging
 import signal
@@ -23,6 +24,7 @@ from services.common.config import ServiceSettings
 from services.common.interceptor import RuntimeInterceptor
 from services.common.metrics import MODEL_READY, start_metrics_server
 from univence.common.v1 import common_pb2, common_pb2_grpc
+from univence.process import freeze_startup_heap
 from univence.telemetry import configure_logging, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -227,8 +229,18 @@ def run(settings: ServiceSettings, definition: Callable[[ServiceSettings], Servi
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.request_stop)
         await runtime.start()
+        frozen = asyncio.create_task(_freeze_once_loaded(runtime))
         await runtime.wait_stopped()
+        frozen.cancel()
         if runtime.lost:
             raise SystemExit(1)
 
     asyncio.run(main())
+
+
+async def _freeze_once_loaded(runtime: ServiceRuntime) -> None:
+    """The process's startup heap (its models included) frozen out of collection once they are loaded
+    (univence.process); a failed load leaves it as it is."""
+    with contextlib.suppress(RuntimeError):
+        await runtime.wait_loaded()
+        freeze_startup_heap()
