@@ -161,7 +161,8 @@ def test_exception_handlers_are_looked_up_as_starlettes_exception_middleware_doe
 
 def test_the_edges_hot_routes_take_the_lane():
     table = lanes(list(ROUTERS))
-    for hot in [("POST", "/v1/chat/completions"), ("POST", "/v1/images/edits")]:
+    for hot in [("POST", "/v1/chat/completions"), ("POST", "/v1/images/edits"), ("POST", "/v1/images/generations"),
+                ("POST", "/v1/images/generations/batch"), ("POST", "/v1/images/upscale")]:
         assert hot in table, hot
 
 

@@ -182,7 +182,8 @@ def test_the_edge_uses_lean_routes_and_its_hot_routes_are_lean():
     assert all(isinstance(route, LeanRoute) for route in routes)
     lean = {(method, route.path) for route in routes if route.lean for method in route.methods}
     for hot in [("GET", "/v1/media/{media_id}"), ("HEAD", "/v1/media/{media_id}"),
-                ("POST", "/v1/chat/completions"), ("POST", "/v1/images/edits")]:
+                ("POST", "/v1/chat/completions"), ("POST", "/v1/images/edits"), ("POST", "/v1/images/generations"),
+                ("POST", "/v1/images/generations/batch"), ("POST", "/v1/images/upscale")]:
         assert hot in lean, hot
 
 
