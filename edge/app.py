@@ -29,6 +29,7 @@ from edge.endpoints.models.router import router as models
 from edge.endpoints.videos.router import router as videos
 from edge.endpoints.vision.router import router as vision
 from edge.errors import ErrorResponse, error_responses, install_error_handlers
+from edge.inputs import body_schemas
 from edge.jobs import JobRunner
 from edge.lane import RouteLane
 from edge.leases import Leases
@@ -86,10 +87,12 @@ def api_document(app: FastAPI, settings: EdgeSettings) -> dict:
             if responses.pop("422", None) is not None and "400" not in responses:
                 responses["400"] = {"description": invalid["description"], "content": {"application/json": {
                     "schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}}}}
-    components = document.get("components", {})
-    schemas = components.get("schemas", {})
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    for name, schema in body_schemas().items():  # the bodies endpoints read themselves (edge.inputs.json_body)
+        if schemas.setdefault(name, schema) != schema:
+            raise RuntimeError(f"two schemas named {name} in the OpenAPI document: rename one of the models")
     document_security(document, app.routes, settings.session_cookie)
     app.openapi_schema = document
     return document

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
-from pydantic.json_schema import JsonDict
+from pydantic.json_schema import JsonDict, models_json_schema
 from starlette.datastructures import FormData, UploadFile
 
 from edge import jsonbody
@@ -220,20 +220,23 @@ async def json_model(request: Request, model: type[M]) -> M:
     return validated(model, read_json_object(await request.body()))
 
 
+# The models json_body documents, by name: edge.app.api_document puts their schemas among the components.
+_DOCUMENTED: dict[str, type[BaseModel]] = {}
+
+
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """A route's `openapi_extra` for a body it reads with json_model: the model's JSON schema, its $defs
-    inlined (FastAPI documents only the body parameters it reads itself)."""
-    schema = model.model_json_schema(by_alias=True)
-    defs = schema.pop("$defs", {})
+    """A route's `openapi_extra` for a body it reads with json_model: the body documented as FastAPI documents
+    a body parameter, by a reference to the model's schema among the document's components (FastAPI lists
+    only the models it reads itself; body_schemas gives the rest)."""
+    _DOCUMENTED[model.__name__] = model
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
 
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": resolve(schema)}}}}
+def body_schemas() -> dict[str, Any]:
+    """The component schemas of the models json_body documents, and of the models they hold, by name."""
+    if not _DOCUMENTED:
+        return {}
+    _, schemas = models_json_schema([(model, "validation") for model in _DOCUMENTED.values()],
+                                    ref_template="#/components/schemas/{model}")
+    return schemas.get("$defs", {})

@@ -9,6 +9,7 @@ import base64
 import contextlib
 import importlib.util
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -362,8 +363,12 @@ async def test_idempotency_key_replays_a_completion(stack):
 async def test_openapi_documents_the_chat_request(stack):
     spec = (await stack.http.get("/openapi.json")).json()
     operation = spec["paths"]["/v1/chat/completions"]["post"]
-    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = spec["components"]["schemas"][ref.removeprefix("#/components/schemas/")]
     assert {"messages", "temperature", "max_tokens", "stream", "response_format"} <= set(schema["properties"])
+    # Every schema it refers to is in the document.
+    refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert refs <= set(spec["components"]["schemas"]), refs - set(spec["components"]["schemas"])
     assert "text/event-stream" in operation["responses"]["200"]["content"]
 
 

@@ -217,15 +217,19 @@ async def test_the_document_states_the_bounds_the_api_enforces(http):
     def non_null(schema):
         return next(member for member in schema.get("anyOf", [schema]) if member.get("type") != "null")
 
-    def body(path):  # the endpoints read their JSON bodies themselves (edge.inputs.json_body documents them)
-        return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    schemas = document["components"]["schemas"]
+
+    def body(path):  # read by the endpoint itself, documented as the model's component (edge.inputs.json_body)
+        ref = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return schemas[ref.removeprefix("#/components/schemas/")]["properties"]
 
     generation = body("/v1/images/generations")
+    assert generation == schemas["ImageGenerationRequest"]["properties"]
     assert generation["prompt"]["minLength"] == 1
     assert (non_null(generation["n"])["minimum"], non_null(generation["n"])["maximum"]) == (1, 4)
     batch = body("/v1/images/generations/batch")["requests"]
     assert (batch["minItems"], batch["maxItems"]) == (1, 5)
-    assert batch["items"]["properties"]["prompt"]["minLength"] == 1
+    assert batch["items"] == {"$ref": "#/components/schemas/ImageGenerationRequest"}
     assert body("/v1/chat/completions")["messages"]["minItems"] == 1
     assert body("/v1/images/upscale")["image"]["minLength"] == 1
     edit = document["paths"]["/v1/images/edits"]["post"]["requestBody"]["content"]
@@ -294,3 +298,21 @@ async def test_a_json_body_labelled_otherwise_is_refused_and_an_unlabelled_one_r
     for label in ({}, {"Content-Type": "text/plain"}):
         response = await http.post(path, content=b"{}", headers={**key, **label})
         assert assert_envelope(response, 400, "invalid_request_error")["param"] in ("prompt", "requests", "image")
+
+
+def test_a_body_model_named_as_another_schema_is_refused_when_the_document_is_built(monkeypatch):
+    """A body an endpoint reads itself is documented by name among the components (edge.inputs.json_body):
+    a second, different schema under that name would silently replace one of them, so it fails loudly."""
+    from pydantic import BaseModel
+
+    from edge import inputs
+    from edge.app import api_document, create_app
+    from edge.config import EdgeSettings
+
+    class ErrorResponse(BaseModel):  # the name of the error envelope's schema, another shape
+        other: int
+
+    monkeypatch.setitem(inputs._DOCUMENTED, "ErrorResponse", ErrorResponse)
+    settings = EdgeSettings()
+    with pytest.raises(RuntimeError, match="two schemas named ErrorResponse"):
+        api_document(create_app(settings), settings)
