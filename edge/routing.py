@@ -19,8 +19,10 @@ reference:
 - a path value is not a string;
 - the app has dependency overrides.
 
-Routing, OpenAPI, exception handlers and the request/response wrapping stay FastAPI's.
-tests/edge/test_routing.py checks that the two handlers answer alike.
+OpenAPI stays FastAPI's. Routing, exception handlers and the request/response wrapping do too, except
+for a lean route at a fixed path: edge.lane answers those below FastAPI with the same plan
+(`lean_handler`), and does what FastAPI's routing and exception middleware would. tests/edge/test_routing.py
+checks that the two handlers answer alike, tests/edge/test_route_lane.py that the lane answers as FastAPI.
 """
 
 from __future__ import annotations
