@@ -164,7 +164,7 @@ class Leases:
         self.prices: Prices | None = None
         self.sender = ChargeSender(clients, Journal(settings.outbox_path), settings.lease_flush_ms / 1000,
                                    self._delivered)
-        self._acquiring: dict[str, asyncio.Future[None]] = {}
+        self._acquiring: dict[str, asyncio.Future[bool]] = {}
         self._refused: dict[str, float] = {}  # user → when a lease may be asked for again
         self._by_hold: dict[str, Lease] = {}  # every lease not yet returned, by hold id
         self._tasks: list[asyncio.Task] = []
@@ -186,6 +186,8 @@ class Leases:
         for _ in range(2):
             lease = self.book.take(principal.user_id, price)
             if lease is not None:
+                if lease.left_mc < max(2 * price, self.settings.lease_target_mc // 4):
+                    self._refill(principal.user_id, price)
                 return LeasedHold(self, lease, price, list(items))
             if not await self._acquire(principal.user_id, price):
                 return None
@@ -199,12 +201,34 @@ class Leases:
             return quote_mc
 
     async def _acquire(self, user_id: str, price_mc: int) -> bool:
-        """A new lease for the user (one call at a time per user; the others wait for it). False when the
-        user has too little free for a lease, or accounts refused or did not answer. The call runs as its
-        own task: a request cancelled meanwhile does not lose a lease accounts has granted."""
+        """A new lease for the user, waited for (one call at a time per user; the others wait for it). False
+        when the user has too little free for a lease, or accounts refused or did not answer. The call runs
+        as its own task: a request cancelled meanwhile does not lose a lease accounts has granted."""
+        task = self._acquisition(user_id, price_mc)
+        if task is not None and await asyncio.shield(task):
+            return True
+        # The current lease (too small for this price) goes back once its requests end, so the per-request
+        # holds that follow can use what it still holds.
+        current = self.book.current.get(user_id)
+        if current is not None:
+            self.book.retire(current)
+        return False
+
+    def _refill(self, user_id: str, price_mc: int) -> None:
+        """The user's next lease asked for while the current one still serves (it is below a quarter of the
+        target, or two prices): the request that would have found it empty does not wait for accounts
+        (an AcquireLease round trip, which was on every 40th edit's path). The current lease is replaced
+        when the new one comes (LeaseBook.add) and returned once its requests are done; a refusal leaves it
+        in use until a request finds it too small (_acquire)."""
+        task = self._acquisition(user_id, price_mc)
+        if task is not None:  # nobody awaits it: a failure is logged by _take_lease, not left unretrieved
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def _acquisition(self, user_id: str, price_mc: int) -> asyncio.Future[bool] | None:
+        """The user's AcquireLease in flight (started if none is); None while accounts recently refused."""
         if user_id in self._refused:
             if self._refused[user_id] > time.monotonic():
-                return False
+                return None
             del self._refused[user_id]
         task = self._acquiring.get(user_id)
         if task is None:
@@ -212,7 +236,7 @@ class Leases:
             self._acquiring[user_id] = task
             task.add_done_callback(lambda done: self._acquiring.pop(user_id, None)
                                    if self._acquiring.get(user_id) is done else None)
-        return await asyncio.shield(task)
+        return task
 
     async def _take_lease(self, user_id: str, price_mc: int) -> bool:
         try:
@@ -223,12 +247,9 @@ class Leases:
             log.warning("no credit lease for %s (%s): a per-request hold instead", user_id, exc.message)
             return False
         if not answer.HasField("lease"):
-            # Too little free for a lease: per-request holds for a while, and what the user's current
-            # lease still holds goes back (once its requests end), so those holds can use it.
+            # Too little free for a lease: per-request holds for a while (once the current lease is too small:
+            # _acquire retires it).
             self._refused[user_id] = time.monotonic() + NO_LEASE_SECONDS
-            current = self.book.current.get(user_id)
-            if current is not None:
-                self.book.retire(current)
             return False
         lease = Lease(answer.lease, answer.lease.amount_mc)
         self.book.add(lease)
@@ -292,6 +313,8 @@ class Leases:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._acquiring:  # a lease being granted (a refill) is returned with the others, not left to expire
+            await asyncio.wait(list(self._acquiring.values()), timeout=timeout)
         for lease in list(self.book.current.values()):
             self.book.retire(lease)
         await self.sender.stop(timeout)

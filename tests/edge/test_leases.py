@@ -59,6 +59,29 @@ async def test_successes_spend_one_lease_each_charged_once_and_the_lease_returns
     assert [e.amount_mc for e in found] == [-PRICE_MC] * 5 and len({e.description for e in found}) == 5
 
 
+async def test_the_next_lease_is_taken_before_the_current_one_runs_out(leased):
+    """A lease below a quarter of its target asks for the next one in the background: no request waits
+    for AcquireLease but the first, and every credit is charged once and the rest returned."""
+    platform, http, database = leased
+    user_id, secret = await platform.user_with_key("refill@example.com", credits_mc=LEASED)
+    leases = platform.app.state.meter.leases
+    waited = []
+    acquire = leases._acquire
+
+    async def counted(user: str, price_mc: int) -> bool:
+        waited.append(user)
+        return await acquire(user, price_mc)
+
+    leases._acquire = counted
+    requests = 20_000 // PRICE_MC + 10  # more than the first lease (lease_target_mc 20_000) covers
+    for _ in range(requests):
+        assert (await http.post(PATH, json={}, headers={"X-API-Key": secret})).status_code == 200
+    assert waited == [user_id]  # only the first request waited for a lease
+    assert [h[0] for h in holds(database, user_id)] == ["credit lease", "credit lease"]  # the second, ahead
+    assert await eventually(lambda: returned(platform, user_id, LEASED - requests * PRICE_MC), seconds=10)
+    assert len(await charges(platform, user_id)) == requests
+
+
 async def test_failures_and_disconnects_cost_nothing(leased):
     platform, http, _ = leased
     user_id, secret = await platform.user_with_key("refund@example.com", credits_mc=LEASED)
