@@ -9,6 +9,10 @@ really cost (at most its quote) and gives back the rest, and its charge is writt
 before the response is answered, then reported in batches (edge.lease_charges). Accounts charges each
 request once, with its own ledger entry.
 
+A lease that falls below a quarter of its target asks accounts for the next one in the background, so the
+request that would have emptied it does not wait for AcquireLease; the new lease replaces it, and it is
+returned once its requests are done.
+
 A lease is an ordinary hold: the keeper (edge.settlement) renews it while this process lives, so a killed
 edge's leases free themselves within the hold TTL; it is returned (Release of what is left, once all its
 charges are delivered) when unused for `lease_idle_seconds`, when a new lease replaces it, and at shutdown.
