@@ -25,6 +25,7 @@ import os
 import secrets
 import sqlite3
 import struct
+from collections.abc import Iterable
 from pathlib import Path
 
 from edge.settlement import open_outbox
@@ -57,7 +58,7 @@ class Journal:
         """On disk (as far as a killed process is concerned) when this returns."""
         if self._fd < 0:  # a request that outlived the shutdown: a new file, for the next start
             self._open()
-        self._append(b"".join(_record(_CHARGE, charge.SerializeToString()) for charge in charges))
+        self._append(_charge_records(charges))
         self._outstanding.update((charge.request_id, charge) for charge in charges)
 
     def delete(self, request_ids: list[str]) -> None:
@@ -71,7 +72,7 @@ class Journal:
         elif self._size > COMPACT_BYTES:
             old_fd, old_path = self._fd, self.path
             self._open()
-            self._append(b"".join(_record(_CHARGE, c.SerializeToString()) for c in self._outstanding.values()))
+            self._append(_charge_records(self._outstanding.values()))
             old_path.unlink()  # after the new file has them: a kill in between leaves them in both
             os.close(old_fd)
         else:
@@ -172,3 +173,7 @@ def _files(outbox: Path) -> list[Path]:
 
 def _record(kind: int, payload: bytes) -> bytes:
     return _HEAD.pack(len(payload), kind) + payload
+
+
+def _charge_records(charges: Iterable[accounts_pb2.LeaseCharge]) -> bytes:
+    return b"".join(_record(_CHARGE, charge.SerializeToString()) for charge in charges)

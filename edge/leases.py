@@ -224,9 +224,7 @@ class Leases:
         (an AcquireLease round trip, which was on every 40th edit's path). The current lease is replaced
         when the new one comes (LeaseBook.add) and returned once its requests are done; a refusal leaves it
         in use until a request finds it too small (_acquire)."""
-        task = self._acquisition(user_id, price_mc)
-        if task is not None:  # nobody awaits it: a failure is logged by _take_lease, not left unretrieved
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._acquisition(user_id, price_mc)
 
     def _acquisition(self, user_id: str, price_mc: int) -> asyncio.Future[bool] | None:
         """The user's AcquireLease in flight (started if none is); None while accounts recently refused."""
@@ -240,6 +238,8 @@ class Leases:
             self._acquiring[user_id] = task
             task.add_done_callback(lambda done: self._acquiring.pop(user_id, None)
                                    if self._acquiring.get(user_id) is done else None)
+            # A refill's is awaited by nobody: a failure (_take_lease logs its own) is not left unretrieved.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
         return task
 
     async def _take_lease(self, user_id: str, price_mc: int) -> bool:
