@@ -23,7 +23,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from tests.support.platform import free_port
+from tests.support.ports import free_port
 from univence import registry
 from univence.accounts.v1 import accounts_pb2, accounts_pb2_grpc
 from univence.cli.services import available_modalities
@@ -118,7 +118,7 @@ def test_operator_creates_a_key_and_the_openai_sdk_uses_it(stack):
     assert secret.startswith("sk-")
     client = openai.OpenAI(api_key=secret, base_url=f"{stack['base_url']}/v1", max_retries=0)
     for name in RUNNING:
-        wait_serving(stack["ports"][name])
+        wait_serving(stack, name)
     expected = {"image": "z-image-turbo", "llm": "Qwen/Qwen3.5-4B"}
     wanted = {expected[n] for n in RUNNING if n in expected}
     deadline = time.monotonic() + 20  # the edge caches the list for 5 s
@@ -164,7 +164,7 @@ def test_cli_manages_premium_credits_ledger_and_revocation(stack):
 def test_every_service_is_healthy_and_reflectable(stack):
     for name in RUNNING:
         full_name = registry.entry(name).grpc_services[0]
-        wait_serving(stack["ports"][name])
+        wait_serving(stack, name)
         with grpc.insecure_channel(f"127.0.0.1:{stack['ports'][name]}") as channel:
             status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=full_name))
             assert status.status == health_pb2.HealthCheckResponse.SERVING
@@ -183,11 +183,15 @@ def test_the_edge_serves_its_metrics_on_their_own_port_only(stack):
     assert set(on_the_api.json()["error"]) == {"message", "type", "param", "code"}
 
 
-def wait_serving(port: int, timeout: float = 120) -> None:
-    """Modality services load their (tiny) models after they listen; wait for SERVING."""
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        while time.monotonic() < deadline:
+def wait_serving(stack: dict, name: str, timeout: float = 240) -> None:
+    """Modality services load their (tiny) models after they listen; wait until `name` is SERVING. On two
+    busy cores every service loads at once, so a load can take minutes; a failure names the service and
+    shows the stack's log, which says why (a crashed load, a restart loop, or only slowness)."""
+    started = time.monotonic()
+    with grpc.insecure_channel(f"127.0.0.1:{stack['ports'][name]}") as channel:
+        while time.monotonic() < started + timeout:
+            if stack["process"].poll() is not None:
+                break
             try:
                 status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
                 if status.status == health_pb2.HealthCheckResponse.SERVING:
@@ -195,7 +199,10 @@ def wait_serving(port: int, timeout: float = 120) -> None:
             except grpc.RpcError:
                 pass
             time.sleep(0.2)
-    raise AssertionError(f"the service on port {port} never became SERVING")
+    log = (stack["workdir"] / "up.log").read_text()
+    raise AssertionError(f"the {name} service was not SERVING after {time.monotonic() - started:.0f}s "
+                         f"(univence up {'exited' if stack['process'].poll() is not None else 'running'}); "
+                         f"the stack's log ends:\n{log[-6000:]}")
 
 
 def test_the_supervisor_restarts_a_service_that_dies(stack):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RPCS_HANDLED = Counter(
@@ -21,7 +23,15 @@ BATCH_SIZE = Histogram("univence_batch_size", "Items per model call.", ["queue"]
 MODEL_READY = Gauge("univence_model_ready", "1 once the service's models are loaded.", ["service"])
 
 
-def start_metrics_server(port: int, host: str = "127.0.0.1") -> None:
-    """Serves /metrics over HTTP; port 0 means off."""
-    if port:
-        start_http_server(port, addr=host)
+def start_metrics_server(port: int, host: str = "127.0.0.1") -> Callable[[], None]:
+    """Serves /metrics over HTTP (port 0 means off); returns what stops it and lets its port go. Raises
+    OSError when the port cannot be had."""
+    if not port:
+        return lambda: None
+    server, _thread = start_http_server(port, addr=host)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop

@@ -81,6 +81,11 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
     ]
 
 
+class ListenError(OSError):
+    """A port the service was told to use is not available: said in one line (the port and the setting
+    that moves it), not a traceback, since the fix is the operator's."""
+
+
 class ServiceRuntime:
     """Runs one ServiceDefinition: `await start()`, then `await wait_stopped()` or `await stop()`."""
 
@@ -88,6 +93,7 @@ class ServiceRuntime:
         self.definition = definition
         self.settings = settings
         self.port: int = 0
+        self._stop_metrics: Callable[[], None] = lambda: None
         self.loaded = asyncio.Event()
         self.load_error: str | None = None
         # Why the loaded model stopped working (ModelLost); the process then drains and exits non-zero.
@@ -123,13 +129,23 @@ class ServiceRuntime:
             [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
             server,
         )
-        self.port = server.add_insecure_port(s.address)
+        prefix = type(s).model_config["env_prefix"]
+        try:
+            self._stop_metrics = start_metrics_server(s.metrics_port, s.host)
+        except OSError as exc:
+            raise ListenError(f"{d.name}: cannot serve metrics on {s.host}:{s.metrics_port}: {exc.strerror} "
+                              f"({prefix}METRICS_PORT moves it; 0 turns it off)") from None
+        try:
+            self.port = server.add_insecure_port(s.address)
+        except RuntimeError:  # grpcio raises "Failed to bind" (older ones returned 0)
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"{d.name}: cannot listen on {s.address}")
+            self._stop_metrics()
+            raise ListenError(f"{d.name}: cannot listen for gRPC on {s.address} (another process has the "
+                              f"port, or the address is not this machine's; {prefix}PORT moves it)")
         await self._set_health(NOT_SERVING)
         await server.start()
         self._server = server
-        start_metrics_server(s.metrics_port, s.host)
         log.info("%s listening on %s:%d%s", d.name, s.host, self.port,
                  f" (profile {d.profile}, device {d.device})" if d.profile else "")
         self._load_task = asyncio.create_task(self._load())
@@ -191,6 +207,7 @@ class ServiceRuntime:
             await self.definition.draining()
         await self._server.stop(grace)
         self._server = None
+        self._stop_metrics()
         if self.definition.close is not None:
             await self.definition.close()
         MODEL_READY.labels(self.definition.name).set(0)
@@ -228,7 +245,11 @@ def run(settings: ServiceSettings, definition: Callable[[ServiceSettings], Servi
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, runtime.request_stop)
-        await runtime.start()
+        try:
+            await runtime.start()
+        except ListenError as exc:
+            log.error("%s", exc)
+            raise SystemExit(1) from None
         frozen = asyncio.create_task(_freeze_once_loaded(runtime))
         await runtime.wait_stopped()
         frozen.cancel()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from services.accounts.migrations import MIGRATIONS, SERVICE
 from services.accounts.server import definition
 from services.common.database import make_engine, migrate
 from tests.support.grpc_errors import expect_error
+from tests.support.ports import free_port
 from tests.support.runtime import running_service
 from univence import admin
 from univence.accounts.v1 import accounts_pb2 as pb
@@ -52,9 +52,7 @@ async def test_data_survives_a_restart(start_accounts):
 
 
 async def test_not_serving_until_the_database_is_ready(tmp_path):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens on it
     settings = AccountsSettings(port=0, metrics_port=0,
                                 database_url=f"postgresql://postgres@127.0.0.1:{port}/accounts")
     async with running_service(definition(settings), settings, wait_loaded=False) as runtime:
@@ -107,9 +105,7 @@ def test_settings_from_the_config_file_and_the_environment(tmp_path, monkeypatch
 def test_python_dash_m_serves_closed_from_its_data_folder(tmp_path):
     """A fresh install, as `python -m services.accounts` in some directory: its database, JWT key and a
     generated admin token land in the data folder; admin RPCs need that token; it is never logged."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     home = tmp_path / "home"
     env = {**os.environ, "UNIVENCE_ACCOUNTS_PORT": str(port), "UNIVENCE_ACCOUNTS_METRICS_PORT": "0",
            "UNIVENCE_HOME": str(home)}

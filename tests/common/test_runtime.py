@@ -4,6 +4,10 @@ trace propagation, deadlines, draining, metrics, service info."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import urllib.request
 
 import grpc
@@ -19,8 +23,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from edge.errors import error_info
 from services.common.config import ServiceSettings
 from services.common.errors import ModelLost, ServiceError, invalid
-from services.common.server import GrpcService, ServiceDefinition, ServiceRuntime
+from services.common.server import GrpcService, ListenError, ServiceDefinition, ServiceRuntime
 from services.common.workqueue import WorkQueue
+from tests.support.ports import free_port
 from tests.support.runtime import running_service
 from univence.common.v1 import common_pb2, common_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
@@ -69,7 +74,7 @@ def definition(servicer: ProbeServicer, load=None) -> ServiceDefinition:
 
 
 def settings(**overrides) -> ServiceSettings:
-    return ProbeSettings(port=0, drain_seconds=5, **overrides)
+    return ProbeSettings(**{"port": 0, "drain_seconds": 5, **overrides})
 
 
 async def test_health_goes_serving_after_load_and_rpcs_wait_for_it():
@@ -239,12 +244,13 @@ async def test_trace_context_from_the_caller_is_continued():
     assert server_spans[-1].parent.span_id == parent.get_span_context().span_id
 
 
-async def test_metrics_endpoint_counts_rpcs(unused_tcp_port):
-    async with running_service(definition(ProbeServicer()), settings(metrics_port=unused_tcp_port)) as runtime:
+async def test_metrics_endpoint_counts_rpcs():
+    metrics_port = free_port()
+    async with running_service(definition(ProbeServicer()), settings(metrics_port=metrics_port)) as runtime:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
             await media_pb2_grpc.MediaServiceStub(channel).DeleteMedia(media_pb2.DeleteMediaRequest(media_id="ok"))
         body = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{unused_tcp_port}/metrics", timeout=5).read().decode())
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode())
     assert 'univence_grpc_server_handled_total{code="OK",method="DeleteMedia",service="probe"}' in body
     assert 'univence_model_ready{service="probe"}' in body
 
@@ -254,3 +260,38 @@ def test_service_error_status_round_trips():
     status = error.to_status()
     assert status.code == grpc.StatusCode.INVALID_ARGUMENT
     assert dict(status.trailing_metadata)["grpc-status-details-bin"]
+
+
+@pytest.fixture
+def taken_port():
+    """A port another process (here, a socket of the test's) listens on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+@pytest.mark.parametrize("setting, what",
+                         [("port", "cannot listen for gRPC"), ("metrics_port", "cannot serve metrics")])
+async def test_a_taken_port_is_one_clear_error_and_leaves_no_port_held(taken_port, setting, what):
+    ports = {"port": free_port(), "metrics_port": free_port()}
+    ports[setting] = taken_port
+    runtime = ServiceRuntime(definition(ProbeServicer()), settings(**ports))
+    with pytest.raises(ListenError) as refused:
+        await runtime.start()
+    assert what in str(refused.value) and str(taken_port) in str(refused.value)
+    assert f"UNIVENCE_PROBE_{setting.upper()}" in str(refused.value)  # the setting that moves it
+    for port in set(ports.values()) - {taken_port}:  # what the service did bind before it gave up was let go
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", port))
+
+
+def test_a_service_whose_port_is_taken_says_so_in_one_line_and_exits(taken_port, tmp_path):
+    env = {**os.environ, "UNIVENCE_HOME": str(tmp_path), "UNIVENCE_MEDIA_PORT": str(free_port()),
+           "UNIVENCE_MEDIA_METRICS_PORT": str(taken_port)}
+    env.pop("UNIVENCE_CONFIG", None)
+    served = subprocess.run([sys.executable, "-m", "univence.cli", "serve", "media"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert served.returncode == 1
+    assert f"media: cannot serve metrics on 127.0.0.1:{taken_port}" in served.stderr
+    assert "Traceback" not in served.stderr and "Exception ignored" not in served.stderr

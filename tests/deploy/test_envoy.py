@@ -14,7 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.platform import free_port, running_platform
+from tests.support.platform import running_platform
+from tests.support.ports import free_port
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from tests.edge.test_auth import assert_envelope
-from tests.support.platform import free_port, running_platform
+from tests.support.platform import running_platform
+from tests.support.ports import free_port
 
 
 async def test_unknown_route_and_wrong_method(http):

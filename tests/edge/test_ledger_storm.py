@@ -32,7 +32,8 @@ import sqlalchemy
 
 from edge import charge_journal
 from tests.edge.priced import PATH, PRICE_MC
-from tests.support.platform import Platform, free_port, running_platform
+from tests.support.platform import Platform, running_platform
+from tests.support.ports import free_port
 from tests.support.processes import ADMIN_TOKEN, Process, answering, edge_process, killed_at_exit
 from tests.support.waiting import eventually
 from univence.accounts.v1 import accounts_pb2 as apb

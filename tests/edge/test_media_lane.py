@@ -16,7 +16,8 @@ from edge.endpoints.media.lane import MediaLane
 from edge.endpoints.media.router import GET_MEDIA_ROUTE, router
 from edge.endpoints.media.translate import MEDIA_PATH
 from tests.edge.test_media import png_bytes, stored
-from tests.support.platform import free_port, running_edge
+from tests.support.platform import running_edge
+from tests.support.ports import free_port
 from tests.support.waiting import eventually
 from univence.media.v1 import media_pb2
 

@@ -8,7 +8,8 @@ import pytest
 
 from services.common.config import ServiceSettings
 from services.common.server import ServiceDefinition
-from tests.support.platform import free_port, running_platform
+from tests.support.platform import running_platform
+from tests.support.ports import free_port
 from tests.support.runtime import running_service
 from univence.common.v1 import common_pb2
 

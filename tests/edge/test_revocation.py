@@ -20,7 +20,8 @@ from edge.config import EdgeSettings
 from services.accounts.config import AccountsSettings
 from services.accounts.server import definition
 from tests.edge.test_auth import assert_envelope
-from tests.support.platform import free_port, running_edge
+from tests.support.platform import running_edge
+from tests.support.ports import free_port
 from tests.support.runtime import running_service
 from tests.support.waiting import eventually
 from univence import admin

@@ -20,7 +20,8 @@ from tests.edge.test_routing import REQUESTS as ROUTING_REQUESTS
 from tests.edge.test_routing import answers as routing_answers
 from tests.edge.test_routing import build
 from tests.llm.helpers import serve_llm
-from tests.support.platform import free_port, running_edge, running_platform
+from tests.support.platform import running_edge, running_platform
+from tests.support.ports import free_port
 
 FASTAPI_RAN = "x-fastapi-ran"
 

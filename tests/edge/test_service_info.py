@@ -27,7 +27,8 @@ from services.vision.config import VisionSettings
 from tests.edge.test_auth import assert_envelope
 from tests.edge.test_images import START_MC, stack_with
 from tests.image.helpers import picture
-from tests.support.platform import free_port, running_platform
+from tests.support.platform import running_platform
+from tests.support.ports import free_port
 from univence.common.v1 import common_pb2, common_pb2_grpc
 from univence.imaging import ImageRejected
 

@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 from tests.edge.priced import PATH, PRICE_MC, add_priced_route
-from tests.support.platform import free_port, running_platform
+from tests.support.platform import running_platform
+from tests.support.ports import free_port
 from tests.support.processes import (
     ADMIN,
     ADMIN_TOKEN,

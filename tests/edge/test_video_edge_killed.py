@@ -17,7 +17,7 @@ import httpx
 from tests.edge.test_settlement import sums_to_balance
 from tests.edge.test_video_jobs import LONG
 from tests.edge.video_stack import HEARTBEAT_SECONDS, LEASE_SECONDS, START_MC, SWEEP_SECONDS, picture, running_stack
-from tests.support.platform import free_port
+from tests.support.ports import free_port
 from tests.support.processes import Process, answering, edge_process, killed_at_exit
 
 HOLD_TTL_SECONDS, HOLD_SWEEP_SECONDS = 2, 0.2

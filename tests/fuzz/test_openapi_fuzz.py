@@ -52,7 +52,7 @@ def api_key(stack) -> str:
 def api(stack, api_key):
     """The running edge's own OpenAPI document, once every modality service is SERVING."""
     for name in RUNNING:
-        wait_serving(stack["ports"][name])
+        wait_serving(stack, name)
     return schemathesis.openapi.from_url(f"{stack['base_url']}/openapi.json")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,18 +20,13 @@ from services.accounts.server import definition as accounts_definition
 from services.media.config import MediaSettings
 from services.media.server import definition as media_definition
 from tests.support.admin import operator_channel
+from tests.support.ports import free_port
 from tests.support.runtime import running_service
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.media.v1 import media_pb2_grpc
 
 JWT_SECRET = "test-hs256-secret-that-is-long-enough-for-hs256"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -13,13 +13,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.ports import free_port
 
 BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
 SUPERUSER = "postgres"
@@ -49,12 +50,6 @@ def _server_account() -> pwd.struct_passwd | None:
     raise RuntimeError("running as root, and there is neither a postgres nor a nobody user to run PostgreSQL")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     """One server in a temp folder. `start()`, `create_database()`, `stop()` (removes everything)."""
 
@@ -82,7 +77,7 @@ class PostgresServer:
                   "--locale=C", "--no-sync")
         options = " ".join(f"-c {s}" for s in FAST_SETTINGS)
         for attempt in range(3):  # a free port can be taken between choosing and listening
-            self.port = _free_port()
+            self.port = free_port()
             try:
                 self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.root / "server.log"), "-w",
                           "-t", "60", "-o",

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from tests.support.platform import free_port
+from tests.support.ports import free_port
 
 
 @dataclass
