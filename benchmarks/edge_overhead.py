@@ -35,16 +35,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 import grpc
 import httpx
 import psutil
 from benchmark_stack import ADMIN, EDIT_MODEL, edit_request, floor_proxy, pin_edge, running_stack, user_with_key
-from lean_http import LeanClient, has_text
+from interleaved import Call, OwnTimes, Streams, measure
+from lean_http import HttpxClient, LeanClient, LeanHTTP, has_text
 
 from edge.config import EdgeSettings
 from univence.accounts.v1 import accounts_pb2 as apb
@@ -55,100 +53,6 @@ from univence.media.v1 import media_pb2, media_pb2_grpc
 
 CONCURRENCIES = (1, 8)
 HTTPX_ROW = "client: httpx vs lean, /v1/models"
-Call = Callable[[], Awaitable[float | None]]  # one request; its time to first token, or None: the whole call
-
-
-@dataclass
-class Figures:
-    p50_ms: float
-    p99_ms: float
-    rps: float  # requests per second while this path's calls ran
-    seconds: float  # the time spent in this path's calls, all workers together
-
-
-async def measure(calls: dict[str, Call], requests: int, concurrency: int, warmup: int,
-                  measuring: Callable[[], None] = lambda: None) -> dict[str, Figures]:
-    """p50/p99 of `requests` calls of each path in `calls` (a call's own first-token time if it returns
-    one, else its whole time) from `concurrency` workers, the paths interleaved: each worker makes one call
-    of every path in turn (the order alternating), so both paths run under the same conditions, and a
-    machine that slows down or speeds up during the row (a shared VM does) moves both alike. `measuring`
-    is called once the warm-up is done."""
-    names = list(calls)
-    for _ in range(warmup):  # connections, caches, the first model call
-        for name in names:
-            await calls[name]()
-    measuring()
-    latencies: dict[str, list[float]] = {name: [] for name in names}
-    busy: dict[str, float] = dict.fromkeys(names, 0.0)
-    remaining = requests
-
-    async def worker() -> None:
-        nonlocal remaining
-        turn = 0
-        while remaining > 0:
-            remaining -= 1
-            turn += 1
-            for name in (names if turn % 2 else names[::-1]):
-                started = time.perf_counter()
-                first = await calls[name]()
-                took = time.perf_counter() - started
-                busy[name] += took
-                latencies[name].append(first if first is not None else took)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    figures = {}
-    for name, values in latencies.items():
-        values.sort()
-        figures[name] = Figures(statistics.median(values) * 1e3, values[max(0, int(len(values) * 0.99) - 1)] * 1e3,
-                                len(values) / busy[name] * concurrency, busy[name])
-    return figures
-
-
-class Streams:
-    """Counts what the chat rows stream after their warm-up: completion tokens, and the chunks (SSE
-    events) the edge relayed, with the edge's CPU time from then."""
-
-    def __init__(self, process: psutil.Process | None = None) -> None:
-        self.process = process
-        self.cpu = sum(process.cpu_times()[:2]) if process is not None else 0.0
-        self.tokens = 0
-        self.chunks = 0
-
-
-class HttpxClient:
-    """The HTTP rows' calls through httpx (`--client httpx`)."""
-
-    def __init__(self, http: httpx.AsyncClient):
-        self.http = http
-
-    async def get(self, path: str, headers: dict[str, str]) -> None:
-        (await self.http.get(path, headers=headers)).raise_for_status()
-
-    async def post(self, path: str, headers: dict[str, str], body: object) -> None:
-        (await self.http.post(path, json=body, headers=headers)).raise_for_status()
-
-    async def events(self, path: str, headers: dict[str, str], body: object) -> AsyncIterator[bytes]:
-        async with self.http.stream("POST", path, json=body, headers=headers) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if line.startswith("data: "):
-                    yield line[6:].encode()
-
-
-class LeanHTTP:
-    """The HTTP rows' calls through the lean client (the default)."""
-
-    def __init__(self, lean: LeanClient):
-        self.lean = lean
-
-    async def get(self, path: str, headers: dict[str, str]) -> None:
-        await self.lean.request("GET", path, headers)
-
-    async def post(self, path: str, headers: dict[str, str], body: object) -> None:
-        await self.lean.request("POST", path, headers, json_body=body)
-
-    def events(self, path: str, headers: dict[str, str], body: object) -> AsyncIterator[bytes]:
-        return self.lean.events(path, headers, body)
 
 
 async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dict[str, int]) -> dict[str, dict]:
@@ -182,6 +86,7 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
         prompt = "Write a short story about a lighthouse keeper."
         processes = {"edge": psutil.Process(ports["edge_pid"]), "floor": psutil.Process(floor["pid"])}
         streams = {"direct": Streams(), "edge": Streams(processes["edge"]), "floor": Streams(processes["floor"])}
+        own = OwnTimes()
 
         async def direct_auth() -> None:
             await accounts.Authenticate(apb.AuthenticateRequest(credential=secret))
@@ -217,11 +122,13 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
 
         async def edge_edit() -> None:
             nonlocal edits_answered
-            await client.post("/v1/images/edits", payer_headers, edit)
+            started = time.perf_counter()
+            own.note("edge", started, await client.post("/v1/images/edits", payer_headers, edit))
             edits_answered += 1
 
         async def floor_edit() -> None:
-            await floor_client.post("/v1/images/edits", {}, edit)
+            started = time.perf_counter()
+            own.note("floor", started, await floor_client.post("/v1/images/edits", {}, edit))
 
         async def direct_chat() -> float:
             started, first, seen = time.perf_counter(), None, streams["direct"]
@@ -245,10 +152,13 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
             return await http_chat(floor_client, "floor")
 
         async def http_chat(through: HttpxClient | LeanHTTP, path: str) -> float:
-            started, first, seen = time.perf_counter(), None, streams[path]
-            async for data in through.events("/v1/chat/completions", headers, chat_body):
+            started, first, seen, head = time.perf_counter(), None, streams[path], {}
+            async for data in through.events("/v1/chat/completions", headers, chat_body, head):
                 if not data.startswith(b"{"):
                     continue
+                if head:  # the first event: the head came with it
+                    own.note(path, started, head)
+                    head = {}
                 seen.chunks += 1
                 event = json.loads(data)
                 if first is None and has_text(event):
@@ -279,9 +189,15 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
             calls = {"direct": direct, "edge": through_edge, **({"floor": through_floor} if through_floor else {})}
             for concurrency in CONCURRENCIES:
                 warmup = max(2, requests // 10)
-                figures = await measure(calls, requests, concurrency, warmup, lambda: streams.update(
-                    direct=Streams(), edge=Streams(processes["edge"]), floor=Streams(processes["floor"])))
+                def measuring() -> None:
+                    own.by_path.clear()
+                    streams.update(direct=Streams(), edge=Streams(processes["edge"]),
+                                   floor=Streams(processes["floor"]))
+
+                figures = await measure(calls, requests, concurrency, warmup, measuring)
                 for path in calls.keys() & processes.keys():
+                    if (own_ms := own.figures(path)) is not None:
+                        figures[f"{path}_own_ms"] = own_ms
                     # The process's CPU time per request of its run (its own work: on cores it shares
                     # with the services and the client, this is what concurrency turns into queueing).
                     cpu = sum(processes[path].cpu_times()[:2]) - streams[path].cpu
@@ -342,8 +258,11 @@ def print_design(label: str, results: dict[str, dict]) -> None:
 
 
 def _notes(f: dict, path: str) -> str:
-    """A path's CPU per request (and for chat per chunk, with its tokens/s over gRPC's)."""
-    notes = f"{path} CPU {f[f'{path}_cpu_us_per_request']:.0f} µs/request"
+    """A path's own time (client less upstream, see OwnTimes), its CPU per request (and for chat per chunk,
+    with its tokens/s over gRPC's)."""
+    own = f.get(f"{path}_own_ms")
+    notes = f"{path}{f' own {own[0]:.2f} / {own[1]:.2f} ms,' if own else ''} " \
+            f"CPU {f[f'{path}_cpu_us_per_request']:.0f} µs/request"
     if f"{path}_tok_s_ratio" in f:
         notes += f", {f[f'{path}_cpu_us_per_chunk']:.0f} µs/chunk, tokens/s x{f[f'{path}_tok_s_ratio']:.2f}"
     return notes
@@ -371,6 +290,16 @@ def print_summary(designs: dict[str, dict[str, dict]]) -> None:
                     cell += f" x{f[f'{path}_tok_s_ratio']:.2f} {f[f'{path}_cpu_us_per_chunk']:.0f}µs"
                 cells.append(cell)
             print(f"{name:36} {concurrency:4d}  " + "  ".join(f"{cell:>24}" for cell in cells))
+    print("\n== client time less the service's (Server-Timing upstream), p50 / p99 ms: what the hop and the "
+          "edge's code add, whatever the model took or queued (chat: to the first event)")
+    print(f"{'row':36} {'conc':>4}  " + "  ".join(f"{label:>24}" for label in [*labels, "floor"]))
+    for name, by_concurrency in first.items():
+        for concurrency in by_concurrency:
+            owns = [designs[label].get(name, {}).get(concurrency, {}).get(f"{path}_own_ms")
+                    for label, path in [*((label, "edge") for label in labels), (labels[-1], "floor")]]
+            if any(owns):
+                print(f"{name:36} {concurrency:4d}  " + "  ".join(
+                    f"{f'{own[0]:.2f} / {own[1]:.2f}' if own else '':>24}" for own in owns))
 
 
 PINNED = "(the edge on the last core, from 4 cores the floor proxy on the one before it, the rest on the others)"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import time
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -72,13 +73,16 @@ class FloorProxy:
         await _answer(send, 200, mime, b"".join(data))
 
     async def edit(self, body: dict, send: Send) -> None:
-        answer = await self.stubs[1].EditImages(image_pb2.EditImagesRequest(
+        request = image_pb2.EditImagesRequest(
             model=body["model"], prompt=body["prompt"],
             input_images=[base64.b64decode(image) for image in body["input_images"]],
             width=body["width"], height=body["height"], num_inference_steps=body["num_steps"], seed=body["seed"],
-            n=1))
+            n=1)
+        started = time.perf_counter()
+        answer = await self.stubs[1].EditImages(request)
+        timing = _upstream("image", started)
         images = [{"b64_json": base64.b64encode(image.data).decode()} for image in answer.images]
-        await _answer(send, 200, b"application/json", json.dumps({"data": images}).encode())
+        await _answer(send, 200, b"application/json", json.dumps({"data": images}).encode(), timing)
 
     async def chat(self, body: dict, send: Send) -> None:
         request = llm_pb2.StreamChatCompletionRequest(
@@ -86,14 +90,19 @@ class FloorProxy:
                       for m in body["messages"]],
             max_tokens=body["max_tokens"], temperature=body["temperature"],
             include_usage=bool(body.get("stream_options", {}).get("include_usage")))
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
+        started, head = time.perf_counter(), None
         async for chunk in self.stubs[2].StreamChatCompletion(request):
+            if head is None:  # the head once the first chunk is in, as the edge sends it
+                head = [(b"content-type", b"text/event-stream"), _upstream("llm", started)]
+                await send({"type": "http.response.start", "status": 200, "headers": head})
             event = {"choices": [{"index": c.index, "delta": {"content": c.content}} for c in chunk.choices]}
             if chunk.HasField("usage"):
                 event["usage"] = {"completion_tokens": chunk.usage.completion_tokens}
             await send({"type": "http.response.body", "body": b"data: " + json.dumps(event).encode() + b"\n\n",
                         "more_body": True})
+        if head is None:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/event-stream")]})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
 
@@ -106,9 +115,15 @@ async def _body(receive: Callable) -> dict:
             return json.loads(b"".join(parts))
 
 
-async def _answer(send: Send, status: int, content_type: bytes, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+def _upstream(service: str, started: float) -> tuple[bytes, bytes]:
+    """The edge's Server-Timing entry for the service's time (edge.serving), so both hops are read alike."""
+    return b"server-timing", f'upstream;desc="{service}";dur={(time.perf_counter() - started) * 1e3:.3f}'.encode()
+
+
+async def _answer(send: Send, status: int, content_type: bytes, body: bytes,
+                  *headers: tuple[bytes, bytes]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
 
 

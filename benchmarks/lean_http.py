@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
 
 
 def has_text(event: dict) -> bool:
@@ -84,6 +86,12 @@ class LeanClient:
     async def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"",
                       json_body: object = None) -> bytes:
         """The answer's body; raises HTTPStatusError for a status other than 200."""
+        return (await self.exchange(method, path, headers, body, json_body))[1]
+
+    async def exchange(self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"",
+                       json_body: object = None) -> tuple[dict[str, str], bytes]:
+        """The answer's headers (names in lower case) and body; raises HTTPStatusError for a status other
+        than 200."""
         headers = dict(headers or {})
         if json_body is not None:
             body = json.dumps(json_body).encode()
@@ -94,18 +102,22 @@ class LeanClient:
             data = b"".join([piece async for piece in conn.chunks(answer_headers)])
         if status != 200:
             raise HTTPStatusError(status, data)
-        return data
+        return answer_headers, data
 
-    async def events(self, path: str, headers: dict[str, str], json_body: object) -> AsyncIterator[bytes]:
-        """POST `json_body`, then the `data: …` payloads of the server-sent events as they arrive."""
+    async def events(self, path: str, headers: dict[str, str], json_body: object,
+                     answer_headers: dict[str, str] | None = None) -> AsyncIterator[bytes]:
+        """POST `json_body`, then the `data: …` payloads of the server-sent events as they arrive; the
+        answer's headers are put in `answer_headers` when given."""
         headers = {**headers, "content-type": "application/json"}
         async with self._connection() as conn:
             await conn.send("POST", path, headers, json.dumps(json_body).encode())
-            status, answer_headers = await conn.head()
+            status, head = await conn.head()
+            if answer_headers is not None:
+                answer_headers.update(head)
             if status != 200:
-                raise HTTPStatusError(status, b"".join([p async for p in conn.chunks(answer_headers)]))
+                raise HTTPStatusError(status, b"".join([p async for p in conn.chunks(head)]))
             pending = b""
-            async for piece in conn.chunks(answer_headers):
+            async for piece in conn.chunks(head):
                 pending += piece
                 *events, pending = pending.split(b"\n\n")
                 for event in events:
@@ -117,3 +129,47 @@ class LeanClient:
         for conn in self._idle:
             conn.writer.close()
         self._idle.clear()
+
+
+class HttpxClient:
+    """The edge-overhead benchmark's HTTP calls through httpx (its `--client httpx`)."""
+
+    def __init__(self, http: httpx.AsyncClient):
+        self.http = http
+
+    async def get(self, path: str, headers: dict[str, str]) -> None:
+        (await self.http.get(path, headers=headers)).raise_for_status()
+
+    async def post(self, path: str, headers: dict[str, str], body: object) -> Mapping[str, str]:
+        """The answer's headers."""
+        response = await self.http.post(path, json=body, headers=headers)
+        response.raise_for_status()
+        return response.headers
+
+    async def events(self, path: str, headers: dict[str, str], body: object,
+                     answer_headers: dict[str, str] | None = None) -> AsyncIterator[bytes]:
+        async with self.http.stream("POST", path, json=body, headers=headers) as response:
+            response.raise_for_status()
+            if answer_headers is not None:
+                answer_headers.update(response.headers)
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    yield line[6:].encode()
+
+
+class LeanHTTP:
+    """The same calls through LeanClient (the default)."""
+
+    def __init__(self, lean: LeanClient):
+        self.lean = lean
+
+    async def get(self, path: str, headers: dict[str, str]) -> None:
+        await self.lean.request("GET", path, headers)
+
+    async def post(self, path: str, headers: dict[str, str], body: object) -> Mapping[str, str]:
+        """The answer's headers."""
+        return (await self.lean.exchange("POST", path, headers, json_body=body))[0]
+
+    def events(self, path: str, headers: dict[str, str], body: object,
+               answer_headers: dict[str, str] | None = None) -> AsyncIterator[bytes]:
+        return self.lean.events(path, headers, body, answer_headers)

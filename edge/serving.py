@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, Protocol, TypeVar
@@ -190,8 +191,12 @@ class Serving:
         await self.mark_profile(modality)
         leave = await self._admit(modality)
 
-        def run() -> Awaitable[Any]:
-            return call(modality.name, rpc, plan.request, timeout=self.clients.timeout)
+        async def run() -> Any:
+            started = time.perf_counter()
+            try:
+                return await call(modality.name, rpc, plan.request, timeout=self.clients.timeout)
+            finally:
+                self._timed(modality, started)
 
         early = _started(run()) if self._overlaps(plan.overlap) else None
         try:
@@ -208,14 +213,20 @@ class Serving:
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
         await self.mark_profile(modality)
         leave = await self._admit(modality)
+        started = time.perf_counter()
         events = stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
+
+        async def result(first: Any) -> Any:
+            try:
+                return await until_result(events, plan.result, modality.name, plan.progress, first)
+            finally:
+                self._timed(modality, started)
+
         try:
             # Errors before the first event (an input the service refuses once it looks) are the call's own.
             with _api_names(plan.params):
                 first = await until_disconnect(self.request, next_event(events, modality.name))
-            return await self._held(plan.quote(first),
-                                    lambda: until_result(events, plan.result, modality.name, plan.progress, first),
-                                    plan.answer, plan.params)
+            return await self._held(plan.quote(first), lambda: result(first), plan.answer, plan.params)
         finally:
             await events.aclose()  # refused, replayed, failed or gone: the call is cancelled, its work stops
             leave()
@@ -237,8 +248,15 @@ class Serving:
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
         await self.mark_profile(modality)
         leave = await self._admit(modality)
+        started = time.perf_counter()
         chunks = stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
-        early = _started(anext(chunks)) if self._overlaps(plan.overlap) else None
+
+        async def first_chunk() -> Any:
+            chunk = await anext(chunks)
+            self._timed(modality, started)
+            return chunk
+
+        early = _started(first_chunk()) if self._overlaps(plan.overlap) else None
 
         async def close() -> None:
             if early is not None and not early.done():
@@ -259,7 +277,7 @@ class Serving:
         try:
             # The first chunk comes once the request was accepted and the work started: errors before
             # it (context too long, bad image, queue full) are still an HTTP status, not a broken stream.
-            first = await until_disconnect(self.request, early if early is not None else anext(chunks))
+            first = await until_disconnect(self.request, early if early is not None else first_chunk())
             relay = Relay(encoder.event(first), chunks, encoder.event)
         except BaseException as exc:
             await close()
@@ -304,6 +322,14 @@ class Serving:
 
     def _overlaps(self, allowed: bool) -> bool:
         return allowed and self.principal.premium and not self.request.headers.get("idempotency-key")
+
+    def _timed(self, modality: Modality, started: float) -> None:
+        """`Server-Timing: upstream;desc="<service>";dur=<ms>` on the response: how long the service took,
+        from the call to its answer (a stream: to its first chunk, which the head leaves with; a progress
+        stream: to its result). What the edge added is the client's time less this, whatever the model took
+        or how long it queued (benchmarks/edge_overhead.py reads it so)."""
+        took = (time.perf_counter() - started) * 1e3
+        add_response_headers(self.request, {"server-timing": f'upstream;desc="{modality.name}";dur={took:.3f}'})
 
     async def mark_profile(self, modality: Modality) -> None:
         """`x-univence-profile: full|tiny` on the response (tiny models give noise, and say so)."""

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from services.llm import tools
 from tests.edge.test_auth import assert_envelope
 from tests.llm.helpers import png_bytes, serve_llm
 from tests.support.platform import Platform, running_platform
+from tests.support.timing import upstream_ms
 from tests.support.waiting import eventually
 
 MODEL = "qwen3.5"  # any name: the model is accepted and ignored
@@ -110,6 +112,21 @@ async def test_sdk_stream_chunks_concatenate_to_the_message_and_the_last_carries
     assert last.choices == [] and last.usage is not None
     assert last.usage.model_dump() == whole.usage.model_dump()
     assert all(c.usage is None for c in chunks[:-1])
+
+
+async def test_the_service_time_is_on_the_response_whole_or_streamed(stack):
+    """Server-Timing's upstream entry: the LLM service's time, the call's whole for a completion, to its first
+    chunk for a stream (its head leaves then), so the client can tell the edge's part from the model's."""
+    body = {"messages": [{"role": "user", "content": "Count to ten."}], "max_tokens": 12}
+    started = time.perf_counter()
+    whole = await stack.http.post("/v1/chat/completions", headers={"X-API-Key": stack.key}, json=body)
+    assert 0 < upstream_ms(whole.headers, "llm") < (time.perf_counter() - started) * 1e3
+    started = time.perf_counter()
+    async with stack.http.stream("POST", "/v1/chat/completions", headers={"X-API-Key": stack.key},
+                                 json={**body, "stream": True}) as streamed:
+        head_ms = (time.perf_counter() - started) * 1e3
+        assert 0 < upstream_ms(streamed.headers, "llm") < head_ms
+        assert (await streamed.aread()).endswith(b"data: [DONE]\n\n")
 
 
 async def test_sdk_stream_without_include_usage_has_no_usage(stack):

@@ -28,6 +28,7 @@ from services.common.errors import too_large
 from tests.edge.test_auth import assert_envelope
 from tests.image.helpers import ImageService, bomb_png, picture, serve, settings_for
 from tests.support.platform import JWT_SECRET, Platform, running_platform
+from tests.support.timing import upstream_ms
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.media.v1 import media_pb2
 
@@ -131,9 +132,11 @@ def b64(data: bytes) -> str:
 async def test_sdk_generate_dall_e_3_512_returns_a_png_and_charges_the_price(stack):
     user_id, headers = await stack.user("sdk@example.com")
     client = await stack.sdk(headers)
+    started = time.perf_counter()
     raw = await client.images.with_raw_response.generate(model="dall-e-3", prompt="a watercolor fox",
                                                          size="512x512")
     assert raw.headers["x-univence-profile"] == "tiny"
+    assert 0 < upstream_ms(raw.headers, "image") < (time.perf_counter() - started) * 1e3  # the service's part
     result = raw.parse()
     [item] = result.data
     picture_ = png_of(item.b64_json)
@@ -281,6 +284,7 @@ async def test_an_idempotent_retry_is_charged_once(stack):
     first = await stack.http.post("/v1/images/generations", json=body, headers=headers)
     again = await stack.http.post("/v1/images/generations", json=body, headers=headers)
     assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    assert upstream_ms(first.headers, "image") > 0 and "server-timing" not in again.headers  # not called again
     assert await stack.balance(user_id) == (START_MC - 250, 0)
 
 

@@ -41,6 +41,7 @@ from tests.edge.vision_stack import (
     webm_frames,
 )
 from tests.image.helpers import bomb_png
+from tests.support.timing import upstream_ms
 from tests.support.waiting import eventually
 from univence.vision.v1 import vision_pb2
 
@@ -64,6 +65,7 @@ async def test_reference_curl_examples(stack):
                            data={"prompt": "segment person in image"})
     assert text.status_code == 200, text.text
     assert text.headers["content-type"] == "image/png" and text.headers["x-univence-profile"] == "tiny"
+    assert upstream_ms(text.headers, "vision") > 0
     mask = decode_png(text.content)
     assert mask.size == (640, 480) and set(np.unique(np.asarray(mask.convert("L")))) <= {0, 255}
 
@@ -93,6 +95,7 @@ async def test_reference_curl_examples(stack):
                            data={"prompt": "person walking"})
     assert clip.status_code == 200, clip.text
     assert clip.headers["content-type"] == "video/webm" and clip.headers["x-total-frames"] == "4"
+    assert upstream_ms(clip.headers, "vision") > 0  # a progress stream's time, to its result
     assert len(webm_frames(clip.content)) == 4
     served = await http.get(f"/v1/media/{clip.headers['x-media-id']}")
     assert served.status_code == 200 and served.content == clip.content
