@@ -5,6 +5,7 @@ and caching resumes once accounts is back."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from edge.auth import Authenticator
 from edge.config import EdgeSettings
@@ -45,10 +47,10 @@ def _own_data_folder(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("UNIVENCE_HOME", str(tmp_path / "home"))
 
 
-def caching_edge(tmp_path: Path, accounts: AccountsSettings) -> EdgeSettings:
+def caching_edge(tmp_path: Path, accounts: AccountsSettings, cache_seconds: float = CACHE_SECONDS) -> EdgeSettings:
     """An edge of these accounts that caches authentications (no modality or media service is needed)."""
     return EdgeSettings(port=free_port(), metrics_port=0, accounts_address=f"127.0.0.1:{accounts.port}",
-                        media_address=f"127.0.0.1:{free_port()}", auth_cache_seconds=CACHE_SECONDS,
+                        media_address=f"127.0.0.1:{free_port()}", auth_cache_seconds=cache_seconds,
                         maintenance_file=str(tmp_path / "maintenance"))
 
 
@@ -80,15 +82,46 @@ class Stack:
         assert self.authenticator.cached(secret) is not None
 
 
-@pytest.fixture
-async def stack(tmp_path) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def caching_stack(tmp_path: Path, cache_seconds: float = CACHE_SECONDS) -> AsyncIterator[Stack]:
     settings = accounts_settings(tmp_path)
-    edge_settings = caching_edge(tmp_path, settings)
+    edge_settings = caching_edge(tmp_path, settings, cache_seconds)
     async with running_service(definition(settings), settings), admin_client(settings) as accounts, \
             running_edge(edge_settings) as (base_url, app), httpx.AsyncClient(base_url=base_url) as http:
         authenticator: Authenticator = app.state.authenticator
         assert await eventually(lambda: authenticator.live, seconds=10)
         yield Stack(http, accounts, authenticator, settings)
+
+
+@pytest.fixture
+async def stack(tmp_path) -> AsyncIterator[Stack]:
+    async with caching_stack(tmp_path) as stack:
+        yield stack
+
+
+def authentications() -> float:
+    """Authenticate calls the accounts services of this process answered (their metrics)."""
+    return REGISTRY.get_sample_value("univence_grpc_server_handled_total",
+                                     {"service": "accounts", "method": "Authenticate", "code": "OK"}) or 0.0
+
+
+async def test_a_caller_who_keeps_sending_is_renewed_in_the_background_before_the_entry_expires(tmp_path):
+    """Past half its time, the entry a request finds is renewed beside it: that caller's requests do not wait
+    for accounts again, and the entry outlives the time it was first given. An idle caller's is not renewed."""
+    async with caching_stack(tmp_path, cache_seconds=1.0) as stack:
+        _, _, steady = await stack.key("steady@example.com")
+        _, _, idle = await stack.key("idle@example.com")
+        await stack.cached_ok(steady)
+        await stack.cached_ok(idle)
+        first_expiry = time.monotonic() + 1.0  # no earlier than the entries' own
+        asked = authentications()
+        await asyncio.sleep(0.6)
+        assert (await stack.models(steady)).status_code == 200  # from the cache; its renewal starts
+        assert await eventually(lambda: authentications() == asked + 1, seconds=5)
+        await asyncio.sleep(first_expiry + 0.1 - time.monotonic())
+        assert stack.authenticator.cached(steady) is not None  # renewed: it outlived its first time
+        assert stack.authenticator.cached(idle) is None  # nobody asked for it: it expired
+        assert authentications() == asked + 1
 
 
 async def test_a_revoked_key_is_refused_by_the_very_next_request(stack):
