@@ -6,6 +6,7 @@ arrival at the edge's middleware, and the client's figures: edge and direct, p50
 
     .venv/bin/python benchmarks/edge_timeline.py [--requests 60] [--pin-edge]
 
+Each step also shows its own time's p90 and max over the requests (where a slow request's time went).
 Read it as a map, not as a figure to report: every mark costs ~1 µs, and the steps' own time in place (caches
 cold after the model's call) is several times what they take in a loop. With --pin-edge the probed edge runs
 alone on the last core, the rest on the others (as edge_overhead.py --pin-edge). TIMELINE_PROBE names another
@@ -119,10 +120,13 @@ def report(out: str, client_times: dict[str, tuple[list[float], list[float]]]) -
               f"+{edge_ms - direct_ms:.2f}); step, median from the request's start, + from the step before")
         at = {label: statistics.median(r[label] - r["start"] for r in seen if label in r)
               for label in dict.fromkeys(label for request in seen for label in request)}
-        previous = 0.0
+        previous, before = 0.0, "start"
+        print(f"  {'':15} {'':12}   {'':7}   step's own time, p90 / max ms")
         for label in sorted(at, key=at.__getitem__):
-            print(f"  {label:15} {at[label] * 1e3:9.3f} ms   +{(at[label] - previous) * 1e3:6.3f}")
-            previous = at[label]
+            steps = sorted(r[label] - r[before] for r in seen if label in r and before in r)
+            tail = f"{steps[int(len(steps) * 0.9)] * 1e3:7.3f} / {steps[-1] * 1e3:7.3f}" if steps else ""
+            print(f"  {label:15} {at[label] * 1e3:9.3f} ms   +{(at[label] - previous) * 1e3:6.3f}   {tail}")
+            previous, before = at[label], label
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ service, made once per process (a stub per request cost a few microseconds each 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import grpc
@@ -103,17 +103,37 @@ async def call(service: str, rpc: Callable[..., Awaitable[T]], request: Any, *,
         raise from_grpc(exc, service) from None
 
 
-async def stream(service: str, rpc: Callable[..., Any], request: Any, *,
-                 timeout: float | None = None) -> AsyncIterator[Any]:
-    """A server-streaming call; cancelling the consumer cancels the call on the service."""
-    call_ = rpc(request, timeout=timeout, metadata=inject_metadata())
-    try:
-        async for message in call_:
-            yield message
-    except grpc.aio.AioRpcError as exc:
-        raise from_grpc(exc, service) from None
-    finally:
-        call_.cancel()
+class ServiceStream:
+    """A server-streaming call, started when it is made: gRPC sends the request from a task of its own, and
+    what the service answers waits in the channel until it is read. So a flow can start the call, do
+    something else (reserve credits) and read the first message after, with no task of its own to run the
+    call meanwhile (it took one more task and a loop turn between the first message and its reader).
+    Its messages are read with `async for` / `anext`; a gRPC failure becomes the API's error; cancelling
+    the reader cancels the call, and `aclose()` ends it (whoever makes one closes it)."""
+
+    def __init__(self, service: str, rpc: Callable[..., Any], request: Any, timeout: float | None):
+        self._service = service
+        self._call = rpc(request, timeout=timeout, metadata=inject_metadata())
+
+    def __aiter__(self) -> ServiceStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            message = await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, self._service) from None
+        if message is grpc.aio.EOF:
+            raise StopAsyncIteration
+        return message
+
+    async def aclose(self) -> None:
+        self._call.cancel()
+
+
+def stream(service: str, rpc: Callable[..., Any], request: Any, *, timeout: float | None = None) -> ServiceStream:
+    """A server-streaming call to `service`, started (see ServiceStream)."""
+    return ServiceStream(service, rpc, request, timeout)
 
 
 async def get_clients(request: Request) -> ServiceClients:

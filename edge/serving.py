@@ -66,7 +66,7 @@ from starlette.types import Receive, Scope, Send
 from edge.admission import Admission
 from edge.auth import Caller, Principal
 from edge.catalog import Published, ServiceCatalog
-from edge.clients import ServiceClients, call, stream
+from edge.clients import ServiceClients, ServiceStream, call, stream
 from edge.errors import APIError, ClientDisconnected, service_unavailable
 from edge.metering import Hold, Meter, cancel_on_disconnect, until_disconnect
 from edge.middleware import add_response_headers
@@ -248,39 +248,40 @@ class Serving:
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
         await self.mark_profile(modality)
         leave = await self._admit(modality)
-        started = time.perf_counter()
-        chunks = stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
+        started = 0.0
 
-        async def first_chunk() -> Any:
-            chunk = await anext(chunks)
-            self._timed(modality, started)
-            return chunk
+        def call() -> ServiceStream:
+            nonlocal started
+            started = time.perf_counter()
+            return stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
 
-        early = _started(first_chunk()) if self._overlaps(plan.overlap) else None
+        # Overlap: the call starts now and the service works while the hold is reserved (its first chunk
+        # waits in the channel); otherwise it starts once the hold is granted.
+        early = call() if self._overlaps(plan.overlap) else None
 
-        async def close() -> None:
-            if early is not None and not early.done():
-                early.cancel()
-                await asyncio.wait({early})
-            await chunks.aclose()
+        async def close(chunks: ServiceStream | None) -> None:
+            if chunks is not None:
+                await chunks.aclose()
             leave()
 
         try:
             hold = await self.meter.acquire(self.request, self.principal, plan.charges)
         except BaseException:
-            await close()
+            await close(early)
             raise
         if hold.replay is not None:
-            await close()
+            await close(early)
             return hold.replay
+        chunks = early if early is not None else call()
         encoder = plan.encoder
         try:
             # The first chunk comes once the request was accepted and the work started: errors before
             # it (context too long, bad image, queue full) are still an HTTP status, not a broken stream.
-            first = await until_disconnect(self.request, early if early is not None else first_chunk())
+            first = await until_disconnect(self.request, anext(chunks))
+            self._timed(modality, started)
             relay = Relay(encoder.event(first), chunks, encoder.event)
         except BaseException as exc:
-            await close()
+            await close(chunks)
             await self.meter.settle(hold, exc)
             raise
         failure: BaseException | None = None
