@@ -1,11 +1,18 @@
-"""The stream relay of edge.serving: a service's chunks → the HTTP stream's writes, coalesced."""
+"""The stream relay of edge.serving: a service's chunks → the HTTP stream's writes, coalesced (Relay), and
+the streaming response that sends them and settles the request's hold however it ends (MeteredStream)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from edge.errors import ClientDisconnected
+from edge.metering import cancel_on_disconnect
 
 
 class Relay:
@@ -62,3 +69,27 @@ class Relay:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+class MeteredStream(StreamingResponse):
+    """A StreamingResponse that settles its hold however the stream ends: committed at the end of the
+    events, released when the client went away or the events never ran."""
+
+    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]], media_type: str):
+        super().__init__(content, media_type=media_type, headers={"Cache-Control": "no-cache",
+                                                                  "X-Accel-Buffering": "no"})
+        self._finish = finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette watches for the disconnect with an anyio task group (a cancel scope, two tasks) on
+        # every stream; one watcher task that cancels this one does the same for less.
+        try:
+            # One turn of the loop first, so that the relay's reader (edge.relay) asks the service for its
+            # next chunk before the head and the first event go out: nothing before the first write yields
+            # to the loop otherwise. A cancel in that turn ends here too, and `finish` settles.
+            await asyncio.sleep(0)
+            await cancel_on_disconnect(receive, self.stream_response(send))
+        except ClientDisconnected:
+            pass  # the client went away mid-stream: the events stopped, and `finish` releases the hold
+        finally:
+            await self._finish()

@@ -60,18 +60,16 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Depends, Request, Response
-from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from edge.admission import Admission
 from edge.auth import Caller, Principal
 from edge.catalog import Published, ServiceCatalog
 from edge.clients import ServiceClients, ServiceStream, call, stream
 from edge.errors import APIError, ClientDisconnected, service_unavailable
-from edge.metering import Hold, Meter, cancel_on_disconnect, until_disconnect
+from edge.metering import Hold, Meter, until_disconnect
 from edge.middleware import add_response_headers
 from edge.outputs import BackgroundStores, Outputs
-from edge.relay import Relay
+from edge.relay import MeteredStream, Relay
 from univence.accounts.v1 import accounts_pb2
 
 PROFILE_HEADER = "x-univence-profile"
@@ -307,7 +305,7 @@ class Serving:
             await self.meter.settle(hold, failure or (None if hold.settled else ClientDisconnected()))
 
         body = events()
-        return _MeteredStream(body, finish, encoder.media_type)
+        return MeteredStream(body, finish, encoder.media_type)
 
     async def _published(self, name: str) -> Published | None:
         """What the service publishes, looked up once per request (a flow reads it three times)."""
@@ -377,30 +375,6 @@ def _started(work: Awaitable[T]) -> asyncio.Task[T]:
     task = asyncio.ensure_future(work)
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
     return task
-
-
-class _MeteredStream(StreamingResponse):
-    """A StreamingResponse that settles its hold however the stream ends: committed at the end of the
-    events, released when the client went away or the events never ran."""
-
-    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]], media_type: str):
-        super().__init__(content, media_type=media_type, headers={"Cache-Control": "no-cache",
-                                                                  "X-Accel-Buffering": "no"})
-        self._finish = finish
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Starlette watches for the disconnect with an anyio task group (a cancel scope, two tasks) on
-        # every stream; one watcher task that cancels this one does the same for less.
-        try:
-            # One turn of the loop first, so that the relay's reader (edge.relay) asks the service for its
-            # next chunk before the head and the first event go out: nothing before the first write yields
-            # to the loop otherwise. A cancel in that turn ends here too, and `finish` settles.
-            await asyncio.sleep(0)
-            await cancel_on_disconnect(receive, self.stream_response(send))
-        except ClientDisconnected:
-            pass  # the client went away mid-stream: the events stopped, and `finish` releases the hold
-        finally:
-            await self._finish()
 
 
 async def get_serving(request: Request, principal: Caller) -> Serving:

@@ -9,8 +9,7 @@ import asyncio
 import pytest
 
 from edge.errors import APIError
-from edge.relay import Relay
-from edge.serving import _MeteredStream
+from edge.relay import MeteredStream, Relay
 
 
 async def numbers(count: int, *, fail_after: int | None = None, pause: float = 0.0, closed: list | None = None):
@@ -95,7 +94,7 @@ async def test_a_stream_cancelled_before_its_first_write_still_finishes():
     async def send(message: dict) -> None:
         sent.append(message)
 
-    stream = _MeteredStream(events(), finish, "text/event-stream")
+    stream = MeteredStream(events(), finish, "text/event-stream")
     task = asyncio.ensure_future(stream({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send))
     await asyncio.sleep(0)  # the stream is in its first loop turn
     task.cancel()
