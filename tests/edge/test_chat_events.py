@@ -1,4 +1,4 @@
-"""The chat stream's events (edge.endpoints.chat.translate.ChunkWriter): a delta that only carries text is
+"""The chat stream's events (edge.endpoints.chat.answers.ChunkWriter): a delta that only carries text is
 made from bytes kept for the stream; every such event must be byte for byte what the general path makes
 of the same chunk, and every other chunk must still take the general path."""
 
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from edge.endpoints.chat.translate import ChunkWriter
+from edge.endpoints.chat.answers import ChunkWriter
 from univence.llm.v1 import llm_pb2
 
 TEXTS = ["Hello", " world", "\"quoted\" \\ back\\slash", "tab\tnew\nline", "ünï©ødé ✓ 日本語 🚀", "</script>",
