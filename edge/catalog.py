@@ -1,7 +1,7 @@
 """What each modality service says about itself (GetServiceInfo): its models, its profile and the limits
 the edge checks before reserving credits. Cached per modality for a few seconds, so an image request
-waits on the image service's answer only (never on every modality's), and at most once per interval;
-concurrent requests share one call.
+waits on the image service's answer only (never on every modality's), and only when there is none yet
+(an answer in use is renewed before its time runs out); concurrent requests share one call.
 
 Each answer is read once into a `Published`: the service's limits, and its models by every name they
 answer to (`PublishedModels`: case-insensitive ids and aliases, the default model of each task, the
@@ -146,13 +146,23 @@ class ServiceCatalog:
         if not self._clients.enabled(modality):
             return 0.0, None
         hit = self._cached.get(modality)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit
-        fetching = self._fetching.get(modality)
-        if fetching is None:
-            fetching = self._fetching[modality] = asyncio.ensure_future(self._fetch(modality))
+        if hit is not None:
+            left = hit[0] - time.monotonic()
+            if left > 0:
+                # Past half its time, the answer is asked for again beside the request that found it, so
+                # requests to a service in use never wait for GetServiceInfo (every 5 s one did: a round
+                # trip to a model service on its path, a p99 item). Never used past its own time.
+                if left < self._cache_seconds / 2 and modality not in self._fetching:
+                    self._fetch_started(modality)
+                return hit
+        fetching = self._fetching.get(modality) or self._fetch_started(modality)
         # Shielded: one waiting request that is cancelled does not cancel the others' answer.
         return await asyncio.shield(fetching)
+
+    def _fetch_started(self, modality: str) -> asyncio.Future[tuple[float, Published | None]]:
+        fetching = self._fetching[modality] = asyncio.ensure_future(self._fetch(modality))
+        fetching.add_done_callback(lambda done: done.cancelled() or done.exception())  # awaited or not
+        return fetching
 
     async def _fetch(self, modality: str) -> tuple[float, Published | None]:
         try:

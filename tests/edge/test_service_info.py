@@ -15,7 +15,9 @@ import grpc
 import httpx
 import pytest
 
-from edge.catalog import Published
+from edge.catalog import Published, ServiceCatalog
+from edge.clients import ServiceClients
+from edge.config import EdgeSettings
 from edge.endpoints.chat import translate as chat
 from edge.endpoints.images import translate as images
 from edge.endpoints.images.protocol import ImageEditRequest, ImageGenerationRequest
@@ -29,6 +31,7 @@ from tests.edge.test_images import START_MC, stack_with
 from tests.image.helpers import picture
 from tests.support.platform import running_platform
 from tests.support.ports import free_port
+from tests.support.waiting import eventually
 from univence.common.v1 import common_pb2, common_pb2_grpc
 from univence.imaging import ImageRejected
 
@@ -75,6 +78,42 @@ async def test_an_image_request_asks_only_the_image_service_for_its_profile(tmp_
             assert response.status_code == 200 and response.headers["x-univence-profile"] == "tiny"
             assert silent.asked == 0, "the image request waited on the llm service's GetServiceInfo"
     finally:
+        await server.stop(0)
+
+
+class CountedInfo(common_pb2_grpc.ServiceInfoServiceServicer):
+    """A service that answers at once and counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def GetServiceInfo(self, request, context) -> common_pb2.GetServiceInfoResponse:
+        self.asked += 1
+        return common_pb2.GetServiceInfoResponse(service="image", profile="tiny")
+
+
+async def test_an_answer_in_use_is_asked_for_again_before_it_runs_out():
+    """Past half its time, the answer a request finds is renewed beside it: the request after its time has a
+    fresh answer without waiting; it is never used past its own time."""
+    server, counted, port = grpc.aio.server(), CountedInfo(), free_port()
+    common_pb2_grpc.add_ServiceInfoServiceServicer_to_server(counted, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    clients = ServiceClients(EdgeSettings(modalities=["image"], modality_addresses={"image": f"127.0.0.1:{port}"}))
+    try:
+        catalog = ServiceCatalog(clients, cache_seconds=1.0)
+        first = await catalog.published("image")
+        assert first is not None and counted.asked == 1
+        await asyncio.sleep(0.6)
+        assert await catalog.published("image") is first  # within its time: the same answer, renewed beside
+        assert await eventually(lambda: counted.asked == 2, seconds=5)
+        await asyncio.sleep(0.5)  # past the first answer's time
+        renewed = await catalog.published("image")
+        assert renewed is not None and renewed is not first and counted.asked == 2  # no wait for it
+        catalog.forget()
+        assert await catalog.published("image") is not renewed and counted.asked == 3
+    finally:
+        await clients.close()
         await server.stop(0)
 
 
