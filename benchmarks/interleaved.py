@@ -57,9 +57,14 @@ async def measure(calls: dict[str, Call], requests: int, concurrency: int, warmu
     figures = {}
     for name, values in latencies.items():
         values.sort()
-        figures[name] = Figures(statistics.median(values) * 1e3, values[max(0, int(len(values) * 0.99) - 1)] * 1e3,
+        figures[name] = Figures(statistics.median(values) * 1e3, p99(values) * 1e3,
                                 len(values) / busy[name] * concurrency, busy[name])
     return figures
+
+
+def p99(ordered: list[float]) -> float:
+    """The 99th percentile of sorted values (of fewer than 100: the largest but one)."""
+    return ordered[max(0, int(len(ordered) * 0.99) - 1)]
 
 
 UPSTREAM = re.compile(r'upstream;desc="[a-z]+";dur=([0-9.]+)')
@@ -83,7 +88,7 @@ class OwnTimes:
     def figures(self, path: str) -> tuple[float, float] | None:
         """p50 and p99 (ms) of what was noted for `path`, or None."""
         values = sorted(self.by_path.get(path, ()))
-        return (statistics.median(values), values[max(0, int(len(values) * 0.99) - 1)]) if values else None
+        return (statistics.median(values), p99(values)) if values else None
 
 
 class Streams:

@@ -74,10 +74,12 @@ class JobSpec(Generic[R]):
 
 @dataclass(frozen=True)
 class Finished(Generic[R]):
-    """A completed job: its outputs' media ids and the service's result."""
+    """A completed job: its outputs' media ids and the service's result, and how long the service took
+    (from the call to its result; edge.serving.add_upstream_timing)."""
 
     job: media_pb2.Job
     result: R
+    upstream_ms: float
 
 
 class JobCancelled(APIError):
@@ -161,14 +163,14 @@ class JobRunner:
             job_id=job_id, owner_id=owner_id), timeout=30)).job
 
     async def wait(self, request: Request, job: media_pb2.Job,
-                   task: asyncio.Task[Finished[R]] | None) -> tuple[media_pb2.Job, R | None]:
-        """A synchronous answer's wait: the completed job and, when it ran here, the service's result (else
-        None: its outputs are in media); the job's error when it did not complete. A client that goes away
-        cancels the job (it costs nothing, as any request the client abandons)."""
+                   task: asyncio.Task[Finished[R]] | None) -> media_pb2.Job | Finished[R]:
+        """A synchronous answer's wait: the completed job as it finished here (with the service's result),
+        or as read back when it ran elsewhere (its outputs are in media); the job's error when it did not
+        complete. A client that goes away cancels the job (it costs nothing, as any request the client
+        abandons)."""
         try:
             if task is not None:
-                finished = await until_disconnect(request, asyncio.shield(task))
-                return finished.job, finished.result
+                return await until_disconnect(request, asyncio.shield(task))
             # An earlier request's job (the same Idempotency-Key), perhaps on another replica: poll it.
             while job.status in (Status.JOB_STATUS_QUEUED, Status.JOB_STATUS_IN_PROGRESS):
                 await until_disconnect(request, asyncio.sleep(MIN_REPORT_SECONDS))
@@ -178,7 +180,7 @@ class JobRunner:
             raise
         if job.status != Status.JOB_STATUS_COMPLETED:
             raise from_status(job.error, "the job did not complete")
-        return job, None
+        return job
 
     async def cancel(self, job_id: str, owner_id: str) -> media_pb2.Job:
         """Ends the owner's job CANCELLED (an ended job stays as it was); when it runs here it stops now,
@@ -224,6 +226,7 @@ class _Run(Generic[R]):
 
     async def _run(self) -> Finished[R]:
         reports = asyncio.create_task(self._report_forever())
+        started = time.perf_counter()
         try:
             self.work = asyncio.create_task(self._produce())
             if self.stopped:
@@ -232,13 +235,14 @@ class _Run(Generic[R]):
                 result = await self.work
             except asyncio.CancelledError:
                 raise self._stopped_error() from None
+            upstream_ms = (time.perf_counter() - started) * 1e3
             if self.stopped:  # cancelled as the work ended: nothing is stored for a job that will not complete
                 raise self._stopped_error()
             media_ids = await self.spec.store(result, self.outputs)
             reports.cancel()
             job = await self._complete(media_ids)
             await self.hold.commit()
-            return Finished(job, result)
+            return Finished(job, result, upstream_ms)
         except APIError as exc:
             await self.hold.release("cancelled" if isinstance(exc, JobCancelled) else exc.type)
             if not isinstance(exc, JobCancelled):  # a cancelled job was ended by its cancel

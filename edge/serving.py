@@ -248,14 +248,14 @@ class Serving:
         leave = await self._admit(modality)
         started = 0.0
 
-        def call() -> ServiceStream:
+        def start_call() -> ServiceStream:
             nonlocal started
             started = time.perf_counter()
             return stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
 
         # Overlap: the call starts now and the service works while the hold is reserved (its first chunk
         # waits in the channel); otherwise it starts once the hold is granted.
-        early = call() if self._overlaps(plan.overlap) else None
+        early = start_call() if self._overlaps(plan.overlap) else None
 
         async def close(chunks: ServiceStream | None) -> None:
             if chunks is not None:
@@ -270,7 +270,7 @@ class Serving:
         if hold.replay is not None:
             await close(early)
             return hold.replay
-        chunks = early if early is not None else call()
+        chunks = early if early is not None else start_call()
         encoder = plan.encoder
         try:
             # The first chunk comes once the request was accepted and the work started: errors before
@@ -323,12 +323,9 @@ class Serving:
         return allowed and self.principal.premium and not self.request.headers.get("idempotency-key")
 
     def _timed(self, modality: Modality, started: float) -> None:
-        """`Server-Timing: upstream;desc="<service>";dur=<ms>` on the response: how long the service took,
-        from the call to its answer (a stream: to its first chunk, which the head leaves with; a progress
-        stream: to its result). What the edge added is the client's time less this, whatever the model took
-        or how long it queued (benchmarks/edge_overhead.py reads it so)."""
-        took = (time.perf_counter() - started) * 1e3
-        add_response_headers(self.request, {"server-timing": f'upstream;desc="{modality.name}";dur={took:.3f}'})
+        """The service's time since `started` on the response (add_upstream_timing): the call to its answer
+        (a stream: to its first chunk, which the head leaves with; a progress stream: to its result)."""
+        add_upstream_timing(self.request, modality, (time.perf_counter() - started) * 1e3)
 
     async def mark_profile(self, modality: Modality) -> None:
         """`x-univence-profile: full|tiny` on the response (tiny models give noise, and say so)."""
@@ -336,6 +333,13 @@ class Serving:
         profile = published.info.profile if published is not None else ""
         if profile:
             add_response_headers(self.request, {PROFILE_HEADER: profile})
+
+
+def add_upstream_timing(request: Request, modality: Modality, took_ms: float) -> None:
+    """`Server-Timing: upstream;desc="<service>";dur=<ms>` on the response: how long the service took. What
+    the edge added is the client's time less this, whatever the model took or how long it queued
+    (benchmarks/edge_overhead.py reads it so). A replay has none: no model ran for it."""
+    add_response_headers(request, {"server-timing": f'upstream;desc="{modality.name}";dur={took_ms:.3f}'})
 
 
 @contextlib.contextmanager

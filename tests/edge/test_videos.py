@@ -17,6 +17,7 @@ import pytest_asyncio
 from tests.edge.test_auth import assert_envelope
 from tests.edge.video_stack import SMALL, START_MC, VIDEO_MC, mp4_frames, picture, running_stack
 from tests.image.helpers import bomb_png
+from tests.support.timing import upstream_ms
 
 # One video service and platform for the module; the SDK marks its videos API deprecated (Sora's end).
 pytestmark = [pytest.mark.asyncio(loop_scope="module"),
@@ -39,6 +40,7 @@ async def test_reference_curl(stack):
         "num_steps": "4", "resolution": "480p", "use_ode": "false"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "video/mp4" and response.headers["x-univence-profile"] == "tiny"
+    assert upstream_ms(response.headers, "video") > 0  # the job's call to its result
     frames, width, height, codec = mp4_frames(response.content)
     assert (frames, codec) == (81, "h264") and width > height, "480p landscape from a landscape image"
     media_id, video_id = response.headers["x-media-id"], response.headers["x-video-id"]
@@ -158,6 +160,7 @@ async def test_img2video_retry_with_idempotency_key_answers_the_same_video(stack
     again = await stack.http.post("/v1/images/img2video", headers=keyed, files=files, data={"prompt": "x", **SMALL})
     assert first.status_code == again.status_code == 200, again.text
     assert again.content == first.content and again.headers["x-video-id"] == first.headers["x-video-id"]
+    assert upstream_ms(first.headers, "video") > 0 and "server-timing" not in again.headers  # no model ran again
     await stack.settled(user_id, START_MC - VIDEO_MC)
 
 

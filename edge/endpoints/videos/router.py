@@ -38,9 +38,9 @@ from edge.endpoints.videos.protocol import (
 )
 from edge.endpoints.videos.translate import KIND, MP4, VIDEO
 from edge.errors import COMMON_ERRORS, APIError, error_responses
-from edge.jobs import Jobs
+from edge.jobs import Finished, Jobs
 from edge.routing import LeanRoute
-from edge.serving import Serve
+from edge.serving import Serve, add_upstream_timing
 from univence.media.v1 import media_pb2
 
 router = APIRouter(tags=["videos"], route_class=LeanRoute, responses=COMMON_ERRORS)
@@ -100,9 +100,13 @@ async def image_to_video(request: Request, serve: Serve, jobs: Jobs) -> Response
     spec = translate.plan_video(fields, image, "image", published)
     await serve.mark_profile(VIDEO)
     job, task = await jobs.submit(request, serve.principal, spec)
-    job, result = await jobs.wait(request, job, task)
+    done = await jobs.wait(request, job, task)
+    if isinstance(done, Finished):  # it ran here: its video in hand, and how long the service took
+        job, video = done.job, done.result.video
+        add_upstream_timing(request, VIDEO, done.upstream_ms)
+    else:  # an earlier request's job (the same Idempotency-Key), perhaps run by another replica
+        job, video = done, await serve.meter.read_media(done.result_media_ids[0])
     media_id = job.result_media_ids[0]
-    video = result.video if result is not None else await serve.meter.read_media(media_id)
     return Response(video, media_type=MP4, headers={MEDIA_ID_HEADER: media_id, VIDEO_ID_HEADER: job.job_id})
 
 
