@@ -11,7 +11,9 @@ stream (`--max-tokens`, 32 by default), and `ttft`: the same stream, its latency
 
     .venv/bin/python benchmarks/edge_ab.py --baseline-src /tmp/base [--rounds 8] [--only media,chat]   # ~4 min
 
-It prints, per row, each edge's CPU per request and p50 latency, and the ratio of their CPU (now/base).
+It prints, per row, each edge's CPU per request and p50 latency, its "own" p50 where the answer says the
+service's time (edit, generate, ttft: the client's time less Server-Timing's upstream, so the model's
+time does not blur it; a tree without the header has none), and the ratio of their CPU (now/base).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import psutil
 from benchmark_stack import edit_request, running_stack, side_edge, user_with_key
+from interleaved import OwnTimes
 from lean_http import HTTPStatusError, LeanClient, has_text
 
 from univence.accounts.v1 import accounts_pb2_grpc
@@ -51,29 +54,40 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
     chat = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": "Write a short story."}],
             "stream": True, "max_tokens": args.max_tokens, "temperature": 0}
 
-    def rows(client: LeanClient) -> dict[str, Callable[[], Awaitable[object]]]:
+    def rows(client: LeanClient, own: OwnTimes) -> dict[str, Callable[[], Awaitable[object]]]:
+        """Each row's call on one edge; those whose answer says the service's time note their own (the
+        client's time less it: interleaved.OwnTimes) in `own`."""
         async def stream() -> None:
             async for _ in client.events("/v1/chat/completions", {"X-API-Key": premium}, chat):
                 pass
 
         async def first_token() -> float:
-            """The whole stream, timed to its first event with text (the latency `ttft` reports)."""
-            started, first = time.perf_counter(), None
-            async for data in client.events("/v1/chat/completions", {"X-API-Key": premium}, chat):
+            """The whole stream, timed to its first event with text (the latency `ttft` reports); its own
+            time is its first event's."""
+            started, first, head = time.perf_counter(), None, {}
+            async for data in client.events("/v1/chat/completions", {"X-API-Key": premium}, chat, head):
+                if head:
+                    own.note("ttft", started, head)
+                    head = {}
                 if first is None and data.startswith(b"{") and has_text(json.loads(data)):
                     first = time.perf_counter() - started
             return first if first is not None else time.perf_counter() - started
 
+        async def priced(row: str, path: str, body: dict) -> None:
+            started = time.perf_counter()
+            headers, _ = await client.exchange("POST", path, {"X-API-Key": payer}, json_body=body)
+            own.note(row, started, headers)
+
         return {"models": lambda: client.request("GET", "/v1/models", {"X-API-Key": premium}),
                 "media": lambda: client.request("GET", f"/v1/media/{media_id}"),
-                "edit": lambda: client.request("POST", "/v1/images/edits", {"X-API-Key": payer}, json_body=edit),
-                "generate": lambda: client.request("POST", "/v1/images/generations", {"X-API-Key": payer},
-                                                   json_body=GENERATION),
+                "edit": lambda: priced("edit", "/v1/images/edits", edit),
+                "generate": lambda: priced("generate", "/v1/images/generations", GENERATION),
                 "chat": stream, "ttft": first_token}
 
     clients = {name: LeanClient(edge["port"]) for name, edge in edges.items()}
     processes = {name: psutil.Process(edge["pid"]) for name, edge in edges.items()}
-    calls = {name: rows(client) for name, client in clients.items()}
+    owns = {name: OwnTimes() for name in edges}
+    calls = {name: rows(client, owns[name]) for name, client in clients.items()}
     for name in edges:  # each edge learns what the modality services publish shortly after it starts
         for _ in range(240):
             try:
@@ -83,9 +97,12 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
                 if error.status != 503:
                     raise
                 await asyncio.sleep(0.5)
-    print(f"{'row':7} " + "  ".join(f"{name + ' CPU µs/req':>18} {'p50 ms':>8}" for name in edges) + "  CPU now/base")
+    print(f"{'row':7} " + "  ".join(f"{name + ' CPU µs/req':>18} {'p50 ms':>8} {'own p50':>8}" for name in edges)
+          + "  CPU now/base")
     for row in (args.only.split(",") if args.only else BLOCK):
         cpu = dict.fromkeys(edges, 0.0)
+        for own in owns.values():
+            own.by_path.clear()
         latencies: dict[str, list[float]] = {name: [] for name in edges}
         for round_ in range(args.rounds):
             for name in (list(edges) if round_ % 2 == 0 else list(edges)[::-1]):
@@ -97,8 +114,11 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
                     timed = await call()  # a float: the call's own latency (ttft: to the first token)
                     latencies[name].append(timed if isinstance(timed, float) else time.perf_counter() - started)
                 cpu[name] += sum(processes[name].cpu_times()[:2]) - before
-        cells = [f"{cpu[name] / len(latencies[name]) * 1e6:18.0f} {statistics.median(latencies[name]) * 1e3:8.2f}"
-                 for name in edges]
+        cells = []
+        for name in edges:
+            own_ms, p50_ms = owns[name].figures(row), statistics.median(latencies[name]) * 1e3
+            cells.append(f"{cpu[name] / len(latencies[name]) * 1e6:18.0f} {p50_ms:8.2f} "
+                         + (f"{own_ms[0]:8.2f}" if own_ms else f"{'':8}"))
         print(f"{row:7} " + "  ".join(cells) + f"  x{cpu['now'] / max(cpu['base'], 1e-9):.2f}", flush=True)
     for client in clients.values():
         await client.close()
