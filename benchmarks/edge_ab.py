@@ -64,13 +64,14 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
         async def first_token() -> float:
             """The whole stream, timed to its first event with text (the latency `ttft` reports); its own
             time is its first event's."""
-            started, first, head = time.perf_counter(), None, {}
+            started, first, head, noted = time.perf_counter(), None, {}, False
             async for data in client.events("/v1/chat/completions", {"X-API-Key": premium}, chat, head):
-                if head:
+                if not noted:
                     own.note("ttft", started, head)
-                    head = {}
+                    noted = True
                 if first is None and data.startswith(b"{") and has_text(json.loads(data)):
                     first = time.perf_counter() - started
+                    own.note("token", started, head)  # the same, to the first token
             return first if first is not None else time.perf_counter() - started
 
         async def priced(row: str, path: str, body: dict) -> None:
@@ -117,8 +118,10 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
         cells = []
         for name in edges:
             own_ms, p50_ms = owns[name].figures(row), statistics.median(latencies[name]) * 1e3
+            token_ms = owns[name].figures("token") if row == "ttft" else None
             cells.append(f"{cpu[name] / len(latencies[name]) * 1e6:18.0f} {p50_ms:8.2f} "
-                         + (f"{own_ms[0]:8.2f}" if own_ms else f"{'':8}"))
+                         + (f"{own_ms[0]:8.2f}" if own_ms else f"{'':8}")
+                         + (f" (to the token {token_ms[0]:.2f})" if token_ms else ""))
         print(f"{row:7} " + "  ".join(cells) + f"  x{cpu['now'] / max(cpu['base'], 1e-9):.2f}", flush=True)
     for client in clients.values():
         await client.close()
