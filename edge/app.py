@@ -37,6 +37,7 @@ from edge.metering import Meter
 from edge.middleware import EdgeMiddleware
 from edge.outputs import BackgroundStores
 from edge.ratelimit import AuthFailureLimiter, RateLimiter
+from edge.serving import document_answers
 from edge.settlement import Outbox, Settlements
 from univence.telemetry import setup_tracing
 
@@ -74,9 +75,10 @@ TAGS = [
 def api_document(app: FastAPI, settings: EdgeSettings) -> dict:
     """The OpenAPI document FastAPI generates, with what it says the API does not do taken out: the API
     never answers 422 (a request that fails validation gets a 400 in the error envelope, edge.errors), so
-    every operation's 422 becomes that 400 and FastAPI's validation-error schemas go; and the operations
+    every operation's 422 becomes that 400 and FastAPI's validation-error schemas go; the operations
     that authenticate list the security schemes (edge.auth.document_security; the session cookie's is the
-    cookie this edge sets)."""
+    cookie this edge sets); and a model endpoint's success names the headers it carries
+    (edge.serving.document_answers)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     document = FastAPI.openapi(app)
@@ -94,6 +96,7 @@ def api_document(app: FastAPI, settings: EdgeSettings) -> dict:
         if schemas.setdefault(name, schema) != schema:
             raise RuntimeError(f"two schemas named {name} in the OpenAPI document: rename one of the models")
     document_security(document, app.routes, settings.session_cookie)
+    document_answers(document, app.routes)
     app.openapi_schema = document
     return document
 

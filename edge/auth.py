@@ -11,21 +11,20 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
 import grpc
 from fastapi import Depends, Request
-from fastapi.dependencies.models import Dependant
 from fastapi.encoders import jsonable_encoder
-from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 from starlette.routing import BaseRoute
 
 from edge.clients import ServiceClients, call
 from edge.config import EdgeSettings
 from edge.errors import APIError
+from edge.routing import operations
 from edge.sessions import SAFE_METHODS, require_same_origin, session_token
 from univence.accounts.v1 import accounts_pb2
 
@@ -234,25 +233,8 @@ def document_security(document: dict, routes: Iterable[BaseRoute], session_cooki
         schemes[scheme.scheme_name] = jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
     schemes[SESSION_COOKIE.scheme_name]["name"] = session_cookie
     every = [{scheme.scheme_name: []} for scheme in SECURITY_SCHEMES]
-    paths = document.get("paths", {})
-    for route in _api_routes(routes):
-        if _authenticates(route.dependant):
-            for method in route.methods:
-                operation = paths.get(route.path_format, {}).get(method.lower())
-                if operation is not None:
-                    operation.setdefault("security", every)
-
-
-def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    for route in routes:
-        if hasattr(route, "original_router"):  # an included router (FastAPI keeps its routes there)
-            yield from _api_routes(route.original_router.routes)
-        elif isinstance(route, APIRoute) and route.include_in_schema:
-            yield route
-
-
-def _authenticates(dependant: Dependant) -> bool:
-    return any(dep.call is require_principal or _authenticates(dep) for dep in dependant.dependencies)
+    for operation in operations(document, routes, require_principal):
+        operation.setdefault("security", every)
 
 
 async def require_principal(request: Request) -> Principal:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from fastapi.routing import APIRoute
 from pydantic_core import PydanticUndefined
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 Handler = Callable[[Request], Awaitable[Response]]
 _MISSING = object()  # a required query parameter the request does not have
@@ -192,3 +193,29 @@ def _arguments(calls: list[_Call], request: Request) -> list[dict[str, Any]] | N
             values[name] = value
         arguments.append(values)
     return arguments
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """The API routes of an app's (or router's) routes, those of included routers too, as the OpenAPI
+    document lists them: what a step that completes the document (edge.app.api_document) goes through."""
+    for route in routes:
+        if hasattr(route, "original_router"):  # an included router (FastAPI keeps its routes there)
+            yield from api_routes(route.original_router.routes)
+        elif isinstance(route, APIRoute) and route.include_in_schema:
+            yield route
+
+
+def depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    """Whether `call` is among an endpoint's dependencies, at any depth."""
+    return any(dep.call is call or depends_on(dep, call) for dep in dependant.dependencies)
+
+
+def operations(document: dict, routes: Iterable[BaseRoute], call: Callable[..., Any]) -> Iterator[dict]:
+    """The OpenAPI operations of the routes that depend on `call`."""
+    paths = document.get("paths", {})
+    for route in api_routes(routes):
+        if depends_on(route.dependant, call):
+            for method in route.methods:
+                operation = paths.get(route.path_format, {}).get(method.lower())
+                if operation is not None:
+                    yield operation

@@ -55,11 +55,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi import Depends, Request, Response
+from starlette.routing import BaseRoute
 
 from edge.admission import Admission
 from edge.auth import Caller, Principal
@@ -70,6 +71,7 @@ from edge.metering import Hold, Meter, until_disconnect
 from edge.middleware import add_response_headers
 from edge.outputs import BackgroundStores, Outputs
 from edge.relay import MeteredStream, Relay
+from edge.routing import operations
 from univence.accounts.v1 import accounts_pb2
 
 PROFILE_HEADER = "x-univence-profile"
@@ -387,6 +389,25 @@ async def get_serving(request: Request, principal: Caller) -> Serving:
     state = request.app.state
     return Serving(request, principal, state.clients, state.meter, state.catalog, state.admission,
                    state.background_stores)
+
+
+# The headers a model endpoint's answer carries, as its OpenAPI operation documents them (document_answers).
+ANSWER_HEADERS = {
+    PROFILE_HEADER.title(): {"description": "`full`, or `tiny`: random weights, the output is noise",
+                     "schema": {"type": "string", "enum": ["full", "tiny"]}},
+    "Server-Timing": {"description": 'The service\'s own time, `upstream;desc="<service>";dur=<ms>` (a stream\'s '
+                                     "to its first chunk): the rest of the wait is the network and the edge. Not "
+                                     "on a replayed answer, or one no model ran for (a job just created).",
+                      "schema": {"type": "string"}},
+}
+
+
+def document_answers(document: dict, routes: Iterable[BaseRoute]) -> None:
+    """Adds ANSWER_HEADERS to the success answer of every operation whose endpoint runs these flows."""
+    for operation in operations(document, routes, get_serving):
+        success = operation.get("responses", {}).get("200")
+        if success is not None:
+            success.setdefault("headers", {}).update(ANSWER_HEADERS)
 
 
 # The metered flows of one request, for a modality endpoint: `async def endpoint(body: ..., serve: Serve)`.

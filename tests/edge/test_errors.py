@@ -188,6 +188,27 @@ async def test_every_authenticated_operation_lists_the_security_schemes(platform
     assert document["paths"]["/v1/auth/token"]["post"]["security"] == [{}, {"SessionCookie": []}]
 
 
+# The operations whose answer a model makes (or whose job one runs): they say which profile answered and
+# how long the service took.
+MODEL_ANSWERS = {("/v1/chat/completions", "post"), ("/v1/images/generations", "post"),
+                 ("/v1/images/generations/batch", "post"), ("/v1/images/edits", "post"),
+                 ("/v1/images/segmentations", "post"), ("/v1/images/upscale", "post"),
+                 ("/v1/images/remove-background", "post"), ("/v1/videos/remove-background", "post"),
+                 ("/v1/images/img2video", "post"), ("/v1/videos", "post")}
+
+
+async def test_a_model_answer_documents_its_profile_and_server_timing_headers(http):
+    document = (await http.get("/openapi.json")).json()
+    documented = set()
+    for path, method, operation in _operations(document):
+        headers = operation.get("responses", {}).get("200", {}).get("headers", {})
+        if "Server-Timing" in headers:
+            documented.add((path, method))
+            assert headers["X-Univence-Profile"]["schema"]["enum"] == ["full", "tiny"]
+            assert "upstream;desc=" in headers["Server-Timing"]["description"]
+    assert documented == MODEL_ANSWERS
+
+
 async def test_no_operation_documents_a_422_and_400_is_the_envelope(http):
     document = (await http.get("/openapi.json")).json()
     envelope = {"$ref": "#/components/schemas/ErrorResponse"}
