@@ -23,6 +23,7 @@ import grpc
 from fastapi import Depends, Request
 
 from edge.clients import ServiceClients
+from edge.tasks import started
 from univence.common.v1 import common_pb2
 
 CACHE_SECONDS = 5.0
@@ -160,9 +161,8 @@ class ServiceCatalog:
         return await asyncio.shield(fetching)
 
     def _fetch_started(self, modality: str) -> asyncio.Future[tuple[float, Published | None]]:
-        fetching = self._fetching[modality] = asyncio.ensure_future(self._fetch(modality))
-        fetching.add_done_callback(lambda done: done.cancelled() or done.exception())  # awaited or not
-        return fetching
+        self._fetching[modality] = started(self._fetch(modality))  # a renewal is awaited by nobody
+        return self._fetching[modality]
 
     async def _fetch(self, modality: str) -> tuple[float, Published | None]:
         try:

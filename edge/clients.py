@@ -3,6 +3,7 @@ service, made once per process (a stub per request cost a few microseconds each 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -113,6 +114,7 @@ class ServiceStream:
 
     def __init__(self, service: str, rpc: Callable[..., Any], request: Any, timeout: float | None):
         self._service = service
+        self.started = time.perf_counter()  # when the call was made (the service's time counts from here)
         self._call = rpc(request, timeout=timeout, metadata=inject_metadata())
 
     def __aiter__(self) -> ServiceStream:

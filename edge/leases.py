@@ -42,6 +42,7 @@ from edge.config import EdgeSettings
 from edge.errors import APIError
 from edge.lease_charges import ChargeSender
 from edge.settlement import Settlements
+from edge.tasks import started
 from univence.accounts.v1 import accounts_pb2
 from univence.pricing import Prices, PricingError
 
@@ -234,12 +235,10 @@ class Leases:
             del self._refused[user_id]
         task = self._acquiring.get(user_id)
         if task is None:
-            task = asyncio.ensure_future(self._take_lease(user_id, price_mc))
-            self._acquiring[user_id] = task
+            # A refill's is awaited by nobody: started() retrieves a failure (_take_lease logs its own).
+            task = self._acquiring[user_id] = started(self._take_lease(user_id, price_mc))
             task.add_done_callback(lambda done: self._acquiring.pop(user_id, None)
                                    if self._acquiring.get(user_id) is done else None)
-            # A refill's is awaited by nobody: a failure (_take_lease logs its own) is not left unretrieved.
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
         return task
 
     async def _take_lease(self, user_id: str, price_mc: int) -> bool:

@@ -52,7 +52,6 @@ saved.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
@@ -72,12 +71,12 @@ from edge.middleware import add_response_headers
 from edge.outputs import BackgroundStores, Outputs
 from edge.relay import MeteredStream, Relay
 from edge.routing import operations
+from edge.tasks import started
 from univence.accounts.v1 import accounts_pb2
 
 PROFILE_HEADER = "x-univence-profile"
 S = TypeVar("S")
 R = TypeVar("R")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -198,7 +197,7 @@ class Serving:
             finally:
                 self._timed(modality, started)
 
-        early = _started(run()) if self._overlaps(plan.overlap) else None
+        early = started(run()) if self._overlaps(plan.overlap) else None
         try:
             return await self._held(plan.charges, lambda: early if early is not None else run(), plan.answer,
                                     plan.params)
@@ -213,14 +212,13 @@ class Serving:
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
         await self.mark_profile(modality)
         leave = await self._admit(modality)
-        started = time.perf_counter()
         events = stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
 
         async def result(first: Any) -> Any:
             try:
                 return await until_result(events, plan.result, modality.name, plan.progress, first)
             finally:
-                self._timed(modality, started)
+                self._timed(modality, events.started)
 
         try:
             # Errors before the first event (an input the service refuses once it looks) are the call's own.
@@ -248,11 +246,7 @@ class Serving:
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
         await self.mark_profile(modality)
         leave = await self._admit(modality)
-        started = 0.0
-
         def start_call() -> ServiceStream:
-            nonlocal started
-            started = time.perf_counter()
             return stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
 
         # Overlap: the call starts now and the service works while the hold is reserved (its first chunk
@@ -278,7 +272,7 @@ class Serving:
             # The first chunk comes once the request was accepted and the work started: errors before
             # it (context too long, bad image, queue full) are still an HTTP status, not a broken stream.
             first = await until_disconnect(self.request, anext(chunks))
-            self._timed(modality, started)
+            self._timed(modality, chunks.started)
             relay = Relay(encoder.event(first), chunks, encoder.event)
         except BaseException as exc:
             await close(chunks)
@@ -374,13 +368,6 @@ async def until_result(events: AsyncIterator[Any], result: Callable[[Any], R | N
             await progress(event)
         event = await next_event(events, service)
     return found
-
-
-def _started(work: Awaitable[T]) -> asyncio.Task[T]:
-    """`work` running already; a failure nobody awaits any more (the hold was refused) is not logged."""
-    task = asyncio.ensure_future(work)
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
-    return task
 
 
 async def get_serving(request: Request, principal: Caller) -> Serving:

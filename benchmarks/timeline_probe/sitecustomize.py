@@ -93,7 +93,7 @@ def install() -> None:
         """A stream (edge.clients.ServiceStream, started when made) whose first two messages are marked."""
 
         def __init__(self, inner):
-            self.inner, self.count = inner, 0
+            self.inner, self.count, self.started = inner, 0, inner.started
 
         def __aiter__(self):
             return self
