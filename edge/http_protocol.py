@@ -1,5 +1,5 @@
 """The edge's HTTP/1.1 protocol for uvicorn: httptools' protocol, with a response's head and its first body
-write leaving in one socket write.
+write leaving in one socket write, and a request's disconnect as a future in its scope.
 
 uvicorn writes a response's status line and headers as soon as the app sends `http.response.start`, then
 the body in a second write. On loopback in a VM each socket write is a system call that also wakes the
@@ -8,6 +8,14 @@ the client woke twice. Here the head waits for the next write (the body, sent in
 event loop for a whole response) and goes out with it; a head with no body write in that turn (a stream
 waiting for its first event) goes out at the end of the turn, alone, as before. Only the head is ever
 held, and only within one loop turn: a stream's events still leave as they are sent.
+
+The disconnect: ASGI tells an app that its client went away only through `receive()`, so the edge used to
+start a watcher task that read `receive()` around each wait on a service (edge.metering.cancel_on_disconnect:
+two per chat stream, one per edit), and cancel it after: ~15 µs a time in a loop, several times that in
+place. Here the scope's `extensions[DISCONNECT]` is an asyncio future that the protocol sets when the
+connection is lost before the request's response is complete (what makes uvicorn's `receive()` answer
+`http.disconnect`), and a waiter adds a done-callback to it instead. A server without it (another ASGI
+server, an in-process test client) gets the watcher task, as before.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+# The scope extension: an asyncio.Future, done once the client has gone away before its response was complete.
+DISCONNECT = "univence.disconnect"
 _HEAD = b"HTTP/1.1 "  # how every response head uvicorn writes begins (its status line)
 
 
@@ -53,7 +63,27 @@ class _HeadWithBody:
 
 
 class EdgeHTTPProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing through _HeadWithBody (`uvicorn.run(..., http=EdgeHTTPProtocol)`)."""
+    """uvicorn's httptools protocol writing through _HeadWithBody, whose requests' scopes carry the DISCONNECT
+    future (`uvicorn.run(..., http=EdgeHTTPProtocol)`)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._open: list[RequestResponseCycle] = []  # the requests whose responses are not complete
         super().connection_made(_HeadWithBody(transport, self.loop))  # type: ignore[arg-type]
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is None or cycle.scope is not self.scope:  # an upgrade: no new request cycle
+            return
+        cycle.scope.setdefault("extensions", {})[DISCONNECT] = self.loop.create_future()
+        # One at a time, unless the client pipelines: an earlier request may still be answering.
+        self._open = [c for c in self._open if not c.response_complete]
+        self._open.append(cycle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        for cycle in self._open:
+            gone = cycle.scope["extensions"][DISCONNECT]
+            if not cycle.response_complete and not gone.done():
+                gone.set_result(None)
+        self._open = []

@@ -82,13 +82,14 @@ class MeteredStream(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Starlette watches for the disconnect with an anyio task group (a cancel scope, two tasks) on
-        # every stream; one watcher task that cancels this one does the same for less.
+        # every stream; cancel_on_disconnect does the same for less (a callback on the server's disconnect
+        # future, edge.http_protocol; a watcher task on another server).
         try:
             # One turn of the loop first, so that the relay's reader (edge.relay) asks the service for its
             # next chunk before the head and the first event go out: nothing before the first write yields
             # to the loop otherwise. A cancel in that turn ends here too, and `finish` settles.
             await asyncio.sleep(0)
-            await cancel_on_disconnect(receive, self.stream_response(send))
+            await cancel_on_disconnect(scope, receive, self.stream_response(send))
         except ClientDisconnected:
             pass  # the client went away mid-stream: the events stopped, and `finish` releases the hold
         finally:

@@ -1,12 +1,19 @@
 """edge.http_protocol: a response's head leaves in the same socket write as its body, and nothing else is
 held: on the transport itself (what reaches the socket, write by write), and end to end on a raw
-keep-alive connection to a running edge."""
+keep-alive connection to a running edge. A request's scope carries a future that is set when its client
+leaves before the response is complete (what edge.metering watches instead of `receive`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
-from edge.http_protocol import _HeadWithBody
+import uvicorn
+
+from edge.http_protocol import DISCONNECT, EdgeHTTPProtocol, _HeadWithBody
+from tests.support.ports import free_port
+from tests.support.waiting import eventually
 
 
 class Socket:
@@ -79,3 +86,44 @@ async def test_responses_on_one_keep_alive_connection_arrive_whole_and_in_order(
             assert body.startswith(b"{")
     finally:
         writer.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app) -> AsyncIterator[int]:
+    """`app` on a real uvicorn server speaking EdgeHTTPProtocol; yields its port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off", http=EdgeHTTPProtocol))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done(), "the server did not start"
+            await asyncio.sleep(0.01)
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def test_the_disconnect_future_is_set_when_the_client_leaves_and_only_then():
+    seen: dict[str, asyncio.Future] = {}
+
+    async def app(scope, receive, send):
+        gone = scope["extensions"][DISCONNECT]
+        seen[scope["path"]] = gone
+        if scope["path"] == "/wait":  # waits for its client to leave, as a model call would run
+            await asyncio.wait_for(asyncio.shield(gone), 10)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with serving(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /answered HTTP/1.1\r\nhost: x\r\n\r\n")  # answered whole on the keep-alive connection
+        await asyncio.wait_for(reader.readuntil(b"ok"), 10)
+        writer.write(b"GET /wait HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert await eventually(lambda: "/wait" in seen, seconds=10)
+        assert not seen["/wait"].done()
+        writer.close()  # the client leaves while its request waits
+        await asyncio.wait_for(asyncio.shield(seen["/wait"]), 10)
+        assert not seen["/answered"].done()  # its response was complete: nobody left it

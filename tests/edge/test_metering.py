@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge.http_protocol import DISCONNECT
 from edge.metering import ClientDisconnected, Meter, until_disconnect
 from tests.edge.priced import PNG_1PX, PRICE_MC, add_priced_route
 from tests.edge.test_auth import assert_envelope
@@ -161,14 +162,36 @@ async def test_responses_are_kept_only_for_idempotency_keys(priced, tmp_path):
     assert (await platform.balance(user_id)).balance_mc == 2000 - 2 * PRICE_MC
 
 
-class _ClientGone:
-    """Stands in for the Request of a client that has gone away."""
+class _Client:
+    """A Request's client side, as cancel_on_disconnect watches it: by the server's disconnect future in the
+    scope (`server`, what edge.http_protocol gives the edge) or else by reading `receive` (a watcher task,
+    for any other ASGI server). `leave()` disconnects it."""
+
+    def __init__(self, server: bool, gone: bool = False) -> None:
+        self.left = asyncio.Event()
+        self.scope: dict = {}
+        if server:
+            self.scope["extensions"] = {DISCONNECT: asyncio.get_running_loop().create_future()}
+        if gone:
+            self.leave()
+
+    def leave(self) -> None:
+        self.left.set()
+        signal = self.scope.get("extensions", {}).get(DISCONNECT)
+        if signal is not None:
+            signal.set_result(None)
 
     async def receive(self) -> dict:
+        await self.left.wait()
         return {"type": "http.disconnect"}
 
 
-async def test_until_disconnect_returns_once_the_cancelled_work_has_finished():
+# Every until_disconnect test runs with both ways of watching the client.
+SIGNALS = pytest.mark.parametrize("server", [True, False], ids=["server future", "watcher task"])
+
+
+@SIGNALS
+async def test_until_disconnect_returns_once_the_cancelled_work_has_finished(server):
     # The chat stream awaits its first chunk this way and then closes the stream generator: closing
     # must not find the generator's step still running, or the hold's release is skipped.
     closed = []
@@ -182,22 +205,37 @@ async def test_until_disconnect_returns_once_the_cancelled_work_has_finished():
 
     stream = chunks()
     with pytest.raises(ClientDisconnected):
-        await until_disconnect(_ClientGone(), anext(stream))
+        await until_disconnect(_Client(server, gone=True), anext(stream))
     assert closed == [True]
     await stream.aclose()
 
 
-async def test_until_disconnect_returns_the_work_result():
+@SIGNALS
+async def test_until_disconnect_returns_the_work_result(server):
     async def work() -> int:
         await asyncio.sleep(0)
         return 7
 
-    class Connected:
-        async def receive(self) -> dict:
-            await asyncio.sleep(30)
-            return {"type": "http.disconnect"}
+    assert await until_disconnect(_Client(server), work()) == 7
 
-    assert await until_disconnect(Connected(), work()) == 7
+
+@SIGNALS
+async def test_a_client_that_leaves_during_the_work_cancels_it(server):
+    client, cancelled = _Client(server), []
+
+    async def work() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    task = asyncio.ensure_future(until_disconnect(client, work()))
+    await asyncio.sleep(0.01)
+    client.leave()
+    with pytest.raises(ClientDisconnected):
+        await asyncio.wait_for(task, 5)
+    assert cancelled == [True]
 
 
 async def test_drain_waits_for_releases_on_their_way():
@@ -216,29 +254,32 @@ async def test_drain_waits_for_releases_on_their_way():
     await meter.drain()  # nothing left: returns at once
 
 
-class _Client:
-    """A Request's receive side: disconnects when `gone` is set."""
-
-    def __init__(self) -> None:
-        self.gone = asyncio.Event()
-
-    async def receive(self) -> dict:
-        await self.gone.wait()
-        return {"type": "http.disconnect"}
-
-
 async def test_until_disconnect_never_cancels_the_request_after_it_returned():
     # The watcher is this request's task's canceller only while the work runs: a disconnect that comes
     # after (the answer is out, the request still settles) must not cancel whatever the request does next.
     # Here the work ends in the loop turn where the watcher sees the disconnect, before the watcher's
     # done-callback runs: the race that callback must lose.
-    assert await until_disconnect(_ClientGone(), asyncio.sleep(0, result=3)) == 3
+    assert await until_disconnect(_Client(server=False, gone=True), asyncio.sleep(0, result=3)) == 3
     await asyncio.sleep(0.05)  # would raise CancelledError here if the watcher still cancelled
     assert asyncio.current_task().cancelling() == 0
 
 
-async def test_until_disconnect_leaves_a_cancel_from_elsewhere_a_cancel():
-    client = _Client()
+async def test_a_disconnect_as_the_work_ends_never_cancels_the_request_after_it_returned():
+    # The same race with the server's future: set as the work returns, its callback runs after.
+    client = _Client(server=True)
+
+    async def work() -> int:
+        client.leave()
+        return 3
+
+    assert await until_disconnect(client, work()) == 3
+    await asyncio.sleep(0.05)  # would raise CancelledError here if the callback still cancelled
+    assert asyncio.current_task().cancelling() == 0
+
+
+@SIGNALS
+async def test_until_disconnect_leaves_a_cancel_from_elsewhere_a_cancel(server):
+    client = _Client(server)
     task = asyncio.ensure_future(until_disconnect(client, asyncio.sleep(30)))
     await asyncio.sleep(0.01)
     task.cancel()  # a shutdown or a timeout, not the client: CancelledError, not ClientDisconnected
@@ -246,8 +287,9 @@ async def test_until_disconnect_leaves_a_cancel_from_elsewhere_a_cancel():
         await task
 
 
-async def test_until_disconnect_is_a_disconnect_even_when_the_work_swallowed_the_cancel():
-    client = _Client()
+@SIGNALS
+async def test_until_disconnect_is_a_disconnect_even_when_the_work_swallowed_the_cancel(server):
+    client = _Client(server)
     wound_down = []
 
     async def stubborn() -> int:
@@ -267,7 +309,7 @@ async def test_until_disconnect_is_a_disconnect_even_when_the_work_swallowed_the
 
     task = asyncio.ensure_future(request())
     await asyncio.sleep(0.01)
-    client.gone.set()
+    client.leave()
     with pytest.raises(ClientDisconnected):
         await task
     assert wound_down == [True]
