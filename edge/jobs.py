@@ -43,7 +43,9 @@ from edge.config import EdgeSettings
 from edge.errors import APIError, ClientDisconnected, from_status, to_status
 from edge.metering import Hold, Meter, fingerprint, replay_conflict, until_disconnect
 from edge.outputs import Outputs
-from edge.serving import Modality, until_result
+from edge.relay import until_result
+from edge.serving import Modality
+from edge.tasks import started
 from univence.accounts.v1 import accounts_pb2
 from univence.media.v1 import media_pb2
 
@@ -216,8 +218,8 @@ class _Run(Generic[R]):
         self.changed = asyncio.Event()
         self.work: asyncio.Task | None = None
         self.stopped = False
-        self.task: asyncio.Task[Finished[R]] = asyncio.create_task(self._run(), name=f"job {job.job_id}")
-        self.task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a sync waiter may be gone
+        # Retrieved whether or not awaited: a synchronous waiter may be gone.
+        self.task: asyncio.Task[Finished[R]] = started(self._run(), name=f"job {job.job_id}")
 
     def stop(self) -> None:
         self.stopped = True

@@ -1,18 +1,21 @@
 """The stream relay of edge.serving: a service's chunks → the HTTP stream's writes, coalesced (Relay), and
-the streaming response that sends them and settles the request's hold however it ends (MeteredStream)."""
+the streaming response that sends them and settles the request's hold however it ends (MeteredStream); and
+a progress stream read to its result (until_result: the progress flow's and edge.jobs' runs)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from edge.errors import ClientDisconnected
+from edge.errors import APIError, ClientDisconnected
 from edge.metering import cancel_on_disconnect
+
+R = TypeVar("R")
 
 
 class Relay:
@@ -71,6 +74,12 @@ class Relay:
                 await self._reader
 
 
+class Last(bytes):
+    """A stream's last write (its end event, or the error that ends it): MeteredStream sends it as the end of
+    the HTTP body, so it and the body's end (chunked encoding's `0\\r\\n\\r\\n`) leave in one socket write
+    instead of two (each a system call that wakes the client)."""
+
+
 class MeteredStream(StreamingResponse):
     """A StreamingResponse that settles its hold however the stream ends: committed at the end of the
     events, released when the client went away or the events never ran."""
@@ -79,6 +88,16 @@ class MeteredStream(StreamingResponse):
         super().__init__(content, media_type=media_type, headers={"Cache-Control": "no-cache",
                                                                   "X-Accel-Buffering": "no"})
         self._finish = finish
+
+    async def stream_response(self, send: Send) -> None:
+        """Starlette's, with a Last write ending the body."""
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self.body_iterator:
+            if type(chunk) is Last:
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Starlette watches for the disconnect with an anyio task group (a cancel scope, two tasks) on
@@ -94,3 +113,23 @@ class MeteredStream(StreamingResponse):
             pass  # the client went away mid-stream: the events stopped, and `finish` releases the hold
         finally:
             await self._finish()
+
+
+async def next_event(events: AsyncIterator[Any], service: str) -> Any:
+    """The stream's next event; a 500 when it ends here (a progress stream ends with its result)."""
+    try:
+        return await anext(events)
+    except StopAsyncIteration:
+        raise APIError(500, f"the {service} service ended its stream without a result", "processing_error") from None
+
+
+async def until_result(events: AsyncIterator[Any], result: Callable[[Any], R | None], service: str,
+                       progress: Callable[[Any], Awaitable[None]] | None = None, first: Any = None) -> R:
+    """The result a progress stream ends with (`first`, an event already read, may be it), each event
+    before it given to `progress`. The progress flow and the jobs runner (edge.jobs) both read theirs so."""
+    event = first if first is not None else await next_event(events, service)
+    while (found := result(event)) is None:
+        if progress is not None:
+            await progress(event)
+        event = await next_event(events, service)
+    return found

@@ -69,7 +69,7 @@ from edge.errors import APIError, ClientDisconnected, service_unavailable
 from edge.metering import Hold, Meter, until_disconnect
 from edge.middleware import add_response_headers
 from edge.outputs import BackgroundStores, Outputs
-from edge.relay import MeteredStream, Relay
+from edge.relay import Last, MeteredStream, Relay, next_event, until_result
 from edge.routing import operations
 from edge.tasks import started
 from univence.accounts.v1 import accounts_pb2
@@ -191,11 +191,11 @@ class Serving:
         leave = await self._admit(modality)
 
         async def run() -> Any:
-            started = time.perf_counter()
+            began = time.perf_counter()
             try:
                 return await call(modality.name, rpc, plan.request, timeout=self.clients.timeout)
             finally:
-                self._timed(modality, started)
+                self._timed(modality, began)
 
         early = started(run()) if self._overlaps(plan.overlap) else None
         try:
@@ -287,10 +287,10 @@ class Serving:
                     yield batch
             except APIError as exc:  # the service failed mid-stream: say so in the stream, charge nothing
                 failure = exc
-                yield encoder.error(exc)
+                yield Last(encoder.error(exc))
                 return
             await hold.commit(content_type=encoder.media_type)
-            yield encoder.end()
+            yield Last(encoder.end())
 
         async def finish() -> None:
             await body.aclose()
@@ -348,26 +348,6 @@ def _api_names(params: Mapping[str, str]) -> Iterator[None]:
         if error.param:
             error.param = params.get(error.param) or params.get(error.param.partition("[")[0]) or error.param
         raise
-
-
-async def next_event(events: AsyncIterator[Any], service: str) -> Any:
-    """The stream's next event; a 500 when it ends here (a progress stream ends with its result)."""
-    try:
-        return await anext(events)
-    except StopAsyncIteration:
-        raise APIError(500, f"the {service} service ended its stream without a result", "processing_error") from None
-
-
-async def until_result(events: AsyncIterator[Any], result: Callable[[Any], R | None], service: str,
-                       progress: Callable[[Any], Awaitable[None]] | None = None, first: Any = None) -> R:
-    """The result a progress stream ends with (`first`, an event already read, may be it), each event
-    before it given to `progress`. The progress flow and the jobs runner (edge.jobs) both read theirs so."""
-    event = first if first is not None else await next_event(events, service)
-    while (found := result(event)) is None:
-        if progress is not None:
-            await progress(event)
-        event = await next_event(events, service)
-    return found
 
 
 async def get_serving(request: Request, principal: Caller) -> Serving:

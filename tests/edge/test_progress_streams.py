@@ -1,4 +1,4 @@
-"""edge.serving.until_result: how the progress flow and the jobs runner read a service's progress stream
+"""edge.relay.until_result: how the progress flow and the jobs runner read a service's progress stream
 (events up to one result), on plain async iterators of the events."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from edge.errors import APIError
-from edge.serving import until_result
+from edge.relay import until_result
 
 
 async def events(*items: Any) -> AsyncIterator[Any]:

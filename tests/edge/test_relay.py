@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from edge.errors import APIError
-from edge.relay import MeteredStream, Relay
+from edge.relay import Last, MeteredStream, Relay
 
 
 async def numbers(count: int, *, fail_after: int | None = None, pause: float = 0.0, closed: list | None = None):
@@ -101,3 +101,31 @@ async def test_a_stream_cancelled_before_its_first_write_still_finishes():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert finished == [True] and sent == []
+
+
+@pytest.mark.parametrize("last", [b"data: [DONE]\n\n", b'data: {"error": {}}\n\n'], ids=["end", "error"])
+async def test_the_last_event_ends_the_body_in_the_same_message(last: bytes):
+    """A stream's end event (or the error that ends it) is the body's last message (more_body false), so the
+    server writes it with the chunked body's end in one socket write; a body that ends otherwise ends as
+    Starlette's does."""
+    async def events(final: bool):
+        yield b"data: 1\n\n"
+        if final:
+            yield Last(last)
+
+    async def receive() -> dict:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def nothing() -> None:
+        pass
+
+    for final, ending in ((True, [(last, False)]), (False, [(b"", False)])):
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)  # noqa: B023 - called before the loop moves on
+
+        await MeteredStream(events(final), nothing, "text/event-stream")({"type": "http"}, receive, send)
+        bodies = [(m["body"], m["more_body"]) for m in sent if m["type"] == "http.response.body"]
+        assert bodies == [(b"data: 1\n\n", True), *ending]
