@@ -19,44 +19,61 @@ R = TypeVar("R")
 
 
 class Relay:
-    """The encoded events of `first` and `chunks`, as an async iterator of writes, each write carrying
-    every event that arrived while the previous one went out: a reader task takes chunks from the service
+    """A service's stream as the HTTP stream's writes: its chunks, encoded, as an async iterator of writes,
+    each carrying every event that arrived while the previous one went out. A reader task takes the chunks
     as they come while the response writes, so a stream the client side cannot keep up with (a busy edge,
-    many streams) costs one write per batch instead of one per token. The service's failure comes after
-    the events before it. What waits for a slow client is at most the rest of the completion (text the
-    service has already made).
+    many streams) costs one write per batch instead of one per token. The service's failure comes after the
+    events before it. What waits for a slow client is at most the rest of the completion (text the service
+    has already made).
 
-    The reader starts when the relay is made, not at the first write: the service's next chunk is already
-    being read while the response's head and first event go out (a premium chat's first token came
-    ~0.2 ms later when its read waited for them). `aclose()` stops the reader (which cancels the call);
-    whoever makes a relay closes it, whether or not it was iterated."""
+    The reader starts when the relay is made, with the call: it holds the first chunk for `started()` (the
+    flow sends the response's head once it is in) and asks for the next one at once, in the same step, so
+    the service's second chunk (a chat's first token, after the role) is already being read while the head
+    and the first event go out. (The flow used to read the first chunk itself, then give the reader a loop
+    turn of its own before the head to get there.) `aclose()` stops the reader and closes the stream, which
+    cancels the call; whoever makes a relay closes it, whether or not it was iterated."""
 
-    def __init__(self, first: bytes | None, chunks: AsyncIterator[Any], encode: Callable[[Any], bytes | None]):
-        self._pending: list[bytes] = [first] if first is not None else []
+    def __init__(self, chunks: AsyncIterator[Any], encode: Callable[[Any], bytes | None]):
+        self.chunks = chunks
+        self._pending: list[bytes] = []
         self._arrived = asyncio.Event()
+        self._first = False  # a chunk has come
         self._done = False
         self._failure: BaseException | None = None
-        self._reader = asyncio.ensure_future(self._read(chunks, encode))
+        self._reader = asyncio.ensure_future(self._read(encode))
 
-    async def _read(self, chunks: AsyncIterator[Any], encode: Callable[[Any], bytes | None]) -> None:
+    async def _read(self, encode: Callable[[Any], bytes | None]) -> None:
         try:
-            async for chunk in chunks:
+            async for chunk in self.chunks:
+                self._first = True
                 if (event := encode(chunk)) is not None:
                     self._pending.append(event)
-                    self._arrived.set()
+                self._arrived.set()
         except Exception as exc:  # noqa: BLE001 - raised to the consumer, after the events before it
             self._failure = exc
         finally:
             self._done = True
             self._arrived.set()
 
+    async def _wait(self, ready: Callable[[], bool]) -> None:
+        while not ready() and not self._done:
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    async def started(self) -> None:
+        """Returns once the service's first chunk is in. What failed before it is raised here (so that it is
+        still the response's status, not a broken stream), as is a stream that ended without any chunk."""
+        await self._wait(lambda: self._first)
+        if not self._first:
+            failure, self._failure = self._failure, None
+            raise failure or APIError(500, "the service ended its stream before its first chunk", "processing_error")
+
     def __aiter__(self) -> Relay:
         return self
 
     async def __anext__(self) -> bytes:
-        while not self._pending and not self._done:
-            self._arrived.clear()
-            await self._arrived.wait()
+        if not self._pending:
+            await self._wait(lambda: bool(self._pending))
         if self._pending:
             batch = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
             self._pending.clear()
@@ -67,11 +84,15 @@ class Relay:
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
-        """Stops the reader if it still runs (the client went away, or the events never ran)."""
+        """Stops the reader if it still runs (the client went away, or the events never ran), then closes
+        the stream."""
         if not self._reader.done():
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+        close = getattr(self.chunks, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class Last(bytes):
@@ -104,10 +125,6 @@ class MeteredStream(StreamingResponse):
         # every stream; cancel_on_disconnect does the same for less (a callback on the server's disconnect
         # future, edge.http_protocol; a watcher task on another server).
         try:
-            # One turn of the loop first, so that the relay's reader (edge.relay) asks the service for its
-            # next chunk before the head and the first event go out: nothing before the first write yields
-            # to the loop otherwise. A cancel in that turn ends here too, and `finish` settles.
-            await asyncio.sleep(0)
             await cancel_on_disconnect(scope, receive, self.stream_response(send))
         except ClientDisconnected:
             pass  # the client went away mid-stream: the events stopped, and `finish` releases the hold

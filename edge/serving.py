@@ -64,7 +64,7 @@ from starlette.routing import BaseRoute
 from edge.admission import Admission
 from edge.auth import Caller, Principal
 from edge.catalog import Published, ServiceCatalog
-from edge.clients import ServiceClients, ServiceStream, call, stream
+from edge.clients import ServiceClients, call, stream
 from edge.errors import APIError, ClientDisconnected, service_unavailable
 from edge.metering import Hold, Meter, until_disconnect
 from edge.middleware import add_response_headers
@@ -246,16 +246,19 @@ class Serving:
         rpc = getattr(self.clients.modality(modality.name, modality.stub), method)
         await self.mark_profile(modality)
         leave = await self._admit(modality)
-        def start_call() -> ServiceStream:
-            return stream(modality.name, rpc, plan.request, timeout=self.clients.timeout)
+        encoder = plan.encoder
 
-        # Overlap: the call starts now and the service works while the hold is reserved (its first chunk
-        # waits in the channel); otherwise it starts once the hold is granted.
+        def start_call() -> Relay:
+            # The relay reads the call's chunks from its start (edge.relay).
+            return Relay(stream(modality.name, rpc, plan.request, timeout=self.clients.timeout), encoder.event)
+
+        # Overlap: the call starts now and the service works while the hold is reserved (its first chunk is
+        # read meanwhile, and waits in the relay); otherwise it starts once the hold is granted.
         early = start_call() if self._overlaps(plan.overlap) else None
 
-        async def close(chunks: ServiceStream | None) -> None:
-            if chunks is not None:
-                await chunks.aclose()
+        async def close(relay: Relay | None) -> None:
+            if relay is not None:
+                await relay.aclose()
             leave()
 
         try:
@@ -266,16 +269,14 @@ class Serving:
         if hold.replay is not None:
             await close(early)
             return hold.replay
-        chunks = early if early is not None else start_call()
-        encoder = plan.encoder
+        relay = early if early is not None else start_call()
         try:
             # The first chunk comes once the request was accepted and the work started: errors before
             # it (context too long, bad image, queue full) are still an HTTP status, not a broken stream.
-            first = await until_disconnect(self.request, anext(chunks))
-            self._timed(modality, chunks.started)
-            relay = Relay(encoder.event(first), chunks, encoder.event)
+            await until_disconnect(self.request, relay.started())
+            self._timed(modality, relay.chunks.started)
         except BaseException as exc:
-            await close(chunks)
+            await close(relay)
             await self.meter.settle(hold, exc)
             raise
         failure: BaseException | None = None
@@ -294,8 +295,7 @@ class Serving:
 
         async def finish() -> None:
             await body.aclose()
-            await relay.aclose()  # a stream cut short: its reader stops before the call is closed under it
-            await chunks.aclose()
+            await relay.aclose()  # a stream cut short: its reader stops, and the call is cancelled
             leave()
             # Not settled and no failure seen: the client went away (or the events never ran).
             await self.meter.settle(hold, failure or (None if hold.settled else ClientDisconnected()))
