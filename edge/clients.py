@@ -106,9 +106,8 @@ async def call(service: str, rpc: Callable[..., Awaitable[T]], request: Any, *,
 
 class ServiceStream:
     """A server-streaming call, started when it is made: gRPC sends the request from a task of its own, and
-    what the service answers waits in the channel until it is read. So a flow can start the call, do
-    something else (reserve credits) and read the first message after, with no task of its own to run the
-    call meanwhile (it took one more task and a loop turn between the first message and its reader).
+    what the service answers waits in the channel until it is read. So a flow can start the call and do
+    something else (reserve credits) while the service works, with no task of its own to run the call.
     Its messages are read with `async for` / `anext`; a gRPC failure becomes the API's error; cancelling
     the reader cancels the call, and `aclose()` ends it (whoever makes one closes it)."""
 
