@@ -75,11 +75,18 @@ async def test_a_seed_reproduces_its_video_and_another_seed_differs(video):
 
 
 async def test_without_a_seed_one_is_drawn_and_reported(video):
+    """The reported seed gives the drawn video again. Compared by its frames, not its bytes: for some seeds
+    the tiny profile's random weights (a VAE drawn from N(0, 0.5)) amplify CPU float noise (which differs
+    from run to run) into a few pixels; byte equality failed about one run in five. One such seed,
+    1349452887, gave three different videos in eight runs: 6 % of pixels apart, by 0.25 of 255 on average,
+    where another seed's video differs by ~75. Seeds 5, 7 and 11 gave one video in every run."""
     req = request()
     req.ClearField("seed")
     _, result = await run(video, req)
     _, again = await run(video, request(seed=result.seed))
-    assert again.video == result.video
+    _, other = await run(video, request(seed=(result.seed + 1) % 2**31))
+    drawn, reproduced, different = (np.stack(read_mp4(r.video).frames).astype(float) for r in (result, again, other))
+    assert np.abs(reproduced - drawn).mean() < 2 < 20 < np.abs(different - drawn).mean()
 
 
 async def test_the_limits_and_sizes_are_published(video):
