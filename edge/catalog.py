@@ -161,8 +161,8 @@ class ServiceCatalog:
         return await asyncio.shield(fetching)
 
     def _fetch_started(self, modality: str) -> asyncio.Future[tuple[float, Published | None]]:
-        self._fetching[modality] = started(self._fetch(modality))  # a renewal is awaited by nobody
-        return self._fetching[modality]
+        fetching = self._fetching[modality] = started(self._fetch(modality))  # a renewal is awaited by nobody
+        return fetching
 
     async def _fetch(self, modality: str) -> tuple[float, Published | None]:
         try:

@@ -228,7 +228,7 @@ class _Run(Generic[R]):
 
     async def _run(self) -> Finished[R]:
         reports = asyncio.create_task(self._report_forever())
-        started = time.perf_counter()
+        began = time.perf_counter()
         try:
             self.work = asyncio.create_task(self._produce())
             if self.stopped:
@@ -237,7 +237,7 @@ class _Run(Generic[R]):
                 result = await self.work
             except asyncio.CancelledError:
                 raise self._stopped_error() from None
-            upstream_ms = (time.perf_counter() - started) * 1e3
+            upstream_ms = (time.perf_counter() - began) * 1e3
             if self.stopped:  # cancelled as the work ended: nothing is stored for a job that will not complete
                 raise self._stopped_error()
             media_ids = await self.spec.store(result, self.outputs)
@@ -326,7 +326,7 @@ class _Run(Generic[R]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), timeout=self.runner.heartbeat_seconds)
             self.changed.clear()
-            started = time.monotonic()
+            began = time.monotonic()
             try:
                 answer = await self._update(status=self.status, progress=self.progress,
                                             queue_position=self.queue_position)
@@ -340,7 +340,7 @@ class _Run(Generic[R]):
             if answer is not None and answer.stop:
                 self.stop()
                 return
-            await asyncio.sleep(max(0.0, MIN_REPORT_SECONDS - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.0, MIN_REPORT_SECONDS - (time.monotonic() - began)))
 
     async def _update(self, **fields: Any) -> media_pb2.UpdateJobResponse:
         return await call("media", self.runner.clients.media.UpdateJob, media_pb2.UpdateJobRequest(

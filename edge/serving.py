@@ -361,7 +361,7 @@ async def get_serving(request: Request, principal: Caller) -> Serving:
 # The headers a model endpoint's answer carries, as its OpenAPI operation documents them (document_answers).
 ANSWER_HEADERS = {
     PROFILE_HEADER.title(): {"description": "`full`, or `tiny`: random weights, the output is noise",
-                     "schema": {"type": "string", "enum": ["full", "tiny"]}},
+                             "schema": {"type": "string", "enum": ["full", "tiny"]}},
     "Server-Timing": {"description": 'The service\'s own time, `upstream;desc="<service>";dur=<ms>` (a stream\'s '
                                      "to its first chunk): the rest of the wait is the network and the edge. Not "
                                      "on a replayed answer, or one no model ran for (a job just created).",
