@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -16,6 +16,15 @@ from edge.errors import APIError, ClientDisconnected
 from edge.metering import cancel_on_disconnect
 
 R = TypeVar("R")
+
+
+class ServiceChunks(Protocol):
+    """What a relay reads: a service stream's messages, and `aclose()`, which ends the call
+    (edge.clients.ServiceStream)."""
+
+    def __aiter__(self) -> AsyncIterator[Any]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class Relay:
@@ -33,7 +42,7 @@ class Relay:
     turn of its own before the head to get there.) `aclose()` stops the reader and closes the stream, which
     cancels the call; whoever makes a relay closes it, whether or not it was iterated."""
 
-    def __init__(self, chunks: AsyncIterator[Any], encode: Callable[[Any], bytes | None]):
+    def __init__(self, chunks: ServiceChunks, encode: Callable[[Any], bytes | None]):
         self.chunks = chunks
         self._pending: list[bytes] = []
         self._arrived = asyncio.Event()
@@ -90,9 +99,7 @@ class Relay:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        close = getattr(self.chunks, "aclose", None)
-        if close is not None:
-            await close()
+        await self.chunks.aclose()
 
 
 class Last(bytes):
