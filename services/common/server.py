@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common.config import ServiceSettings
 from services.common.interceptor import RuntimeInterceptor
 from services.common.metrics import MODEL_READY, start_metrics_server
+from univence import version
 from univence.common.v1 import common_pb2, common_pb2_grpc
 from univence.process import freeze_startup_heap
 from univence.telemetry import configure_logging, setup_tracing
@@ -225,15 +225,8 @@ class _ServiceInfoServicer(common_pb2_grpc.ServiceInfoServiceServicer):
             service=d.name, profile=d.profile, device=d.device, models=d.models, limits=d.limits,
             ready=self._runtime.loaded.is_set() and not self._runtime.lost,
             load_error=self._runtime.load_error or self._runtime.lost or "",
-            version=_version(),
+            version=version(),
         )
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("univence")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def run(settings: ServiceSettings, definition: Callable[[ServiceSettings], ServiceDefinition]) -> None:

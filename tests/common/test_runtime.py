@@ -4,6 +4,7 @@ trace propagation, deadlines, draining, metrics, service info."""
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import os
 import socket
 import subprocess
@@ -114,6 +115,7 @@ async def test_a_load_failure_is_reported_not_crashed():
             info = await common_pb2_grpc.ServiceInfoServiceStub(channel).GetServiceInfo(
                 common_pb2.GetServiceInfoRequest())
             assert not info.ready and "weights for probe-1" in info.load_error
+            assert info.version == importlib.metadata.version("univence")  # the installed distribution's
         with pytest.raises(RuntimeError, match="probe failed to load: FileNotFoundError: weights for probe-1"):
             await asyncio.wait_for(runtime.wait_loaded(), 5)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 
+from univence import version
 from univence.cli import accounts, maintenance, stack
 
 
@@ -18,13 +18,6 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_commands(commands)
     maintenance.add_commands(commands)
     return parser
-
-
-def version() -> str:
-    try:
-        return importlib.metadata.version("univence")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
