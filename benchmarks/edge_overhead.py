@@ -1,11 +1,12 @@
 """Edge overhead: the same work through the edge (HTTP, auth, rate limit, metering, translation, storage)
-and straight to the gRPC service, interleaved in one run (each worker alternates a direct call and an edge
-call, so a shared machine's drift moves both alike), on the real stack (`univence up` processes on
+and straight to the gRPC service, interleaved in one run (each worker makes a direct call and an edge call
+in turn, so a shared machine's drift moves both alike), on the real stack (`univence up` processes on
 loopback, tiny models), at concurrency 1 and 8:
 
 - a priced image edit: image.EditImages vs POST /v1/images/edits (JSON, b64_json answer);
 - a premium chat's time to first token: llm.StreamChatCompletion vs the edge's SSE stream, with the
-  stream's tokens/s against gRPC's and the edge's CPU per relayed chunk (the edge process's CPU time
+  stream's tokens/s against gRPC's (over the whole stream, and from its first token: the relay's pace)
+  and the edge's CPU per relayed chunk (the edge process's CPU time
   over the row / the chunks it relayed; that includes each request's own work: auth, metering);
 - GET /v1/media/{id} vs media.GetMedia (a 64x64 PNG);
 - and the platform's own rows: accounts.Authenticate vs GET /v1/models (auth cached, no upstream call),
@@ -140,7 +141,7 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
                 seen.chunks += 1
                 if chunk.HasField("usage"):
                     seen.tokens += chunk.usage.completion_tokens
-            return (first or time.perf_counter()) - started
+            return streamed(seen, started, first)
 
         chat_body = {"model": "Qwen/Qwen3.5-4B", "messages": [{"role": "user", "content": prompt}], "stream": True,
                      "max_tokens": args.max_tokens, "temperature": 0, "stream_options": {"include_usage": True}}
@@ -165,7 +166,13 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
                     first = time.perf_counter()
                 if event.get("usage"):
                     seen.tokens += event["usage"]["completion_tokens"]
-            return (first or time.perf_counter()) - started
+            return streamed(seen, started, first)
+
+        def streamed(seen: Streams, started: float, first: float | None) -> float:
+            """A stream's time to first token (its whole time if none came), its pace counted in `seen`."""
+            ended = time.perf_counter()
+            seen.streaming += ended - (first or ended)
+            return (first or ended) - started
 
         for _ in range(120):  # the edge learns what the modality services publish shortly after /readyz
             if (await http.post("/v1/images/edits", json=edit, headers=payer_headers)).status_code != 503:
@@ -207,6 +214,9 @@ async def run_design(args: argparse.Namespace, ports: dict[str, int], floor: dic
                         # included), over direct's; and the CPU per relayed chunk (SSE event).
                         tok_s = {p: streams[p].tokens / figures[p].seconds for p in ("direct", path)}
                         figures[f"{path}_tok_s_ratio"] = tok_s[path] / max(tok_s["direct"], 1e-9)
+                        # The same from each stream's first token to its end: the relay's pace alone.
+                        pace = {p: streams[p].tokens / max(streams[p].streaming, 1e-9) for p in ("direct", path)}
+                        figures[f"{path}_pace_ratio"] = pace[path] / max(pace["direct"], 1e-9)
                         figures[f"{path}_cpu_us_per_chunk"] = cpu * 1e6 / max(streams[path].chunks, 1)
                 results[name][concurrency] = figures
         if any(name.startswith("image edit") for name in results):
@@ -264,15 +274,17 @@ def _notes(f: dict, path: str) -> str:
     notes = f"{path}{f' own {own[0]:.2f} / {own[1]:.2f} ms,' if own else ''} " \
             f"CPU {f[f'{path}_cpu_us_per_request']:.0f} µs/request"
     if f"{path}_tok_s_ratio" in f:
-        notes += f", {f[f'{path}_cpu_us_per_chunk']:.0f} µs/chunk, tokens/s x{f[f'{path}_tok_s_ratio']:.2f}"
+        notes += (f", {f[f'{path}_cpu_us_per_chunk']:.0f} µs/chunk, tokens/s x{f[f'{path}_tok_s_ratio']:.2f}"
+                  f" (from the first token x{f[f'{path}_pace_ratio']:.2f})")
     return notes
 
 
 def print_summary(designs: dict[str, dict[str, dict]]) -> None:
     """The edge's cost over direct (p50 / p99, ms) for every design, one column each; then the floor's."""
     labels = list(designs)
-    print("\n== the edge's cost over direct, +p50 / +p99 ms (chat: time to first token; tokens/s ratio; "
-          "CPU per chunk); last column: the floor proxy's, in the last design's run")
+    print("\n== the edge's cost over direct, +p50 / +p99 ms (chat: time to first token; tokens/s ratio, "
+          "whole stream / from its first token; CPU per chunk); last column: the floor proxy's, in the last "
+          "design's run")
     print(f"{'row':36} {'conc':>4}  " + "  ".join(f"{label:>24}" for label in [*labels, "floor"]))
     first = designs[labels[0]]
     for name, by_concurrency in first.items():
@@ -287,7 +299,8 @@ def print_summary(designs: dict[str, dict[str, dict]]) -> None:
                     continue
                 cell = f"{f[path].p50_ms - f['direct'].p50_ms:+.2f} / {f[path].p99_ms - f['direct'].p99_ms:+.2f}"
                 if f"{path}_tok_s_ratio" in f:
-                    cell += f" x{f[f'{path}_tok_s_ratio']:.2f} {f[f'{path}_cpu_us_per_chunk']:.0f}µs"
+                    cell += f" x{f[f'{path}_tok_s_ratio']:.2f}/{f[f'{path}_pace_ratio']:.2f} " \
+                            f"{f[f'{path}_cpu_us_per_chunk']:.0f}µs"
                 cells.append(cell)
             print(f"{name:36} {concurrency:4d}  " + "  ".join(f"{cell:>24}" for cell in cells))
     print("\n== client time less the service's (Server-Timing upstream), p50 / p99 ms: what the hop and the "

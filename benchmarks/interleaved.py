@@ -5,6 +5,7 @@ p50/p99, and what the answers say of the service's own time (OwnTimes) and the s
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import statistics
 import time
@@ -40,20 +41,23 @@ async def measure(calls: dict[str, Call], requests: int, concurrency: int, warmu
     busy: dict[str, float] = dict.fromkeys(names, 0.0)
     remaining = requests
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal remaining
-        turn = 0
+        turn, shuffled = 0, random.Random(index)
         while remaining > 0:
             remaining -= 1
             turn += 1
-            for name in (names if turn % 2 else names[::-1]):
+            order = names if turn % 2 else names[::-1]
+            if concurrency > 1:
+                order = shuffled.sample(names, len(names))
+            for name in order:
                 started = time.perf_counter()
                 first = await calls[name]()
                 took = time.perf_counter() - started
                 busy[name] += took
                 latencies[name].append(first if first is not None else took)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(index) for index in range(concurrency)))
     figures = {}
     for name, values in latencies.items():
         values.sort()
@@ -92,11 +96,13 @@ class OwnTimes:
 
 
 class Streams:
-    """Counts what the chat rows stream after their warm-up: completion tokens, and the chunks (SSE
-    events) the edge relayed, with the edge's CPU time from then."""
+    """Counts what the chat rows stream after their warm-up: completion tokens, the chunks (SSE events)
+    the edge relayed, with the edge's CPU time from then, and `streaming`: the seconds from each stream's
+    first token to its end (its pace once it runs, without the wait for the model)."""
 
     def __init__(self, process: psutil.Process | None = None) -> None:
         self.process = process
         self.cpu = sum(process.cpu_times()[:2]) if process is not None else 0.0
         self.tokens = 0
         self.chunks = 0
+        self.streaming = 0.0
