@@ -7,13 +7,14 @@ instead of a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 import grpc
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from services.common.errors import ModelLost, Reason, ServiceError
 from services.common.metrics import RPC_SECONDS, RPCS_HANDLED
@@ -28,12 +29,15 @@ _ALWAYS_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.", "/univence.commo
 
 class RuntimeInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, service: str, not_ready_reason: Callable[[], str | None],
-                 model_lost: Callable[[str], None] | None = None):
+                 model_lost: Callable[[str], None] | None = None, *, tracing: bool = True):
         """`not_ready_reason()` returns why the service cannot take work yet, or None when it can;
-        `model_lost(reason)` is told when a handler raised ModelLost."""
+        `model_lost(reason)` is told when a handler raised ModelLost. `tracing`: whether spans are exported;
+        without, an RPC gets a span only when its caller sent a trace context (a span that goes nowhere
+        cost ~60 µs of every RPC in a loop, more in place, and the direct callers paid it as the edge did)."""
         self._service = service
         self._not_ready_reason = not_ready_reason
         self._model_lost = model_lost
+        self._tracing = tracing
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):
         handler = await continuation(details)
@@ -86,7 +90,9 @@ class _Call:
                     self._record(start)
         return wrapped
 
-    def _span(self):
+    def _span(self) -> contextlib.AbstractContextManager[Span | None]:
+        if not self.owner._tracing and not any(key == "traceparent" for key, _ in self.metadata or ()):
+            return contextlib.nullcontext()
         return tracer.start_as_current_span(
             f"{self.owner._service}/{self.method}", context=extract_context(self.metadata),
             kind=SpanKind.SERVER, attributes={"rpc.system": "grpc", "rpc.method": self.method},
@@ -113,7 +119,8 @@ class _Call:
             log.exception("unexpected error in %s", self.method)
             error = ServiceError(Reason.ERROR_REASON_PROCESSING_FAILED,
                                  f"internal error while processing the request ({type(exc).__name__})")
-        span.set_status(Status(StatusCode.ERROR, error.message))
+        if span is not None:
+            span.set_status(Status(StatusCode.ERROR, error.message))
         self.code = error.code
         await context.abort_with_status(error.to_status())
 

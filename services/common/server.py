@@ -117,7 +117,8 @@ class ServiceRuntime:
         d, s = self.definition, self.settings
         setup_tracing(f"univence-{d.name}", s.otel_exporter)
         server = grpc.aio.server(
-            interceptors=[RuntimeInterceptor(d.name, self.not_ready_reason, self.model_lost)], options=server_options(s)
+            interceptors=[RuntimeInterceptor(d.name, self.not_ready_reason, self.model_lost,
+                                            tracing=s.otel_exporter != "none")], options=server_options(s)
         )
         services = [*d.services,
                     GrpcService.of(common_pb2, common_pb2_grpc, "ServiceInfoService", _ServiceInfoServicer(self))]

@@ -246,6 +246,22 @@ async def test_trace_context_from_the_caller_is_continued():
     assert server_spans[-1].parent.span_id == parent.get_span_context().span_id
 
 
+
+async def test_an_rpc_gets_a_span_only_where_spans_are_exported_or_the_caller_traces():
+    exporter = InMemorySpanExporter()
+    setup_tracing("probe", "none")
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+
+    async def spans_of_a_call(**overrides) -> int:
+        exporter.clear()
+        async with running_service(definition(ProbeServicer()), settings(**overrides)) as runtime, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
+            await media_pb2_grpc.MediaServiceStub(channel).DeleteMedia(media_pb2.DeleteMediaRequest(media_id="ok"))
+        return sum(s.name == "probe/DeleteMedia" for s in exporter.get_finished_spans())
+
+    assert await spans_of_a_call() == 0  # no exporter, no caller's trace context: nothing to continue
+    assert await spans_of_a_call(otel_exporter="console") == 1
+
 async def test_metrics_endpoint_counts_rpcs():
     metrics_port = free_port()
     async with running_service(definition(ProbeServicer()), settings(metrics_port=metrics_port)) as runtime:
