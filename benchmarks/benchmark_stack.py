@@ -32,17 +32,16 @@ from univence.accounts.v1 import accounts_pb2 as apb
 PLATFORM = ("accounts", "media")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)  # the working tree: edge/, services/, univence/
+sys.path.insert(1, ROOT)
+# The tests' port picker (never the same port twice, none from the ephemeral range that clients take),
+# where the stack's ports used to come from bind(0), which may hand a port out again once it is closed.
+from tests.support.ports import free_port  # noqa: E402
+
 # The image model the benchmarks' edits ask for (the tiny profile serves it under the same name).
 EDIT_MODEL = "black-forest-labs/FLUX.2-klein-4B"
 # The stack's admin token (admin RPCs are closed by default), and the call metadata that carries it.
 ADMIN_TOKEN = secrets.token_urlsafe(32)
 ADMIN = admin.metadata(ADMIN_TOKEN)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -42,8 +42,9 @@ class Relay:
     turn of its own before the head to get there.) `aclose()` stops the reader and closes the stream, which
     cancels the call; whoever makes a relay closes it, whether or not it was iterated."""
 
-    def __init__(self, chunks: ServiceChunks, encode: Callable[[Any], bytes | None]):
+    def __init__(self, chunks: ServiceChunks, encode: Callable[[Any], bytes | None], service: str = "upstream"):
         self.chunks = chunks
+        self.service = service  # named in the error of a stream that ends before its first chunk
         self._pending: list[bytes] = []
         self._arrived = asyncio.Event()
         self._first = False  # a chunk has come
@@ -75,7 +76,8 @@ class Relay:
         await self._wait(lambda: self._first)
         if not self._first:
             failure, self._failure = self._failure, None
-            raise failure or APIError(500, "the service ended its stream before its first chunk", "processing_error")
+            raise failure or APIError(500, f"the {self.service} service ended its stream before its first chunk",
+                                      "processing_error")
 
     def __aiter__(self) -> Relay:
         return self

@@ -250,7 +250,8 @@ class Serving:
 
         def start_call() -> Relay:
             # The relay reads the call's chunks from its start (edge.relay).
-            return Relay(stream(modality.name, rpc, plan.request, timeout=self.clients.timeout), encoder.event)
+            return Relay(stream(modality.name, rpc, plan.request, timeout=self.clients.timeout), encoder.event,
+                         modality.name)
 
         # Overlap: the call starts now and the service works while the hold is reserved (its first chunk is
         # read meanwhile, and waits in the relay); otherwise it starts once the hold is granted.

@@ -59,8 +59,9 @@ async def test_started_is_the_first_chunk_and_what_failed_before_it():
     relay = Relay(numbers(5, pause=0.01), lambda i: None)  # chunks that make no event
     await asyncio.wait_for(relay.started(), 5)
     assert [batch async for batch in relay] == []
-    for chunks, error in ((numbers(5, fail_after=0), "mid-stream"), (numbers(0), "before its first chunk")):
-        relay = Relay(chunks, encode)
+    for chunks, error in ((numbers(5, fail_after=0), "mid-stream"),
+                          (numbers(0), "the llm service ended its stream before its first chunk")):
+        relay = Relay(chunks, encode, "llm")
         with pytest.raises(APIError, match=error):
             await relay.started()
         await relay.aclose()
