@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edge.auth import require_principal
+from edge.routing import api_routes, depends_on
 from tests.edge.test_auth import assert_envelope
 from tests.support.platform import running_platform
 from tests.support.ports import free_port
@@ -124,15 +126,6 @@ async def test_readyz_reports_the_services(http):
 
 
 async def test_openapi_document_matches_the_served_routes(platform, http):
-    from fastapi.routing import APIRoute
-
-    def api_routes(routes):
-        for route in routes:
-            if hasattr(route, "original_router"):  # an included router (our routers carry no prefix)
-                yield from api_routes(route.original_router.routes)
-            elif isinstance(route, APIRoute) and route.include_in_schema:
-                yield route
-
     document = (await http.get("/openapi.json")).json()
     served = {(re.sub(r":\w+}", "}", route.path), method.lower())  # OpenAPI drops {x:path} converters
               for route in api_routes(platform.app.routes) for method in route.methods}
@@ -148,22 +141,7 @@ def _operations(document: dict):
             yield path, method, operation
 
 
-def _authenticates(dependant) -> bool:
-    from edge.auth import require_principal
-
-    return any(dep.call is require_principal or _authenticates(dep) for dep in dependant.dependencies)
-
-
 async def test_every_authenticated_operation_lists_the_security_schemes(platform, http):
-    from fastapi.routing import APIRoute
-
-    def api_routes(routes):
-        for route in routes:
-            if hasattr(route, "original_router"):
-                yield from api_routes(route.original_router.routes)
-            elif isinstance(route, APIRoute) and route.include_in_schema:
-                yield route
-
     document = (await http.get("/openapi.json")).json()
     schemes = document["components"]["securitySchemes"]
     assert schemes["ApiKeyHeader"] == {**schemes["ApiKeyHeader"], "type": "apiKey", "in": "header",
@@ -173,7 +151,7 @@ async def test_every_authenticated_operation_lists_the_security_schemes(platform
                                         "name": platform.edge_settings.session_cookie}
     every = [{"ApiKeyHeader": []}, {"BearerAuth": []}, {"SessionCookie": []}]
     authenticated = {(re.sub(r":\w+}", "}", route.path), method.lower())
-                     for route in api_routes(platform.app.routes) if _authenticates(route.dependant)
+                     for route in api_routes(platform.app.routes) if depends_on(route.dependant, require_principal)
                      for method in route.methods}
     assert ("/v1/models", "get") in authenticated and ("/v1/images/generations", "post") in authenticated
     public = {("/healthz", "get"), ("/readyz", "get"), ("/v1/media/{media_id}", "get"), ("/v1/auth/token", "post"),
