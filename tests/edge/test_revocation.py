@@ -145,7 +145,9 @@ async def test_a_disabled_user_is_refused_at_once_and_a_premium_change_is_seen_a
     await stack.cached_ok(secret)
     assert not stack.authenticator.cached(secret).premium
     await stack.accounts.UpdateUser(apb.UpdateUserRequest(user=user_id, premium=True), metadata=ADMIN)
-    assert stack.authenticator.cached(secret) is None
+    # The very next request is answered as premium (as the very next after disabling was refused). Not the
+    # cache looked at as UpdateUser returns: the change reached the edge's stream before the answer left
+    # accounts, but on another connection, and a loaded machine may hand this test the answer first.
     await stack.cached_ok(secret)
     assert stack.authenticator.cached(secret).premium
 
