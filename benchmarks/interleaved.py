@@ -47,9 +47,7 @@ async def measure(calls: dict[str, Call], requests: int, concurrency: int, warmu
         while remaining > 0:
             remaining -= 1
             turn += 1
-            order = names if turn % 2 else names[::-1]
-            if concurrency > 1:
-                order = shuffled.sample(names, len(names))
+            order = shuffled.sample(names, len(names)) if concurrency > 1 else (names if turn % 2 else names[::-1])
             for name in order:
                 started = time.perf_counter()
                 first = await calls[name]()
