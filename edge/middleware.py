@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from edge import jsonbody
 from edge.config import EdgeSettings
 from edge.errors import HTTP_METHODS, APIError
+from univence.telemetry import TRACE_CONTEXT, makes_span
 
 REQUESTS = Counter("univence_edge_requests_total", "HTTP requests, by route and status.",
                    ["method", "route", "status"])
@@ -34,7 +35,7 @@ ALWAYS_OPEN = ("/healthz", "/readyz")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # The request headers the middleware reads (only those are decoded; a traced request decodes them all).
 _READ = frozenset((b"x-request-id", b"content-length", b"transfer-encoding", b"idempotency-key", b"content-type",
-                   b"traceparent"))
+                   TRACE_CONTEXT.encode()))
 tracer = trace.get_tracer("univence.edge")
 
 
@@ -138,7 +139,7 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            if self.tracing or "traceparent" in headers:
+            if makes_span(self.tracing, headers):
                 every = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}  # the propagators'
                 with self._traced(scope, every, request_id):
                     await self._handle(scope, receive, send_with_headers, headers, state)

@@ -47,6 +47,16 @@ def _exporter(kind: str) -> SpanExporter | None:
     return None
 
 
+TRACE_CONTEXT = "traceparent"  # W3C Trace Context: the key a caller's trace context comes under
+
+
+def makes_span(exporting: bool, keys: Iterable[str]) -> bool:
+    """Whether a request (an HTTP request at the edge, an RPC at a service) gets a span of its own: only where
+    spans are exported, or where the caller traces (its trace context, under `keys`, is for the span to
+    continue). A span that went nowhere was a fifth of the edge middleware's time, ~60 µs of a service's RPC."""
+    return exporting or TRACE_CONTEXT in keys
+
+
 def inject_metadata(extra: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """gRPC metadata that carries the current trace context (traceparent, tracestate) to the callee. With
     no context at all (no span, no caller's trace context, no baggage: the edge's common case without an

@@ -18,7 +18,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from services.common.errors import ModelLost, Reason, ServiceError
 from services.common.metrics import RPC_SECONDS, RPCS_HANDLED
-from univence.telemetry import extract_context
+from univence.telemetry import extract_context, makes_span
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("univence.services")
@@ -91,7 +91,7 @@ class _Call:
         return wrapped
 
     def _span(self) -> contextlib.AbstractContextManager[Span | None]:
-        if not self.owner._tracing and not any(key == "traceparent" for key, _ in self.metadata or ()):
+        if not makes_span(self.owner._tracing, (key for key, _ in self.metadata or ())):
             return contextlib.nullcontext()
         return tracer.start_as_current_span(
             f"{self.owner._service}/{self.method}", context=extract_context(self.metadata),
