@@ -33,6 +33,9 @@ HTTP row with httpx instead.
 
 from __future__ import annotations
 
+import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+
+# isort: split
 import argparse
 import asyncio
 import json

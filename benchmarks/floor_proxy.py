@@ -18,6 +18,9 @@ process on the same cores), and the edge's figure over the floor's is what the e
 
 from __future__ import annotations
 
+import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+
+# isort: split
 import argparse
 import base64
 import json

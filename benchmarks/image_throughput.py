@@ -15,6 +15,9 @@ latency is per batch). Client and service share this process and its cores.
 
 from __future__ import annotations
 
+import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+
+# isort: split
 import argparse
 import asyncio
 import logging

@@ -15,6 +15,9 @@ The senders run in a child process (a plain asyncio server, and a grpc.aio serve
 
 from __future__ import annotations
 
+import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+
+# isort: split
 import argparse
 import asyncio
 import multiprocessing
@@ -31,7 +34,7 @@ GAPS_MS = (0.0, 1.0, 5.0)
 _CHUNK = llm_pb2.StreamChatCompletionResponse(id="chatcmpl-x", model="m", choices=[llm_pb2.ChoiceDelta(content="tok")])
 
 
-class _Streamer(llm_pb2_grpc.ChatServiceServicer):
+class Streamer(llm_pb2_grpc.ChatServiceServicer):
     async def StreamChatCompletion(self, request, context):
         # max_tokens: how many messages; temperature: the pause between them, in seconds.
         for _ in range(request.max_tokens):
@@ -52,7 +55,7 @@ async def _serve(socket_port: int, grpc_port: int) -> None:
 
     server = await asyncio.start_server(handle, "127.0.0.1", socket_port)
     streams = grpc.aio.server()
-    llm_pb2_grpc.add_ChatServiceServicer_to_server(_Streamer(), streams)
+    llm_pb2_grpc.add_ChatServiceServicer_to_server(Streamer(), streams)
     streams.add_insecure_port(f"127.0.0.1:{grpc_port}")
     await streams.start()
     async with server:
@@ -73,7 +76,7 @@ async def _socket_messages(port: int, count: int, gap: float) -> int:
     return received
 
 
-async def _stream_messages(stub: llm_pb2_grpc.ChatServiceStub, count: int, gap: float) -> int:
+async def stream_messages(stub: llm_pb2_grpc.ChatServiceStub, count: int, gap: float) -> int:
     received = 0
     async for _ in stub.StreamChatCompletion(llm_pb2.StreamChatCompletionRequest(max_tokens=count, temperature=gap)):
         received += 1
@@ -83,12 +86,12 @@ async def _stream_messages(stub: llm_pb2_grpc.ChatServiceStub, count: int, gap: 
 async def _measure(socket_port: int, grpc_port: int, count: int) -> dict[str, dict[float, float]]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         stub = llm_pb2_grpc.ChatServiceStub(channel)
-        await _stream_messages(stub, 20, 0)  # the channel connected, the first call's costs paid
+        await stream_messages(stub, 20, 0)  # the channel connected, the first call's costs paid
         await _socket_messages(socket_port, 20, 0)
         cpu: dict[str, dict[float, float]] = {"socket": {}, "grpc stream": {}}
         for gap_ms in GAPS_MS:
             for name, read in (("socket", lambda g: _socket_messages(socket_port, count, g)),
-                               ("grpc stream", lambda g: _stream_messages(stub, count, g))):
+                               ("grpc stream", lambda g: stream_messages(stub, count, g))):
                 started = time.process_time()
                 received = await read(gap_ms / 1e3)
                 cpu[name][gap_ms] = (time.process_time() - started) / received * 1e6
