@@ -18,7 +18,7 @@ time does not blur it; a tree without the header has none), and the ratio of the
 
 from __future__ import annotations
 
-import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+import univence.transport  # noqa: F401  (before grpc: gRPC's transport, as the stack's processes have it)
 
 # isort: split
 import argparse

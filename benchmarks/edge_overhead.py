@@ -33,7 +33,7 @@ HTTP row with httpx instead.
 
 from __future__ import annotations
 
-import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+import univence.transport  # noqa: F401  (before grpc: gRPC's transport, as the stack's processes have it)
 
 # isort: split
 import argparse

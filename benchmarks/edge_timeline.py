@@ -15,7 +15,7 @@ probe folder (one whose sitecustomize runs this one's and wraps more steps, to l
 
 from __future__ import annotations
 
-import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+import univence.transport  # noqa: F401  (before grpc: gRPC's transport, as the stack's processes have it)
 
 # isort: split
 import argparse

@@ -18,7 +18,7 @@ process on the same cores), and the edge's figure over the floor's is what the e
 
 from __future__ import annotations
 
-import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+import univence.transport  # noqa: F401  (before grpc: gRPC's transport, as the stack's processes have it)
 
 # isort: split
 import argparse

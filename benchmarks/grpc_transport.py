@@ -1,4 +1,4 @@
-"""gRPC's transport as univence sets it (univence.GRPC_EXPERIMENTS: the sockets of grpcio before 1.80) against
+"""gRPC's transport as univence sets it (univence.transport.GRPC_EXPERIMENTS: the sockets of grpcio before 1.80) against
 gRPC's default (the EventEngine's), side by side: a unary round trip (grpc.health Check: its p50, and the CPU
 of the calling and the serving process per call) and a server stream's messages 1 ms apart (a tiny model's
 tokens come a few ms apart; the reader's CPU per message, what the edge pays per relayed chunk).
@@ -13,7 +13,7 @@ univence's setting; this prints what that saves.
 
 from __future__ import annotations
 
-import univence  # before grpc: it sets gRPC's transport as the stack's processes have it
+import univence.transport  # before grpc: gRPC's transport, as the stack's processes have it
 
 # isort: split
 import argparse
@@ -33,7 +33,7 @@ from wakeup_cost import Streamer, stream_messages
 
 from univence.llm.v1 import llm_pb2_grpc
 
-SETTINGS = {"gRPC's default": "", "univence's": univence.GRPC_EXPERIMENTS}
+SETTINGS = {"gRPC's default": "", "univence's": univence.transport.GRPC_EXPERIMENTS}
 STREAM_MESSAGES, STREAM_GAP = 200, 0.001
 
 

@@ -15,7 +15,7 @@ The senders run in a child process (a plain asyncio server, and a grpc.aio serve
 
 from __future__ import annotations
 
-import univence  # noqa: F401  (before grpc: it sets gRPC's transport as the stack's processes have it)
+import univence.transport  # noqa: F401  (before grpc: gRPC's transport, as the stack's processes have it)
 
 # isort: split
 import argparse

@@ -1,3 +1,3 @@
 """Univence gRPC services: one package per service, all built on services.common."""
 
-import univence  # noqa: F401  (first: it sets gRPC's transport before grpc is imported)
+import univence.transport  # noqa: F401  (first: gRPC's transport, before anything imports grpc)

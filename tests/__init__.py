@@ -1,4 +1,4 @@
-"""The test suite. It loads univence before anything imports grpc: univence sets gRPC's transport for the
-process (and the services the tests start), as every process of the stack has it."""
+"""The test suite. It loads univence.transport before anything imports grpc: the tests' own gRPC calls, and the
+services they start, run on gRPC's transport as every process of the stack does."""
 
-import univence  # noqa: F401
+import univence.transport  # noqa: F401

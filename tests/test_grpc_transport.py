@@ -1,5 +1,5 @@
-"""gRPC's transport: univence sets GRPC_EXPERIMENTS (univence.GRPC_EXPERIMENTS) in every process of ours before
-grpc is imported, gRPC takes it, and an operator's own value wins.
+"""gRPC's transport: univence.transport sets GRPC_EXPERIMENTS in every process of ours before grpc is imported,
+gRPC takes it, an operator's own value wins, and a program that only uses the generated stubs keeps its own.
 
 gRPC reads the variable once, when grpc is imported: set later, it changes nothing. So the tests check the
 order in fresh processes (a finder on sys.meta_path notes the variable when grpc is first looked up), for each
@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-import univence
+import univence.transport
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ print(json.dumps(seen))
 """
 
 _ROUND_TRIP = """
-import univence, asyncio, grpc
+import univence.transport, asyncio, grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 async def main():
@@ -62,9 +62,18 @@ def _python(code: str, env: dict[str, str] | None = None) -> subprocess.Complete
 @pytest.mark.parametrize("module", ["univence.cli", "edge.server", "edge.clients", "services.common.server",
                                     "tests.support.platform"])
 def test_each_entry_point_sets_the_transport_before_grpc_is_imported(module: str) -> None:
+    assert _seen_at_import(module) == [univence.transport.GRPC_EXPERIMENTS]
+
+
+def test_the_generated_stubs_leave_the_transport_to_their_program() -> None:
+    assert _seen_at_import("univence.llm.v1.llm_pb2_grpc") == [None]
+
+
+def _seen_at_import(module: str) -> list[str | None]:
+    """GRPC_EXPERIMENTS as it was when a fresh process importing `module` (without the variable) imported grpc."""
     done = _python(_SEEN_AT_IMPORT.format(module=module))
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == [univence.GRPC_EXPERIMENTS]
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def test_the_benchmarks_that_call_grpc_load_univence_first() -> None:
@@ -74,7 +83,7 @@ def test_the_benchmarks_that_call_grpc_load_univence_first() -> None:
         names = [alias.name if isinstance(node, ast.Import) else node.module or ""
                  for node in imports for alias in node.names]
         first_grpc = next((i for i, name in enumerate(names) if name.split(".")[0] == "grpc"), None)
-        if first_grpc is not None and "univence" not in names[:first_grpc]:
+        if first_grpc is not None and "univence.transport" not in names[:first_grpc]:
             late.append(script.name)
     assert late == []
 

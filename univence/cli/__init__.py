@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import univence.transport  # noqa: F401  (first: gRPC's transport, before anything imports grpc)
+
+# isort: split
 import argparse
 import os
 import sys
