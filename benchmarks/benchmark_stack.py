@@ -87,11 +87,13 @@ _ENVIRONMENTS: dict[int, dict[str, str]] = {}
 
 
 @contextlib.contextmanager
-def side_edge(ports: dict[str, int], source: str | None = None, timeout: float = 120) -> Iterator[dict[str, int]]:
-    """One more edge process on a running stack's services (`python -m edge`, the stack's settings, its own
-    port and data folder), from `source` (another source tree) or the working tree; yields its `port` and
-    `pid`. Two of them, one per tree, measure two designs side by side on the same services."""
-    env = {**_ENVIRONMENTS[ports["edge"]], "UNIVENCE_EDGE_METRICS_PORT": "0"}
+def side_edge(ports: dict[str, int], source: str | None = None, timeout: float = 120,
+              env: dict[str, str] | None = None) -> Iterator[dict[str, int]]:
+    """One more edge process on a running stack's services (`python -m edge`, the stack's settings and `env`
+    over them, its own port and data folder), from `source` (another source tree) or the working tree; yields
+    its `port` and `pid`. Two of them, one per tree (or per setting), measure two designs side by side on the
+    same services."""
+    env = {**_ENVIRONMENTS[ports["edge"]], "UNIVENCE_EDGE_METRICS_PORT": "0", **(env or {})}
     port = free_port()
     env["UNIVENCE_EDGE_PORT"] = str(port)
     env["PYTHONPATH"] = _python_path(os.path.abspath(source) if source else ROOT)

@@ -10,6 +10,7 @@ change; blocks interleaved within seconds can. Rows: GET /v1/models (auth cached
 stream (`--max-tokens`, 32 by default), and `ttft`: the same stream, its latency taken at its first token.
 
     .venv/bin/python benchmarks/edge_ab.py --baseline-src /tmp/base [--rounds 8] [--only media,chat]   # ~4 min
+    .venv/bin/python benchmarks/edge_ab.py --baseline-src . --baseline-env GRPC_EXPERIMENTS=   # a setting
 
 It prints, per row, each edge's CPU per request and p50 latency, its "own" p50 where the answer says the
 service's time (edit, generate, ttft: the client's time less Server-Timing's upstream, so the model's
@@ -133,13 +134,17 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-src", required=True, help="the tree (edge/, services/, univence/) to compare")
+    parser.add_argument("--baseline-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable of the baseline edge alone (repeatable); with --baseline-src "
+                             "`.` it compares a setting, e.g. GRPC_EXPERIMENTS= (gRPC's default transport)")
     parser.add_argument("--rounds", type=int, default=8, help="blocks of each row per edge")
     parser.add_argument("--max-tokens", type=int, default=32, help="completion tokens per chat stream")
     parser.add_argument("--only", help="rows to run, comma-separated (models, media, edit, generate, chat, ttft)")
     args = parser.parse_args()
     print(f"two edges on one stack (tiny models, loopback), {psutil.cpu_count()} CPU cores shared by all")
     with running_stack(("image", "llm"), profile="tiny") as ports, \
-            side_edge(ports, args.baseline_src) as base, side_edge(ports) as now:
+            side_edge(ports, args.baseline_src, env=dict(item.split("=", 1) for item in args.baseline_env)) as base, \
+            side_edge(ports) as now:
         asyncio.run(run(args, ports, {"base": base, "now": now}))
 
 
