@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _SEEN_AT_IMPORT = """
 import json, os, sys
-os.environ.pop("GRPC_EXPERIMENTS", None)
 seen = []
 
 class Finder:
@@ -55,7 +54,10 @@ asyncio.run(main())
 
 
 def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **(env or {})},
+    """`code` run by a fresh Python whose environment is this one's without GRPC_EXPERIMENTS (which the tests'
+    own univence.transport set), and `env` over it."""
+    base = {key: value for key, value in os.environ.items() if key != "GRPC_EXPERIMENTS"}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, **(env or {})},
                           capture_output=True, text=True, timeout=120)
 
 
@@ -98,9 +100,7 @@ def test_a_call_goes_through_the_transport_set(experiments: str | None, expected
     env = {"GRPC_TRACE": "tcp,event_engine_endpoint", "GRPC_VERBOSITY": "debug"}
     if experiments is not None:
         env["GRPC_EXPERIMENTS"] = experiments
-    base = {key: value for key, value in os.environ.items() if key != "GRPC_EXPERIMENTS"}
-    done = subprocess.run([sys.executable, "-c", _ROUND_TRIP], cwd=ROOT, env={**base, **env},
-                          capture_output=True, text=True, timeout=120)
+    done = _python(_ROUND_TRIP, env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert expected in done.stderr
     assert other not in done.stderr
