@@ -131,10 +131,19 @@ async def run(args: argparse.Namespace, ports: dict[str, int], edges: dict[str, 
         await client.close()
 
 
+def environment_setting(text: str) -> tuple[str, str]:
+    """`NAME=VALUE` (VALUE may be empty) as argparse's type for --baseline-env."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE (NAME= for an empty value)")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-src", required=True, help="the tree (edge/, services/, univence/) to compare")
     parser.add_argument("--baseline-env", action="append", default=[], metavar="NAME=VALUE",
+                        type=environment_setting,
                         help="an environment variable of the baseline edge alone (repeatable); with --baseline-src "
                              "`.` it compares a setting, e.g. GRPC_EXPERIMENTS= (gRPC's default transport)")
     parser.add_argument("--rounds", type=int, default=8, help="blocks of each row per edge")
@@ -143,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"two edges on one stack (tiny models, loopback), {psutil.cpu_count()} CPU cores shared by all")
     with running_stack(("image", "llm"), profile="tiny") as ports, \
-            side_edge(ports, args.baseline_src, env=dict(item.split("=", 1) for item in args.baseline_env)) as base, \
+            side_edge(ports, args.baseline_src, env=dict(args.baseline_env)) as base, \
             side_edge(ports) as now:
         asyncio.run(run(args, ports, {"base": base, "now": now}))
 
