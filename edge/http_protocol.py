@@ -16,14 +16,21 @@ place. Here the scope's `extensions[DISCONNECT]` is an asyncio future that the p
 connection is lost before the request's response is complete (what makes uvicorn's `receive()` answer
 `http.disconnect`), and a waiter adds a done-callback to it instead. A server without it (another ASGI
 server, an in-process test client) gets the watcher task, as before.
+
+Bytes that are not an HTTP/1.1 request (a malformed request line or header, a body framed both by
+Content-Length and chunked, headers over the parser's limits) get uvicorn's 400 and a closed connection,
+as before, but in the API's error envelope instead of uvicorn's plain text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from edge.errors import APIError
 
 # The scope extension: an asyncio.Future, done once the client has gone away before its response was complete.
 DISCONNECT = "univence.disconnect"
@@ -79,6 +86,19 @@ class EdgeHTTPProtocol(HttpToolsProtocol):
         # One at a time, unless the client pipelines: an earlier request may still be answering.
         self._open = [c for c in self._open if not c.response_complete]
         self._open.append(cycle)
+
+    def send_400_response(self, msg: str) -> None:
+        """What uvicorn answers bytes its parser refuses with (then it closes the connection), as an error
+        envelope. uvicorn's `msg` ("Invalid HTTP request received.") says no more than the status; it logs
+        it."""
+        error = APIError(400, "The request is not valid HTTP/1.1: a malformed request line or header, or a "
+                              "body framed both by Content-Length and chunked", code="invalid_http_request")
+        body = json.dumps({"error": error.fields()}).encode()
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

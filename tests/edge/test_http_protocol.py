@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -127,3 +128,37 @@ async def test_the_disconnect_future_is_set_when_the_client_leaves_and_only_then
         writer.close()  # the client leaves while its request waits
         await asyncio.wait_for(asyncio.shield(seen["/wait"]), 10)
         assert not seen["/answered"].done()  # its response was complete: nobody left it
+
+
+async def test_bytes_that_are_not_http_get_a_400_in_the_error_envelope_and_a_closed_connection():
+    """uvicorn's parser refuses them before any app runs: a body framed both ways (a request-smuggling
+    shape), a request line that is not one. The answer is the API's envelope, not uvicorn's plain text."""
+    called: list[str] = []
+
+    async def app(scope, receive, send):
+        called.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    refused = (b"POST /v1/images/edits HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n"
+               b"0\r\n\r\n", b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nbad header\r\n\r\n")
+    async with serving(app) as port:
+        for request in refused:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            answer = await asyncio.wait_for(reader.read(), 10)  # read() to the end: the server closed it
+            writer.close()
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400 "), answer
+            assert b"content-type: application/json" in head.lower() and b"connection: close" in head.lower()
+            error = json.loads(body)["error"]
+            assert error["type"] == "invalid_request_error" and error["code"] == "invalid_http_request"
+            assert set(error) == {"message", "type", "param", "code"} and "HTTP/1.1" in error["message"]
+            assert int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                            if line.lower().startswith(b"content-length:"))) == len(body)
+        # The same server still answers a good request.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /fine HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"ok"), 10)).startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    assert called == ["/fine"]
