@@ -15,7 +15,9 @@ FORMATS = {"png": common_pb2.IMAGE_FORMAT_PNG, "jpeg": common_pb2.IMAGE_FORMAT_J
 
 
 def not_found(media_id: str) -> APIError:
-    return APIError(404, f"No media file with id '{media_id}'", param="mediaFileId", code="not_found")
+    """The 404 of a media id; one that is not an id's shape (any length, any characters) is not echoed."""
+    named = f"id '{media_id}'" if MEDIA_ID.match(media_id) else "this id"
+    return APIError(404, f"No media file with {named}", param="mediaFileId", code="not_found")
 
 
 def image_format(format: str | None) -> int:
