@@ -4,9 +4,12 @@ reach the edge, internal gRPC callers reach the services, and health checks gate
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -41,6 +44,22 @@ def loopback_config(upstreams: dict[str, int], http_port: int, grpc_port: int, a
     return config
 
 
+@contextlib.asynccontextmanager
+async def running_envoy(config: dict, tmp_path: Path) -> AsyncIterator[None]:
+    """Envoy on `config` (written beside the test), until the block ends."""
+    config_file = tmp_path / "envoy.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    with open(tmp_path / "envoy.log", "wb") as log:  # a file: a pipe nobody reads fills and stalls Envoy
+        envoy = await asyncio.create_subprocess_exec(
+            ENVOY, "-c", str(config_file), "--log-level", "warn", "--base-id", str(free_port()),
+            stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    try:
+        yield
+    finally:
+        envoy.terminate()
+        await asyncio.wait_for(envoy.wait(), 30)
+
+
 def test_the_shipped_config_validates():
     done = subprocess.run([ENVOY, "--mode", "validate", "-c", str(CONFIG)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -52,12 +71,7 @@ async def test_envoy_routes_http_to_the_edge_and_grpc_to_services(tmp_path):
         upstreams = {"edge": edge_port, "accounts": int(platform.edge_settings.accounts_address.rsplit(":", 1)[1]),
                      "media": int(platform.edge_settings.media_address.rsplit(":", 1)[1])}
         http_port, grpc_port, admin_port = free_port(), free_port(), free_port()
-        config_file = tmp_path / "envoy.yaml"
-        config_file.write_text(yaml.safe_dump(loopback_config(upstreams, http_port, grpc_port, admin_port)))
-        envoy = await asyncio.create_subprocess_exec(
-            ENVOY, "-c", str(config_file), "--log-level", "warn", "--base-id", str(free_port()),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        try:
+        async with running_envoy(loopback_config(upstreams, http_port, grpc_port, admin_port), tmp_path):
             user_id, secret = await platform.user_with_key("envoy@example.com")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", timeout=10) as http:
                 for _ in range(100):  # until Envoy listens and its health checks pass
@@ -84,6 +98,52 @@ async def test_envoy_routes_http_to_the_edge_and_grpc_to_services(tmp_path):
                     await image_pb2_grpc.ImageServiceStub(channel).GenerateImages(
                         image_pb2.GenerateImagesRequest(prompt="x"), timeout=10)
                 assert down.value.code() == grpc.StatusCode.UNAVAILABLE
-        finally:
-            envoy.terminate()
-            await envoy.wait()
+
+
+async def _exchange(port: int, request: bytes) -> bytes:
+    """`request` as raw bytes to Envoy's HTTP listener; everything it answers until it closes or 10 s pass."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        return head + await asyncio.wait_for(reader.readexactly(length), 10)
+    finally:
+        writer.close()
+
+
+async def test_envoys_own_answers_are_the_error_envelope(tmp_path):
+    """What Envoy answers itself (no edge to send to, a client too slow with its headers, a header the
+    edge might read two ways) is the API's error envelope, not Envoy's plain text. Nothing runs upstream:
+    every cluster points at a free port."""
+    shipped = yaml.safe_load(CONFIG.read_text())
+    manager = shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    assert manager["request_headers_timeout"] == "10s"  # the shipped value; 1 s below, to wait less
+    http_port = free_port()
+    config = loopback_config({}, http_port, free_port(), free_port())
+    config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
+        "request_headers_timeout"] = "1s"
+    async with running_envoy(config, tmp_path):
+        for _ in range(100):  # until Envoy listens
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", http_port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        cases = {  # request → (status, type, code; None: Envoy's words for the failed connection)
+            b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n": (503, "processing_error", None),
+            b"GET /v1/models HTTP/1.1\r\nhost: x\r\nx_api_key: sk-x\r\n\r\n":
+                (400, "invalid_request_error", "http1.unexpected_underscore"),
+            b"GET /v1/models HTTP/1.1\r\nhost: x\r\n": (408, "invalid_request_error", "request_header_timeout"),
+        }
+        for request, (status, kind, code) in cases.items():
+            answer = await _exchange(http_port, request)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 %d " % status), answer
+            assert b"content-type: application/json" in head.lower(), head
+            error = json.loads(body)["error"]
+            assert set(error) == {"message", "type", "param", "code"}, error
+            assert error["type"] == kind and error["param"] is None and error["message"] and error["code"], error
+            assert code is None or error["code"] == code, error
