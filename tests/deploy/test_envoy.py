@@ -85,6 +85,11 @@ async def test_envoy_routes_http_to_the_edge_and_grpc_to_services(tmp_path):
                 assert models.status_code == 200 and models.json()["object"] == "list"
                 missing = await http.get("/v1/unknown")
                 assert missing.status_code == 404 and missing.json()["error"]["type"] == "invalid_request_error"
+                # A body far over Envoy's 32 KiB connection buffers streams through to the edge, which reads it
+                # whole and answers (the image service is not running here: its 503, or the body's 400).
+                big = await http.post("/v1/images/edits", headers={"Authorization": f"Bearer {secret}"},
+                                      json={"model": "x", "prompt": "p", "input_images": ["A" * (6 << 20)]})
+                assert big.status_code in (400, 503) and big.headers.get("x-request-id"), big.text[:300]
             async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
                 who = await accounts_pb2_grpc.AccountsServiceStub(channel).Authenticate(
                     apb.AuthenticateRequest(credential=secret), timeout=10)
