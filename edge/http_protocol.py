@@ -18,8 +18,11 @@ connection is lost before the request's response is complete (what makes uvicorn
 server, an in-process test client) gets the watcher task, as before.
 
 Bytes that are not an HTTP/1.1 request (a malformed request line or header, a body framed both by
-Content-Length and chunked, headers over the parser's limits) get uvicorn's 400 and a closed connection,
-as before, but in the API's error envelope instead of uvicorn's plain text.
+Content-Length and chunked) get uvicorn's 400 and a closed connection, as before, but in the API's error
+envelope instead of uvicorn's plain text. A request's head (its request line and headers) is bounded:
+httptools keeps an unfinished head in memory however long it grows (one header of 200 MB was taken whole),
+so past MAX_HEAD_BYTES (or uvicorn's `h11_max_incomplete_event_size`, the bound its h11 protocol enforces,
+where it is set) the answer is a 431 in the envelope and the connection closes.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from edge.errors import APIError
 # The scope extension: an asyncio.Future, done once the client has gone away before its response was complete.
 DISCONNECT = "univence.disconnect"
 _HEAD = b"HTTP/1.1 "  # how every response head uvicorn writes begins (its status line)
+# A request's line and headers, at most (Envoy's default is 60 KiB, nginx's 32, Node's 16): unless uvicorn's
+# `h11_max_incomplete_event_size` is set, which bounds the same thing in its h11 protocol.
+MAX_HEAD_BYTES = 64 * 1024
+# After refusing what it read, the connection stays open this long, reading and dropping what still comes,
+# before it closes: closed with unread bytes, a socket sends a reset, which can reach the client before the
+# answer does (Envoy's delayed close does the same, for 1 s).
+REFUSED_LINGER_SECONDS = 1.0
 
 
 class _HeadWithBody:
@@ -65,6 +75,10 @@ class _HeadWithBody:
         self._flush()
         self._transport.close()
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
@@ -75,9 +89,32 @@ class EdgeHTTPProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._open: list[RequestResponseCycle] = []  # the requests whose responses are not complete
+        self._in_head = False  # from a request's first byte to the end of its headers
+        self._head_bytes = 0  # of that head read so far, less at most the read it began in
+        self._max_head_bytes = self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES
+        self._refused = False  # answered before any app saw it: what still comes is dropped
         super().connection_made(_HeadWithBody(transport, self.loop))  # type: ignore[arg-type]
 
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        was_in_head = self._in_head
+        super().data_received(data)
+        if not self._in_head or self.transport.is_closing():
+            return
+        # The head has not ended, so every byte of this read was the head's, if the head began before it.
+        self._head_bytes = self._head_bytes + len(data) if was_in_head else 0
+        if self._head_bytes > self._max_head_bytes:
+            self._refuse(431, b"Request Header Fields Too Large", APIError(
+                431, f"The request line and headers are over {self._max_head_bytes} bytes",
+                code="headers_too_large"))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+
     def on_headers_complete(self) -> None:
+        self._in_head = False
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is None or cycle.scope is not self.scope:  # an upgrade: no new request cycle
@@ -91,14 +128,24 @@ class EdgeHTTPProtocol(HttpToolsProtocol):
         """What uvicorn answers bytes its parser refuses with (then it closes the connection), as an error
         envelope. uvicorn's `msg` ("Invalid HTTP request received.") says no more than the status; it logs
         it."""
-        error = APIError(400, "The request is not valid HTTP/1.1: a malformed request line or header, or a "
-                              "body framed both by Content-Length and chunked", code="invalid_http_request")
+        self._refuse(400, b"Bad Request", APIError(
+            400, "The request is not valid HTTP/1.1: a malformed request line or header, or a body framed both "
+                 "by Content-Length and chunked", code="invalid_http_request"))
+
+    def _refuse(self, status: int, phrase: bytes, error: APIError) -> None:
+        """`error` as the answer to what was read, before any app saw it; the connection then ends its
+        sending side and closes REFUSED_LINGER_SECONDS later, dropping what the client still sends."""
         body = json.dumps({"error": error.fields()}).encode()
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, phrase)]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         head += [b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)]
+        self._refused = True
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
