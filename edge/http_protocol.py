@@ -90,7 +90,7 @@ class EdgeHTTPProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._open: list[RequestResponseCycle] = []  # the requests whose responses are not complete
         self._in_head = False  # from a request's first byte to the end of its headers
-        self._head_bytes = 0  # of that head read so far, less at most the read it began in
+        self._head_bytes = 0  # of that head read so far (at most one read more: see data_received)
         self._max_head_bytes = self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES
         self._refused = False  # answered before any app saw it: what still comes is dropped
         super().connection_made(_HeadWithBody(transport, self.loop))  # type: ignore[arg-type]
@@ -102,8 +102,10 @@ class EdgeHTTPProtocol(HttpToolsProtocol):
         super().data_received(data)
         if not self._in_head or self.transport.is_closing():
             return
-        # The head has not ended, so every byte of this read was the head's, if the head began before it.
-        self._head_bytes = self._head_bytes + len(data) if was_in_head else 0
+        # The head has not ended: every byte of this read was the head's, or, where the head began in this read
+        # (on a connection that pipelines requests), the read may also hold the end of the request before:
+        # counted too, the bound errs that way only for a client that pipelines bodies over the bound.
+        self._head_bytes = self._head_bytes + len(data) if was_in_head else len(data)
         if self._head_bytes > self._max_head_bytes:
             self._refuse(431, b"Request Header Fields Too Large", APIError(
                 431, f"The request line and headers are over {self._max_head_bytes} bytes",
