@@ -100,7 +100,7 @@ class EdgeHTTPProtocol(HttpToolsProtocol):
             return
         was_in_head = self._in_head
         super().data_received(data)
-        if not self._in_head or self.transport.is_closing():
+        if self._refused or not self._in_head or self.transport.is_closing():  # refused: the parser's 400
             return
         # The head has not ended: every byte of this read was the head's, or, where the head began in this read
         # (on a connection that pipelines requests), the read may also hold the end of the request before:

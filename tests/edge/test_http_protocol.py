@@ -130,9 +130,11 @@ async def test_the_disconnect_future_is_set_when_the_client_leaves_and_only_then
         assert not seen["/answered"].done()  # its response was complete: nobody left it
 
 
-async def test_bytes_that_are_not_http_get_a_400_in_the_error_envelope_and_a_closed_connection():
+async def test_bytes_that_are_not_http_get_a_400_in_the_error_envelope_and_a_closed_connection(caplog):
     """uvicorn's parser refuses them before any app runs: a body framed both ways (a request-smuggling
-    shape), a request line that is not one. The answer is the API's envelope, not uvicorn's plain text."""
+    shape), a request line that is not one, a bad header in a read already over the head's bound (one
+    answer, the 400, and no error of the server's). The answer is the API's envelope, not uvicorn's plain
+    text."""
     called: list[str] = []
 
     async def app(scope, receive, send):
@@ -141,7 +143,8 @@ async def test_bytes_that_are_not_http_get_a_400_in_the_error_envelope_and_a_clo
         await send({"type": "http.response.body", "body": b"ok"})
 
     refused = (b"POST /v1/images/edits HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n"
-               b"0\r\n\r\n", b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nbad header\r\n\r\n")
+               b"0\r\n\r\n", b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+               b"GET / HTTP/1.1\r\nbad header\r\nx: " + b"a" * (MAX_HEAD_BYTES + 1024))
     async with serving(app) as port:
         for request in refused:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -149,7 +152,7 @@ async def test_bytes_that_are_not_http_get_a_400_in_the_error_envelope_and_a_clo
             answer = await asyncio.wait_for(reader.read(), 10)  # read() to the end: the server closed it
             writer.close()
             head, _, body = answer.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 400 "), answer
+            assert head.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
             assert b"content-type: application/json" in head.lower() and b"connection: close" in head.lower()
             error = json.loads(body)["error"]
             assert error["type"] == "invalid_request_error" and error["code"] == "invalid_http_request"
@@ -162,6 +165,7 @@ async def test_bytes_that_are_not_http_get_a_400_in_the_error_envelope_and_a_clo
         assert (await asyncio.wait_for(reader.readuntil(b"ok"), 10)).startswith(b"HTTP/1.1 200 ")
         writer.close()
     assert called == ["/fine"]
+    assert not [record for record in caplog.records if record.levelname == "ERROR"], caplog.text[-2000:]
 
 
 async def test_a_request_head_over_the_limit_is_a_431_and_nothing_of_it_stays_in_memory():
