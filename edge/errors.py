@@ -7,6 +7,7 @@ Nothing here imports the rest of the edge, so any edge module can raise these er
 
 from __future__ import annotations
 
+import json
 import logging
 
 import grpc
@@ -37,6 +38,10 @@ class APIError(Exception):
     def fields(self) -> dict[str, str | None]:
         """The inside of the envelope: what `{"error": …}` holds (also a failed batch item's or stream's)."""
         return {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+
+    def body(self) -> bytes:
+        """The envelope as JSON bytes, for answers written below FastAPI (edge.middleware, edge.http_protocol)."""
+        return json.dumps({"error": self.fields()}).encode()
 
     def response(self) -> JSONResponse:
         return JSONResponse({"error": self.fields()}, status_code=self.status, headers=self.headers)

@@ -28,7 +28,6 @@ where it is set) the answer is a 431 in the envelope and the connection closes.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
@@ -137,7 +136,7 @@ class EdgeHTTPProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, phrase: bytes, error: APIError) -> None:
         """`error` as the answer to what was read, before any app saw it; the connection then ends its
         sending side and closes REFUSED_LINGER_SECONDS later, dropping what the client still sends."""
-        body = json.dumps({"error": error.fields()}).encode()
+        body = error.body()
         head = [b"HTTP/1.1 %d %s\r\n" % (status, phrase)]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         head += [b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)]

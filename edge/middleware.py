@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import random
 import re
@@ -187,7 +186,7 @@ class EdgeMiddleware:
             except (APIError, HTTPException) as exc:
                 error = exc if isinstance(exc, APIError) else APIError(exc.status_code, str(exc.detail))
                 await send_with_headers({"type": "http.response.start", "status": error.status,
-                                         "headers": _json_headers(body := _error_body(error))})
+                                         "headers": _json_headers(body := error.body())})
                 await send_with_headers({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send_with_headers)
@@ -237,17 +236,13 @@ async def _checked_json(receive: Receive) -> Receive:
     return replay
 
 
-def _error_body(error: APIError) -> bytes:
-    return json.dumps({"error": error.fields()}).encode()
-
-
 def _json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
     return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
 
 
 async def _send_error(send: Send, status: int, message: str, type_: str, retry_after: str | None = None) -> None:
-    body = json.dumps({"error": APIError(status, message, type_).fields()}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    body = APIError(status, message, type_).body()
+    headers = _json_headers(body)
     if retry_after:
         headers.append((b"retry-after", retry_after.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
