@@ -19,6 +19,7 @@ import yaml
 
 from tests.support.platform import running_platform
 from tests.support.ports import free_port
+from tests.support.raw_http import read_answer
 from univence.accounts.v1 import accounts_pb2 as apb
 from univence.accounts.v1 import accounts_pb2_grpc
 from univence.media.v1 import media_pb2, media_pb2_grpc
@@ -105,15 +106,19 @@ async def test_envoy_routes_http_to_the_edge_and_grpc_to_services(tmp_path):
                 assert down.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def http_manager(config: dict) -> dict:
+    """The HTTP connection manager of the config's `http_api` listener (what clients of the API meet)."""
+    listener = next(listener for listener in config["static_resources"]["listeners"] if listener["name"] == "http_api")
+    return listener["filter_chains"][0]["filters"][0]["typed_config"]
+
+
 async def _exchange(port: int, request: bytes) -> bytes:
-    """`request` as raw bytes to Envoy's HTTP listener; everything it answers until it closes or 10 s pass."""
+    """`request` as raw bytes to Envoy's HTTP listener; its answer, head and body."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(request)
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
-        return head + await asyncio.wait_for(reader.readexactly(length), 10)
+        head, body = await read_answer(reader)
+        return head + body
     finally:
         writer.close()
 
@@ -122,13 +127,10 @@ async def test_envoys_own_answers_are_the_error_envelope(tmp_path):
     """What Envoy answers itself (no edge to send to, a client too slow with its headers, a header the
     edge might read two ways) is the API's error envelope, not Envoy's plain text. Nothing runs upstream:
     every cluster points at a free port."""
-    shipped = yaml.safe_load(CONFIG.read_text())
-    manager = shipped["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    assert manager["request_headers_timeout"] == "10s"  # the shipped value; 1 s below, to wait less
+    assert http_manager(yaml.safe_load(CONFIG.read_text()))["request_headers_timeout"] == "10s"  # shipped; 1 s here
     http_port = free_port()
     config = loopback_config({}, http_port, free_port(), free_port())
-    config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"][
-        "request_headers_timeout"] = "1s"
+    http_manager(config)["request_headers_timeout"] = "1s"
     async with running_envoy(config, tmp_path):
         for _ in range(100):  # until Envoy listens
             try:

@@ -14,6 +14,7 @@ import uvicorn
 
 from edge.http_protocol import DISCONNECT, MAX_HEAD_BYTES, EdgeHTTPProtocol, _HeadWithBody
 from tests.support.ports import free_port
+from tests.support.raw_http import content_length, read_answer
 from tests.support.waiting import eventually
 
 
@@ -79,10 +80,7 @@ async def test_responses_on_one_keep_alive_connection_arrive_whole_and_in_order(
     try:
         for path in ("/healthz", "/v1/models", "/healthz"):
             writer.write(f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            body = await asyncio.wait_for(reader.readexactly(length), 10)
+            head, body = await read_answer(reader)
             assert head.startswith(b"HTTP/1.1 200 " if path == "/healthz" else b"HTTP/1.1 401 "), head
             assert body.startswith(b"{")
     finally:
@@ -157,8 +155,7 @@ async def test_bytes_that_are_not_http_get_a_400_in_the_error_envelope_and_a_clo
             error = json.loads(body)["error"]
             assert error["type"] == "invalid_request_error" and error["code"] == "invalid_http_request"
             assert set(error) == {"message", "type", "param", "code"} and "HTTP/1.1" in error["message"]
-            assert int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                            if line.lower().startswith(b"content-length:"))) == len(body)
+            assert content_length(head) == len(body)
         # The same server still answers a good request.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /fine HTTP/1.1\r\nhost: x\r\n\r\n")
